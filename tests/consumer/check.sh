@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# tests/consumer/check.sh BUILD_DIR: installs BUILD_DIR into a scratch prefix, then configures,
+# builds and runs the outside consumer against it with find_package(netlayer).
+set -euo pipefail
+build=$(cd "$1" && pwd)
+src=$(cd "$(dirname "$0")" && pwd)
+work="$build/consumer-check"
+rm -rf "$work"
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/build" >/dev/null
+"$work/build/consumer"

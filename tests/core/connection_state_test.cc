@@ -1,0 +1,274 @@
+// ConnectionState alone: the connection promises that the state machine can show without a
+// backend (the contract suite checks them again on every backend).
+#include "netlayer/core/connection_state.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace netlayer {
+namespace {
+
+// A connection shell for delivery: the state machine only passes it through to the handler.
+class NullConnection : public Connection {
+ public:
+  bool IsOpen() const override { return false; }
+  std::shared_ptr<ConnectionHandler> SetHandler(std::shared_ptr<ConnectionHandler>) override {
+    return nullptr;
+  }
+  absl::Status WriteV(absl::Span<const std::string_view>) override { return absl::OkStatus(); }
+  void Close() override {}
+  size_t QueuedOutputBytes() const override { return 0; }
+  Address local_address() const override { return Address::HostName("local", 1); }
+  Address peer_address() const override { return Address::HostName("peer", 1); }
+};
+
+class Recorder : public ConnectionHandler {
+ public:
+  void InputData(Connection&, std::string_view data) override {
+    EXPECT_FALSE(inside_) << "handler re-entered";
+    inside_ = true;
+    if (on_input) on_input(data);
+    log.push_back("in:" + std::string(data));
+    inside_ = false;
+  }
+  void ConnectionClosed(Connection&, const CloseReason& reason) override {
+    EXPECT_FALSE(inside_) << "handler re-entered";
+    log.push_back("closed:" + reason.ToString());
+  }
+  std::vector<std::string> log;
+  std::function<void(std::string_view)> on_input;
+
+ private:
+  bool inside_ = false;
+};
+
+struct Fixture {
+  ConnectionState state;
+  NullConnection conn;
+  NoLock lock;
+  void Input(std::string_view data) { ReceiveInput(lock, state, conn, data); }
+  void Deliver() { DeliverEvents(lock, state, conn); }
+  std::string Drain() {
+    std::string out;
+    std::string_view pieces[16];
+    while (size_t n = state.PeekOutput(absl::MakeSpan(pieces))) {
+      size_t bytes = 0;
+      for (size_t i = 0; i < n; ++i) {
+        out.append(pieces[i]);
+        bytes += pieces[i].size();
+      }
+      state.ConsumeOutput(bytes);
+    }
+    return out;
+  }
+};
+
+TEST(ConnectionStateTest, InputAndCloseBeforeHandlerAreQueuedAndDeliveredInOrder) {
+  Fixture f;
+  f.Input("ab");
+  f.Input("cd");
+  EXPECT_TRUE(f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, "")));
+  EXPECT_FALSE(f.state.IsOpen());
+  auto h = std::make_shared<Recorder>();
+  EXPECT_EQ(f.state.SetHandler(h), nullptr);
+  f.Deliver();
+  // Queued input may be merged (promise 6 allows it), but its order and content must hold.
+  EXPECT_THAT(h->log, testing::ElementsAre("in:abcd", "closed:peer closed"));
+}
+
+TEST(ConnectionStateTest, DirectDeliveryWhenHandlerSetAndNothingQueued) {
+  Fixture f;
+  auto h = std::make_shared<Recorder>();
+  f.state.SetHandler(h);
+  f.Input("x");
+  f.Input("y");
+  EXPECT_THAT(h->log, testing::ElementsAre("in:x", "in:y"));
+  EXPECT_EQ(f.state.pending_input_bytes(), 0u);
+  EXPECT_FALSE(f.state.delivering());
+}
+
+TEST(ConnectionStateTest, InputArrivingDuringDeliveryIsQueuedNotReentered) {
+  Fixture f;
+  auto h = std::make_shared<Recorder>();
+  int depth = 0;
+  h->on_input = [&](std::string_view data) {
+    if (data == "1" && depth++ == 0) f.Input("2");  // arrives while the handler runs
+  };
+  f.state.SetHandler(h);
+  f.Input("1");
+  EXPECT_THAT(h->log, testing::ElementsAre("in:1", "in:2"));
+}
+
+TEST(ConnectionStateTest, RemovingTheHandlerQueuesAgain) {
+  Fixture f;
+  auto h1 = std::make_shared<Recorder>();
+  auto h2 = std::make_shared<Recorder>();
+  f.state.SetHandler(h1);
+  f.Input("a");
+  EXPECT_EQ(f.state.SetHandler(nullptr), h1);
+  f.Input("b");
+  EXPECT_EQ(f.state.pending_input_bytes(), 1u);
+  f.state.SetHandler(h2);
+  f.Deliver();
+  EXPECT_THAT(h1->log, testing::ElementsAre("in:a"));
+  EXPECT_THAT(h2->log, testing::ElementsAre("in:b"));
+}
+
+TEST(ConnectionStateTest, HandlerSwappedInsideCallbackGetsTheRest) {
+  Fixture f;
+  auto h1 = std::make_shared<Recorder>();
+  auto h2 = std::make_shared<Recorder>();
+  f.Input("a");
+  f.Input(std::string(70000, 'b'));  // too big to merge: a second event
+  h1->on_input = [&](std::string_view) { f.state.SetHandler(h2); };
+  f.state.SetHandler(h1);
+  f.Deliver();
+  ASSERT_EQ(h1->log.size(), 1u);
+  EXPECT_EQ(h1->log[0], "in:a");
+  ASSERT_EQ(h2->log.size(), 1u);
+  EXPECT_EQ(h2->log[0].size(), 3u + 70000u);
+}
+
+TEST(ConnectionStateTest, CloseFlushesWhatWasWrittenThenShutsDown) {
+  Fixture f;
+  ASSERT_TRUE(f.state.Write({"hello", " ", "world"}).ok());
+  EXPECT_FALSE(f.state.Close());  // must flush first
+  EXPECT_EQ(f.state.phase(), ConnectionState::Phase::kClosing);
+  EXPECT_FALSE(f.state.IsOpen());
+  std::string_view pieces[4];
+  size_t n = f.state.PeekOutput(absl::MakeSpan(pieces));
+  ASSERT_EQ(n, 1u);
+  EXPECT_EQ(pieces[0], "hello world");
+  EXPECT_FALSE(f.state.ConsumeOutput(6));  // a short write
+  n = f.state.PeekOutput(absl::MakeSpan(pieces));
+  EXPECT_EQ(pieces[0], "world");
+  EXPECT_TRUE(f.state.ConsumeOutput(5));  // the flush is done: shut down now
+  EXPECT_EQ(f.state.phase(), ConnectionState::Phase::kClosed);
+}
+
+TEST(ConnectionStateTest, CloseWithNothingQueuedShutsDownAtOnceAndIsIdempotent) {
+  Fixture f;
+  EXPECT_TRUE(f.state.Close());
+  EXPECT_FALSE(f.state.Close());
+  EXPECT_FALSE(f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, "")));
+}
+
+TEST(ConnectionStateTest, LocalCloseNeverNotifiesAndDropsQueuedEvents) {
+  Fixture f;
+  f.Input("unread");
+  f.state.Close();
+  EXPECT_FALSE(f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, "")));
+  auto h = std::make_shared<Recorder>();
+  f.state.SetHandler(h);
+  f.Deliver();
+  EXPECT_TRUE(h->log.empty());
+}
+
+TEST(ConnectionStateTest, RemoteCloseWhileFlushingIsNotNotified) {
+  Fixture f;
+  auto h = std::make_shared<Recorder>();
+  f.state.SetHandler(h);
+  ASSERT_TRUE(f.state.Write({"pending"}).ok());
+  f.state.Close();
+  EXPECT_TRUE(f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, "rst")));
+  f.Deliver();
+  EXPECT_TRUE(h->log.empty());
+  EXPECT_FALSE(f.state.HasOutput());
+}
+
+TEST(ConnectionStateTest, RemoteCloseNotifiedExactlyOnce) {
+  Fixture f;
+  auto h = std::make_shared<Recorder>();
+  f.state.SetHandler(h);
+  EXPECT_TRUE(f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, "rst")));
+  EXPECT_FALSE(f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, "")));
+  f.Deliver();
+  f.Input("late");  // input after close is discarded
+  f.Deliver();
+  EXPECT_THAT(h->log, testing::ElementsAre("closed:reset: rst"));
+}
+
+TEST(ConnectionStateTest, WriteAfterCloseFailsCleanly) {
+  Fixture f;
+  f.state.Close();
+  absl::Status s = f.state.Write({"x"});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  Fixture g;
+  g.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, ""));
+  EXPECT_EQ(g.state.Write({"x"}).code(), absl::StatusCode::kFailedPrecondition);
+  Fixture h;
+  ASSERT_TRUE(h.state.Write({"x"}).ok());
+  h.state.Close();  // closing, still flushing
+  EXPECT_EQ(h.state.Write({"y"}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ConnectionStateTest, OutputBoundIsEnforcedAllOrNothing) {
+  ConnectionLimits limits;
+  limits.max_output_bytes = 10;
+  ConnectionState state(limits);
+  ASSERT_TRUE(state.Write({"12345678"}).ok());
+  absl::Status s = state.Write({"ab", "c"});
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("limit of 10"), std::string::npos);
+  EXPECT_EQ(state.output_bytes(), 8u);
+  EXPECT_TRUE(state.IsOpen());
+  EXPECT_TRUE(state.Write({"ab"}).ok());
+}
+
+TEST(ConnectionStateTest, PendingInputBoundStopsReading) {
+  ConnectionLimits limits;
+  limits.max_pending_input_bytes = 4;
+  ConnectionState state(limits);
+  EXPECT_TRUE(state.WantRead());
+  EXPECT_EQ(state.OnInput("abcd"), nullptr);
+  EXPECT_FALSE(state.WantRead());
+  NullConnection conn;
+  NoLock lock;
+  auto h = std::make_shared<Recorder>();
+  state.SetHandler(h);
+  DeliverEvents(lock, state, conn);
+  EXPECT_TRUE(state.WantRead());
+}
+
+TEST(ConnectionStateTest, OutputKeepsOrderAcrossCoalescingAndPinnedChunks) {
+  Fixture f;
+  std::string expected;
+  std::string sent;
+  std::string_view pieces[3];
+  for (int i = 0; i < 2000; ++i) {
+    std::string piece = std::to_string(i) + ",";
+    ASSERT_TRUE(f.state.Write({piece}).ok());
+    expected += piece;
+    if (i % 7 == 0) {
+      // A sender takes views, more writes arrive, then it consumes part of what it saw.
+      size_t n = f.state.PeekOutput(absl::MakeSpan(pieces));
+      std::string seen;
+      for (size_t k = 0; k < n; ++k) seen.append(pieces[k]);
+      ASSERT_TRUE(f.state.Write({"|"}).ok());
+      expected += "|";
+      const size_t take = seen.size() / 2;
+      sent += seen.substr(0, take);
+      f.state.ConsumeOutput(take);
+    }
+  }
+  sent += f.Drain();
+  EXPECT_EQ(sent, expected);
+}
+
+TEST(ConnectionStateTest, RemoteCloseWhileSenderHoldsViewsKeepsThemValid) {
+  Fixture f;
+  ASSERT_TRUE(f.state.Write({std::string(1000, 'z')}).ok());
+  std::string_view pieces[2];
+  ASSERT_EQ(f.state.PeekOutput(absl::MakeSpan(pieces)), 1u);
+  f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, ""));
+  // The view is still readable (ASan would flag a use after free here).
+  EXPECT_EQ(pieces[0][999], 'z');
+  EXPECT_FALSE(f.state.ConsumeOutput(1000));
+  EXPECT_EQ(f.state.PeekOutput(absl::MakeSpan(pieces)), 0u);
+}
+
+}  // namespace
+}  // namespace netlayer

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The two set-up commands of README.md, on a fresh Debian 12 machine as root:
+#   tools/setup.sh main   install what is missing, build (release), run the main job
+#   tools/setup.sh test   install what is missing, build (debug), run every test
+# Both are idempotent and incremental: a second run rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-}
+case "$mode" in
+  main|test) ;;
+  *) echo "usage: tools/setup.sh main|test" >&2; exit 2 ;;
+esac
+
+# Debian 12 packages the build and tests need (DESIGN.md §9).
+packages=(cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libspdlog-dev libabsl-dev
+          libbenchmark-dev libasio-dev libcli11-dev nlohmann-json3-dev)
+tools/install-packages.sh "${packages[@]}"
+
+jobs=$(nproc 2>/dev/null || echo 2)
+if [ "$mode" = main ]; then
+  preset=release
+else
+  preset=debug
+fi
+# Configure once; later runs only build what changed.
+if [ ! -f "build/$preset/build.ninja" ]; then
+  cmake --preset "$preset"
+fi
+cmake --build --preset "$preset" -j "$jobs"
+
+if [ "$mode" = main ]; then
+  exec tools/main-job.sh "build/$preset"
+else
+  exec ctest --preset "$preset" -j "$jobs"
+fi
