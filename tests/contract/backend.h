@@ -1,0 +1,61 @@
+// The connection-contract suite's view of a backend. Every promise of netlayer/core/connection.h
+// is tested against this interface, once, and instantiated for each backend: the simulator over
+// many seeds (contract_sim_test, guarded) and posix over loopback TCP and unix sockets
+// (contract_posix_test).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "absl/time/time.h"
+#include "netlayer/core/connection.h"
+#include "netlayer/core/env.h"
+
+namespace netlayer::contract {
+
+class ContractBackend {
+ public:
+  virtual ~ContractBackend() = default;
+
+  // A connected pair: `client` from the backend's ClientConnectionFactory (ConnectBlocking),
+  // `server` from its Listener (Accept). Neither has a handler yet.
+  struct Pair {
+    std::shared_ptr<Connection> client;
+    std::shared_ptr<Connection> server;
+  };
+  virtual Pair Connect() = 0;
+
+  // Until `done()` is true or `timeout` passes (virtual time in the simulator, which runs the
+  // world meanwhile; real time on posix, polling `done` while backend threads work). Returns
+  // done(). `done` must be cheap and thread-safe. Never call from inside a handler.
+  virtual bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) = 0;
+
+  // Lets in-flight work finish: the simulator runs until no event is pending before now +
+  // `quiet`; posix waits `quiet` of real time. Used only before asserting that something did NOT
+  // happen (no second close notification, no delivery after a local close).
+  virtual void Quiesce(absl::Duration quiet) = 0;
+
+  // Breaks the pair's transport abruptly, as a TCP reset seen by both ends (posix: SO_LINGER 0
+  // then close on the server socket; sim: an injected RST). Afterwards both ends are closed.
+  virtual void ResetServerSide(Pair& pair) = 0;
+
+  // Whether handler callbacks run on threads other than the test's (posix: yes).
+  virtual bool threaded() const = 0;
+
+  virtual Env& env() = 0;
+};
+
+// A named way to make a backend, for INSTANTIATE_TEST_SUITE_P.
+struct BackendMaker {
+  std::string name;  // a gtest-safe name, e.g. "sim_seed_17" or "posix_tcp"
+  std::function<std::unique_ptr<ContractBackend>()> make;
+};
+
+inline std::string BackendMakerName(const testing::TestParamInfo<BackendMaker>& info) {
+  return info.param.name;
+}
+
+}  // namespace netlayer::contract
