@@ -4,11 +4,11 @@
 // (contract_posix_test).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "absl/time/time.h"
 #include "netlayer/core/connection.h"
