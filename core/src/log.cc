@@ -38,15 +38,19 @@ class StampFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+std::unique_ptr<spdlog::formatter> MakeFormatter() {
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<StampFlag>('*').set_pattern("[%H:%M:%S.%e] [%n] [%l] %*%v");
+  return formatter;
+}
+
 struct Loggers {
   std::array<std::shared_ptr<spdlog::logger>, 5> by_layer;
   Loggers() {
     static constexpr const char* kNames[] = {"netlayer.core", "netlayer.sim", "netlayer.posix",
                                              "netlayer.smac", "netlayer.rpc"};
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<StampFlag>('*').set_pattern("[%H:%M:%S.%e] [%n] [%l] %*%v");
-    sink->set_formatter(std::move(formatter));
+    sink->set_formatter(MakeFormatter());
     for (size_t i = 0; i < by_layer.size(); ++i) {
       by_layer[i] = std::make_shared<spdlog::logger>(kNames[i], sink);
       by_layer[i]->set_level(spdlog::level::warn);
@@ -72,4 +76,11 @@ void SetLogStamp(LogStamp stamp) {
   Stamp() = std::move(stamp);
 }
 
+}  // namespace netlayer
+
+namespace netlayer {
+void AddLogSink(spdlog::sink_ptr sink) {
+  sink->set_formatter(MakeFormatter());
+  for (auto& logger : AllLoggers().by_layer) logger->sinks().push_back(sink);
+}
 }  // namespace netlayer

@@ -24,4 +24,7 @@ void SetLogLevel(spdlog::level::level_enum level);
 using LogStamp = std::function<std::string()>;
 void SetLogStamp(LogStamp stamp);
 
+// Sends every netlayer logger's lines to `sink` too (besides stderr), formatted with the stamp.
+void AddLogSink(spdlog::sink_ptr sink);
+
 }  // namespace netlayer
