@@ -1,0 +1,340 @@
+#include "harness.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+
+namespace netlayer::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The watchdog's state is leaked on purpose: its thread is detached and may still wait on it
+// while static destructors run at exit.
+struct WatchdogState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool armed = false;
+  Clock::time_point deadline;
+  std::string what;
+  bool thread_started = false;
+};
+
+WatchdogState& Dog() {
+  static auto* state = new WatchdogState;
+  return *state;
+}
+
+void WatchdogLoop() {
+  WatchdogState& dog = Dog();
+  std::unique_lock lock(dog.mu);
+  for (;;) {
+    if (!dog.armed) {
+      dog.cv.wait(lock);
+      continue;
+    }
+    if (Clock::now() >= dog.deadline) {
+      std::fprintf(stderr, "netlayer-bench: watchdog: '%s' overran its time budget; giving up\n",
+                   dog.what.c_str());
+      std::fflush(stderr);
+      _exit(3);
+    }
+    dog.cv.wait_until(lock, dog.deadline);
+  }
+}
+
+bool Matches(const Options& options, const FigureSpec& spec) {
+  return options.filter.empty() || spec.id.find(options.filter) != std::string::npos;
+}
+
+// Budget for one runner call: generous, only there so nothing hangs forever.
+Seconds Budget(Seconds work) { return work * 3 + Seconds(30); }
+
+std::string FormatValue(double v) {
+  char buf[64];
+  if (v >= 100) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  } else if (v >= 1) {
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.4f", v);
+  }
+  // Thousands separators for readability of large integers.
+  std::string s = buf;
+  size_t dot = s.find('.');
+  size_t int_end = dot == std::string::npos ? s.size() : dot;
+  std::string out;
+  for (size_t i = 0; i < int_end; ++i) {
+    if (i > 0 && (int_end - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  out += s.substr(int_end);
+  return out;
+}
+
+const FigureResult* Find(const Report& report, const std::string& id) {
+  for (const auto& f : report.figures) {
+    if (f.spec.id == id) return &f;
+  }
+  return nullptr;
+}
+
+std::string ShortName(const Report& report, const std::string& id) {
+  // The baseline's label's first word is enough in the table ("raw", "asio", ...).
+  const FigureResult* f = Find(report, id);
+  std::string label = f ? f->spec.label : id;
+  return label.substr(0, label.find(' '));
+}
+
+}  // namespace
+
+void Watchdog::Arm(Seconds budget, std::string what) {
+  WatchdogState& dog = Dog();
+  std::lock_guard lock(dog.mu);
+  if (!dog.thread_started) {
+    std::thread(WatchdogLoop).detach();
+    dog.thread_started = true;
+  }
+  dog.armed = true;
+  dog.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(budget);
+  dog.what = std::move(what);
+  dog.cv.notify_all();
+}
+
+void Watchdog::Disarm() {
+  WatchdogState& dog = Dog();
+  std::lock_guard lock(dog.mu);
+  dog.armed = false;
+  dog.cv.notify_all();
+}
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+void RunGroups(const std::vector<Group>& groups, const Options& options, Report& report) {
+  for (const Group& group : groups) {
+    struct Live {
+      size_t result_index;
+      std::unique_ptr<Runner> runner;
+      bool started = false;
+    };
+    std::vector<Live> live;
+    for (const FigureSpec& spec : group.figures) {
+      if (!Matches(options, spec)) continue;
+      FigureResult result;
+      result.group = group.title;
+      result.spec = spec;
+      report.figures.push_back(std::move(result));
+      live.push_back({report.figures.size() - 1, nullptr});
+    }
+    if (live.empty()) continue;
+    std::fprintf(stderr, "== %s\n", group.title.c_str());
+
+    auto fail = [&](Live& l, const absl::Status& status, const char* when) {
+      FigureResult& r = report.figures[l.result_index];
+      if (r.error.empty()) {
+        r.error = std::string(when) + ": " + status.ToString();
+        ++report.errors;
+        std::fprintf(stderr, "   ERROR %s: %s\n", r.spec.id.c_str(), r.error.c_str());
+      }
+    };
+
+    for (Live& l : live) {
+      const FigureSpec& spec = report.figures[l.result_index].spec;
+      l.runner = spec.make();
+      Watchdog::Arm(Budget(Seconds(10)), spec.id + " start");
+      absl::Status s = l.runner->Start();
+      Watchdog::Disarm();
+      if (s.ok()) {
+        l.started = true;
+      } else {
+        fail(l, s, "start");
+      }
+    }
+
+    auto measure = [&](Live& l, Seconds duration, bool keep) {
+      if (!l.started || !report.figures[l.result_index].error.empty()) return;
+      FigureResult& r = report.figures[l.result_index];
+      Watchdog::Arm(Budget(duration), r.spec.id + " measure");
+      absl::StatusOr<double> value = l.runner->Measure(duration);
+      Watchdog::Disarm();
+      if (!value.ok()) {
+        fail(l, value.status(), "measure");
+        return;
+      }
+      if (keep) r.samples.push_back(*value);
+    };
+
+    if (!group.no_warmup) {
+      for (Live& l : live) measure(l, options.warmup, /*keep=*/false);
+    }
+    for (int rep = 0; rep < options.repetitions; ++rep) {
+      // Rotate the order so no runner always goes first (or always follows a given one).
+      for (size_t k = 0; k < live.size(); ++k) {
+        measure(live[(k + rep) % live.size()], options.rep_duration, /*keep=*/true);
+      }
+      std::fprintf(stderr, "   rep %d/%d done\n", rep + 1, options.repetitions);
+    }
+
+    for (Live& l : live) {
+      if (!l.started) continue;
+      Watchdog::Arm(Budget(Seconds(10)), report.figures[l.result_index].spec.id + " stop");
+      absl::Status s = l.runner->Stop();
+      Watchdog::Disarm();
+      if (!s.ok()) fail(l, s, "stop");
+      l.runner.reset();
+    }
+  }
+}
+
+void Summarise(Report& report) {
+  for (FigureResult& f : report.figures) {
+    if (f.samples.empty()) continue;
+    f.min = *std::min_element(f.samples.begin(), f.samples.end());
+    f.max = *std::max_element(f.samples.begin(), f.samples.end());
+    f.median = Median(f.samples);
+  }
+  report.ratios.clear();
+  for (const FigureResult& f : report.figures) {
+    for (const Comparison& c : f.spec.comparisons) {
+      const FigureResult* base = Find(report, c.baseline);
+      if (base == nullptr || base->samples.empty() || f.samples.empty() || base->median <= 0) {
+        continue;
+      }
+      RatioResult r;
+      r.figure = f.spec.id;
+      r.baseline = c.baseline;
+      r.ratio = f.median / base->median;
+      r.target = c.target;
+      r.met = c.target.has_value() && r.ratio >= *c.target;
+      report.ratios.push_back(r);
+    }
+  }
+}
+
+void PrintTable(const Report& report, const Options& options, std::FILE* out) {
+  std::fprintf(out, "netlayer-bench: %d repetitions of %.2f s per figure (medians; min..max)\n\n",
+               options.repetitions, options.rep_duration.count());
+  std::fprintf(out, "%-38s %-8s %13s %13s %13s  %s\n", "figure", "unit", "min", "median", "max",
+               "ratio of medians (target)");
+  std::string group;
+  for (const FigureResult& f : report.figures) {
+    if (f.group != group) {
+      group = f.group;
+      std::fprintf(out, "%s\n", group.c_str());
+    }
+    std::string label = "  " + f.spec.label;
+    if (!f.error.empty()) {
+      std::fprintf(out, "%-38s %-8s  ERROR: %s\n", label.c_str(), f.spec.unit.c_str(),
+                   f.error.c_str());
+      continue;
+    }
+    if (f.samples.empty()) {
+      std::fprintf(out, "%-38s %-8s  (no samples)\n", label.c_str(), f.spec.unit.c_str());
+      continue;
+    }
+    std::string ratios;
+    for (const RatioResult& r : report.ratios) {
+      if (r.figure != f.spec.id) continue;
+      char buf[128];
+      if (r.target) {
+        std::snprintf(buf, sizeof buf, "%.2fx %s (>= %.2f %s)", r.ratio,
+                      ShortName(report, r.baseline).c_str(), *r.target, r.met ? "met" : "MISSED");
+      } else {
+        std::snprintf(buf, sizeof buf, "%.2fx %s", r.ratio, ShortName(report, r.baseline).c_str());
+      }
+      if (!ratios.empty()) ratios += ", ";
+      ratios += buf;
+    }
+    std::fprintf(out, "%-38s %-8s %13s %13s %13s  %s\n", label.c_str(), f.spec.unit.c_str(),
+                 FormatValue(f.min).c_str(), FormatValue(f.median).c_str(),
+                 FormatValue(f.max).c_str(), ratios.c_str());
+  }
+  int targets = 0, met = 0;
+  for (const RatioResult& r : report.ratios) {
+    if (!r.target) continue;
+    ++targets;
+    if (r.met) ++met;
+  }
+  std::fprintf(out, "\ntargets (issue 7): %d of %d met", met, targets);
+  if (report.errors > 0) std::fprintf(out, "; %d ERROR(S)", report.errors);
+  std::fprintf(out, "\n");
+  for (const RatioResult& r : report.ratios) {
+    if (!r.target) continue;
+    std::fprintf(out, "  %-8s %s / %s = %.3f (target >= %.2f)\n", r.met ? "met" : "MISSED",
+                 r.figure.c_str(), r.baseline.c_str(), r.ratio, *r.target);
+  }
+  for (const std::string& note : report.notes) std::fprintf(out, "note: %s\n", note.c_str());
+}
+
+bool WriteJson(const Report& report, const Options& options, const std::string& command_line,
+               const std::string& path) {
+  using nlohmann::json;
+  json doc;
+  doc["tool"] = "netlayer-bench";
+  doc["format"] = 1;
+  doc["command"] = command_line;
+  doc["mode"] = options.quick ? "quick" : "full";
+  doc["repetitions"] = options.repetitions;
+  doc["seconds_per_repetition"] = options.rep_duration.count();
+  doc["warmup_seconds"] = options.warmup.count();
+  doc["cpus"] = std::thread::hardware_concurrency();
+#ifdef NETLAYER_BENCH_BUILD_TYPE
+  doc["build_type"] = NETLAYER_BENCH_BUILD_TYPE;
+#endif
+  json figures = json::array();
+  for (const FigureResult& f : report.figures) {
+    json j;
+    j["id"] = f.spec.id;
+    j["group"] = f.group;
+    j["label"] = f.spec.label;
+    j["unit"] = f.spec.unit;
+    j["samples"] = f.samples;
+    if (!f.samples.empty()) {
+      j["min"] = f.min;
+      j["median"] = f.median;
+      j["max"] = f.max;
+    }
+    j["error"] = f.error.empty() ? json(nullptr) : json(f.error);
+    figures.push_back(j);
+  }
+  doc["figures"] = figures;
+  json ratios = json::array();
+  for (const RatioResult& r : report.ratios) {
+    json j;
+    j["figure"] = r.figure;
+    j["baseline"] = r.baseline;
+    j["ratio"] = r.ratio;
+    j["target"] = r.target ? json(*r.target) : json(nullptr);
+    j["met"] = r.target ? json(r.met) : json(nullptr);
+    ratios.push_back(j);
+  }
+  doc["ratios"] = ratios;
+  doc["notes"] = report.notes;
+  doc["errors"] = report.errors;
+  std::ofstream file(path);
+  if (!file) {
+    std::fprintf(stderr, "netlayer-bench: cannot write %s\n", path.c_str());
+    return false;
+  }
+  file << doc.dump(2) << "\n";
+  file.close();
+  if (!file) {
+    std::fprintf(stderr, "netlayer-bench: error writing %s\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace netlayer::bench

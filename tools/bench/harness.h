@@ -1,0 +1,112 @@
+// The benchmark harness of netlayer-bench: runners, repetitions, statistics, the table and JSON.
+//
+// A Runner is one measured configuration (for example "ping-pong through raw blocking sockets,
+// 1 KiB"). It sets itself up once (Start: listening socket, server thread, client connection),
+// then Measure() runs its workload for about the asked duration and returns a rate; between
+// Measure calls it is idle, so the runners of one group can take turns: every repetition runs
+// each runner of the group once, in a rotating order, and the ratios of one figure to its
+// baseline come from the same minutes of the same run.
+//
+// Thread rules: the harness runs on the main thread; a runner may start its own threads in
+// Start and must join them in Stop. Everything is on loopback 127.0.0.1 and bounded in time:
+// a watchdog ends the process (exit status 3) if one call overruns its budget.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace netlayer::bench {
+
+using Seconds = std::chrono::duration<double>;
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  // Sets up: sockets, server, connections, threads. Called once, before any Measure.
+  virtual absl::Status Start() = 0;
+  // Runs the workload for about `duration` and returns the figure's value (a rate).
+  virtual absl::StatusOr<double> Measure(Seconds duration) = 0;
+  // Tears down and joins every thread Start made. Called once if Start succeeded.
+  virtual absl::Status Stop() = 0;
+};
+
+// "The median of this figure is at least `target` times the median of `baseline`".
+struct Comparison {
+  std::string baseline;          // figure id
+  std::optional<double> target;  // a target ratio from issue 7, if there is one
+};
+
+struct FigureSpec {
+  std::string id;     // stable, for JSON and --filter: "pingpong/raw/16B"
+  std::string label;  // for the table: "raw blocking sockets"
+  std::string unit;   // "rt/s", "MB/s", "calls/s", ...
+  std::vector<Comparison> comparisons;
+  std::function<std::unique_ptr<Runner>()> make;
+};
+
+// A group's runners are alive together and measured in turns.
+struct Group {
+  std::string title;  // "ping-pong, 16 B messages"
+  std::vector<FigureSpec> figures;
+  // Set when every figure of the group is a one-shot measurement (no warm-up, no rotation).
+  bool no_warmup = false;
+};
+
+struct Options {
+  int repetitions = 5;
+  Seconds rep_duration{1.0};
+  Seconds warmup{0.5};
+  std::string filter;  // substring of a figure id; empty: all
+  bool quick = false;
+};
+
+struct FigureResult {
+  std::string group;
+  FigureSpec spec;
+  std::vector<double> samples;
+  std::string error;  // empty if fine
+  double min = 0, median = 0, max = 0;
+};
+
+struct RatioResult {
+  std::string figure, baseline;
+  double ratio = 0;
+  std::optional<double> target;
+  bool met = false;
+};
+
+struct Report {
+  std::vector<FigureResult> figures;
+  std::vector<RatioResult> ratios;
+  std::vector<std::string> notes;  // printed under the table and stored in JSON
+  int errors = 0;
+};
+
+// Runs every group (figures not matching the filter are skipped), fills `report`.
+void RunGroups(const std::vector<Group>& groups, const Options& options, Report& report);
+// Computes min/median/max and the ratios (after RunGroups).
+void Summarise(Report& report);
+void PrintTable(const Report& report, const Options& options, std::FILE* out);
+// Writes the JSON document to `path`; false (with a message on stderr) if it cannot.
+bool WriteJson(const Report& report, const Options& options, const std::string& command_line,
+               const std::string& path);
+
+// The median of `values` (the mean of the two middle ones for an even count); 0 if empty.
+double Median(std::vector<double> values);
+
+// Ends the process with a message if it is not disarmed within `budget` (a hung connection
+// must not hang CI). One at a time; Arm again to re-arm.
+class Watchdog {
+ public:
+  static void Arm(Seconds budget, std::string what);
+  static void Disarm();
+};
+
+}  // namespace netlayer::bench

@@ -1,0 +1,118 @@
+// netlayer-bench: netlayer's figures next to their baselines, measured in one run (issue 7).
+//
+//   netlayer-bench            the full run (a few minutes)
+//   netlayer-bench --quick    under a minute; what CI runs (it reports, it asserts no speed)
+//   netlayer-bench --json results.json --filter pingpong
+//
+// Exit status: 0 if every figure was measured, 1 if any configuration failed (a real error:
+// refused connection, wrong echo, timeout), 2 for bad arguments, 3 if the watchdog fired.
+// Speed never changes the exit status.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "baselines.h"
+#include "harness.h"
+
+namespace netlayer::bench {
+namespace {
+
+std::string SizeName(size_t size) {
+  if (size >= (1u << 20) && size % (1u << 20) == 0) return std::to_string(size >> 20) + "MiB";
+  if (size >= 1024 && size % 1024 == 0) return std::to_string(size >> 10) + "KiB";
+  return std::to_string(size) + "B";
+}
+
+std::string SizeTitle(size_t size) {
+  std::string n = SizeName(size);
+  return n.substr(0, n.find_first_not_of("0123456789")) + " " +
+         n.substr(n.find_first_not_of("0123456789"));
+}
+
+std::vector<Group> BuildGroups(Report& report) {
+  std::vector<Group> groups;
+  for (size_t size : {size_t{16}, size_t{1024}, size_t{64 * 1024}}) {
+    Group g;
+    g.title = "ping-pong, " + SizeTitle(size) + " messages (round trips/s)";
+    std::string raw = "pingpong/raw/" + SizeName(size);
+    std::string asio = "pingpong/asio/" + SizeName(size);
+    g.figures.push_back(
+        {raw, "raw blocking sockets", "rt/s", {}, [size] { return MakeRawPingPong(size); }});
+    g.figures.push_back({asio, "asio, 1 io_context thread each side", "rt/s", {{raw, {}}}, [size] {
+                           return MakeAsioPingPong(size);
+                         }});
+    groups.push_back(std::move(g));
+  }
+  for (size_t size : {size_t{64 * 1024}, size_t{1 << 20}}) {
+    Group g;
+    g.title = "bulk, one direction, " + SizeTitle(size) + " messages (MB/s of payload)";
+    std::string raw = "bulk/raw-writev/" + SizeName(size);
+    g.figures.push_back(
+        {raw, "raw writev, blocking", "MB/s", {}, [size] { return MakeRawBulk(size); }});
+    groups.push_back(std::move(g));
+  }
+  report.notes.push_back(
+      "netlayer posix+smac, rpc and simulator figures are not built yet (their libraries are "
+      "missing from this tree)");
+  return groups;
+}
+
+}  // namespace
+}  // namespace netlayer::bench
+
+int main(int argc, char** argv) {
+  using namespace netlayer::bench;
+  CLI::App app{
+      "netlayer-bench: netlayer's posix backend, smac and rpc against raw sockets and Asio on "
+      "127.0.0.1, and the simulator's speed. Each figure: several repetitions (min / median / "
+      "max) and the ratio of medians to its baseline, measured in turns in the same run. Exit "
+      "status is non-zero only for real errors, never for speed."};
+  Options options;
+  std::string json_path;
+  bool list = false;
+  std::optional<int> reps;
+  std::optional<double> seconds;
+  app.add_flag("--quick", options.quick,
+               "short run (3 repetitions of 0.25 s), under a minute; what CI runs");
+  app.add_option("--json", json_path, "also write the results as JSON to FILE");
+  app.add_option("--reps", reps, "repetitions per figure (default 5; quick 3)")
+      ->check(CLI::Range(1, 100));
+  app.add_option("--seconds", seconds, "seconds per repetition (default 1; quick 0.25)")
+      ->check(CLI::Range(0.01, 60.0));
+  app.add_option("--filter", options.filter,
+                 "run only the figures whose id contains this text (see --list)");
+  app.add_flag("--list", list, "list the figure ids and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  if (options.quick) {
+    options.repetitions = 3;
+    options.rep_duration = Seconds(0.25);
+    options.warmup = Seconds(0.1);
+  }
+  if (reps) options.repetitions = *reps;
+  if (seconds) options.rep_duration = Seconds(*seconds);
+
+  Report report;
+  std::vector<Group> groups = BuildGroups(report);
+  if (list) {
+    for (const Group& g : groups) {
+      std::printf("%s\n", g.title.c_str());
+      for (const FigureSpec& f : g.figures) std::printf("  %s\n", f.id.c_str());
+    }
+    return 0;
+  }
+#ifndef NDEBUG
+  report.notes.push_back("this is a build without NDEBUG (" NETLAYER_BENCH_BUILD_TYPE
+                         "): figures are not representative; use a Release build");
+#endif
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+
+  RunGroups(groups, options, report);
+  Summarise(report);
+  PrintTable(report, options, stdout);
+  std::fflush(stdout);
+  if (!json_path.empty() && !WriteJson(report, options, command_line, json_path)) return 1;
+  return report.errors > 0 ? 1 : 0;
+}
