@@ -1,0 +1,193 @@
+#include "netlayer/smac/message_connection.h"
+
+#include <array>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "netlayer/core/assert.h"
+#include "netlayer/core/log.h"
+
+namespace netlayer::smac {
+
+// The core connection's handler: forwards to the MessageConnection while it exists.
+class MessageConnection::Adapter final : public ConnectionHandler {
+ public:
+  explicit Adapter(std::weak_ptr<MessageConnection> owner) : owner_(std::move(owner)) {}
+  void InputData(Connection&, std::string_view data) override {
+    if (auto owner = owner_.lock()) owner->OnInput(data);
+  }
+  void ConnectionClosed(Connection&, const CloseReason& reason) override {
+    if (auto owner = owner_.lock()) owner->OnCoreClosed(reason);
+  }
+
+ private:
+  std::weak_ptr<MessageConnection> owner_;
+};
+
+std::shared_ptr<MessageConnection> MessageConnection::Create(std::shared_ptr<Connection> connection,
+                                                             MessageOptions options) {
+  NETLAYER_ASSERT(connection != nullptr, "MessageConnection needs a connection");
+  std::shared_ptr<MessageConnection> mc(new MessageConnection(std::move(connection), options));
+  mc->connection_->SetHandler(std::make_shared<Adapter>(mc));
+  return mc;
+}
+
+MessageConnection::MessageConnection(std::shared_ptr<Connection> connection, MessageOptions options)
+    : connection_(std::move(connection)), options_(options), decoder_(options.max_message_size) {
+  NETLAYER_ASSERT(options_.max_queued_bytes > 0, "max_queued_bytes must be positive");
+}
+
+MessageConnection::~MessageConnection() { connection_->Close(); }
+
+std::shared_ptr<MessageHandler> MessageConnection::SetHandler(
+    std::shared_ptr<MessageHandler> handler) {
+  std::unique_lock lock(mu_);
+  std::swap(handler_, handler);
+  Drain(lock);
+  lock.unlock();
+  return handler;  // the previous one, released outside the lock
+}
+
+absl::Status MessageConnection::SendV(absl::Span<const std::string_view> pieces) {
+  size_t total = 0;
+  for (std::string_view p : pieces) total += p.size();
+  if (total > options_.max_message_size) {
+    return absl::InvalidArgumentError(absl::StrCat("smac: message of ", total,
+                                                   " bytes exceeds the limit of ",
+                                                   options_.max_message_size, " bytes"));
+  }
+  const std::array<char, kHeaderSize> header = EncodeHeader(total);
+  constexpr size_t kInline = 8;
+  if (pieces.size() < kInline) {
+    std::array<std::string_view, kInline> all;
+    all[0] = std::string_view(header.data(), header.size());
+    for (size_t i = 0; i < pieces.size(); ++i) all[i + 1] = pieces[i];
+    return connection_->WriteV(absl::MakeConstSpan(all.data(), pieces.size() + 1));
+  }
+  std::vector<std::string_view> all;
+  all.reserve(pieces.size() + 1);
+  all.emplace_back(header.data(), header.size());
+  all.insert(all.end(), pieces.begin(), pieces.end());
+  return connection_->WriteV(all);
+}
+
+void MessageConnection::Close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    closed_locally_ = true;
+    events_.clear();
+    queued_bytes_ = 0;
+  }
+  connection_->Close();
+}
+
+void MessageConnection::CloseWithReason(CloseReason reason) {
+  {
+    std::unique_lock lock(mu_);
+    if (QueueCloseLocked(std::move(reason))) {
+      Drain(lock);
+    }
+  }
+  connection_->Close();
+}
+
+bool MessageConnection::IsOpen() const {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+  }
+  return connection_->IsOpen();
+}
+
+void MessageConnection::OnInput(std::string_view data) {
+  if (decoder_.state() == FrameDecoder::State::kFailed) return;
+  absl::Status status = decoder_.Feed(
+      data, [this](std::string_view message, std::string* owned) { OnMessage(message, owned); });
+  if (!status.ok()) {
+    Log(LogLayer::kSmac)
+        .warn("closing connection to {}: {}", connection_->peer_address().ToString(),
+              status.ToString());
+    CloseWithProtocolError(std::string(status.message()));
+  }
+}
+
+void MessageConnection::OnMessage(std::string_view message, std::string* owned) {
+  std::unique_lock lock(mu_);
+  if (closed_) return;
+  if (handler_ != nullptr && events_.empty() && !delivering_) {
+    // Straight to the handler, no copy.
+    delivering_ = true;
+    std::shared_ptr<MessageHandler> handler = handler_;
+    lock.unlock();
+    handler->MessageReceived(*this, message);
+    handler.reset();
+    lock.lock();
+    delivering_ = false;
+    Drain(lock);
+    return;
+  }
+  if (message.size() > options_.max_queued_bytes - queued_bytes_) {
+    std::string detail =
+        absl::StrCat("smac: undelivered messages would pass the bound of ",
+                     options_.max_queued_bytes, " bytes (is a message handler set?)");
+    Log(LogLayer::kSmac).warn("closing connection: {}", detail);
+    QueueCloseLocked(CloseReason(CloseReason::Kind::kError, std::move(detail)));
+    Drain(lock);
+    lock.unlock();
+    connection_->Close();
+    return;
+  }
+  queued_bytes_ += message.size();
+  events_.push_back(
+      Event{owned != nullptr ? std::move(*owned) : std::string(message), std::nullopt});
+  Drain(lock);
+}
+
+void MessageConnection::OnCoreClosed(const CloseReason& reason) {
+  std::unique_lock lock(mu_);
+  if (!decoder_.at_frame_boundary() && decoder_.state() != FrameDecoder::State::kFailed) {
+    // Say so: a peer that dies mid-frame is worth knowing about.
+    QueueCloseLocked(CloseReason(reason.kind(),
+                                 absl::StrCat(reason.detail(), reason.detail().empty() ? "" : "; ",
+                                              "a partial smac frame was discarded (",
+                                              decoder_.buffered_bytes(), " bytes received)")));
+  } else {
+    QueueCloseLocked(reason);
+  }
+  Drain(lock);
+}
+
+bool MessageConnection::QueueCloseLocked(CloseReason reason) {
+  if (closed_) return false;
+  closed_ = true;
+  events_.push_back(Event{std::nullopt, std::move(reason)});
+  return true;
+}
+
+void MessageConnection::Drain(std::unique_lock<std::mutex>& lock) {
+  if (delivering_) return;  // the current deliverer picks the new events up
+  while (handler_ != nullptr && !events_.empty()) {
+    delivering_ = true;
+    Event event = std::move(events_.front());
+    events_.pop_front();
+    std::shared_ptr<MessageHandler> handler = handler_;
+    if (event.message) {
+      NETLAYER_ASSERT(queued_bytes_ >= event.message->size(), "queued byte accounting");
+      queued_bytes_ -= event.message->size();
+    }
+    lock.unlock();
+    if (event.message) {
+      handler->MessageReceived(*this, *event.message);
+    } else {
+      handler->ConnectionClosed(*this, *event.close);
+    }
+    handler.reset();
+    event = Event{};
+    lock.lock();
+  }
+  delivering_ = false;
+}
+
+}  // namespace netlayer::smac

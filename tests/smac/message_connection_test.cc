@@ -1,0 +1,200 @@
+#include "netlayer/smac/message_connection.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "fake_world.h"
+
+namespace netlayer::smac {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::FakeWorld;
+using ::testing::HasSubstr;
+
+class Recorder final : public MessageHandler {
+ public:
+  void MessageReceived(MessageConnection& c, std::string_view m) override {
+    EXPECT_FALSE(inside_) << "handler re-entered";
+    inside_ = true;
+    messages.emplace_back(m);
+    if (on_message) on_message(c, m);
+    inside_ = false;
+  }
+  void ConnectionClosed(MessageConnection&, const CloseReason& r) override {
+    EXPECT_FALSE(inside_);
+    closes.push_back(r);
+  }
+  std::vector<std::string> messages;
+  std::vector<CloseReason> closes;
+  std::function<void(MessageConnection&, std::string_view)> on_message;
+
+ private:
+  bool inside_ = false;
+};
+
+struct SmacPair {
+  explicit SmacPair(FakeWorld& w, MessageOptions options = {}) {
+    auto p = w.NewPair();
+    raw_client = p.client;
+    raw_server = p.server;
+    client = MessageConnection::Create(p.client, options);
+    server = MessageConnection::Create(p.server, options);
+  }
+  std::shared_ptr<testing::MemoryConnection> raw_client, raw_server;
+  std::shared_ptr<MessageConnection> client, server;
+};
+
+TEST(MessageConnectionTest, MessagesArriveWholeInOrderUnderRandomChunking) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    FakeWorld w(seed, /*max_chunk=*/1 + seed * 7);
+    SmacPair p(w);
+    auto rec = std::make_shared<Recorder>();
+    p.server->SetHandler(rec);
+    std::vector<std::string> sent;
+    for (int i = 0; i < 50; ++i) {
+      std::string m(static_cast<size_t>(i * 13 % 200), static_cast<char>('A' + i % 26));
+      ASSERT_TRUE(p.client->Send(m).ok());
+      sent.push_back(m);
+    }
+    // A message from several pieces is one message.
+    std::string_view pieces[] = {"ab", "", "cd"};
+    ASSERT_TRUE(p.client->SendV(pieces).ok());
+    sent.push_back("abcd");
+    w.RunUntilIdle();
+    EXPECT_EQ(rec->messages, sent) << "seed " << seed;
+    EXPECT_TRUE(rec->closes.empty());
+  }
+}
+
+TEST(MessageConnectionTest, QueuedUntilHandlerSetThenCloseDeliveredOnceAfterMessages) {
+  FakeWorld w(3, 3);
+  SmacPair p(w);
+  ASSERT_TRUE(p.client->Send("one").ok());
+  ASSERT_TRUE(p.client->Send("two").ok());
+  p.client->Close();  // flushes, then the server sees a peer close
+  EXPECT_FALSE(p.client->IsOpen());
+  EXPECT_EQ(p.client->Send("late").code(), absl::StatusCode::kFailedPrecondition);
+  w.RunUntilIdle();
+  auto rec = std::make_shared<Recorder>();
+  p.server->SetHandler(rec);
+  EXPECT_THAT(rec->messages, ElementsAre("one", "two"));
+  ASSERT_EQ(rec->closes.size(), 1u);
+  EXPECT_EQ(rec->closes[0].kind(), CloseReason::Kind::kPeerClosed);
+  // Replacing the handler delivers nothing again.
+  auto rec2 = std::make_shared<Recorder>();
+  EXPECT_EQ(p.server->SetHandler(rec2), rec);
+  w.RunUntilIdle();
+  EXPECT_TRUE(rec2->messages.empty());
+  EXPECT_TRUE(rec2->closes.empty());
+}
+
+TEST(MessageConnectionTest, LocalCloseFiresNoCallbackAndDropsQueued) {
+  FakeWorld w;
+  SmacPair p(w);
+  auto rec = std::make_shared<Recorder>();
+  ASSERT_TRUE(p.client->Send("x").ok());
+  w.RunUntilIdle();
+  p.server->Close();
+  p.server->SetHandler(rec);
+  w.RunUntilIdle();
+  EXPECT_TRUE(rec->messages.empty());
+  EXPECT_TRUE(rec->closes.empty());
+}
+
+TEST(MessageConnectionTest, OversizedFrameClosesWithProtocolError) {
+  FakeWorld w(5, 2);
+  MessageOptions options;
+  options.max_message_size = 16;
+  SmacPair p(w, options);
+  auto rec = std::make_shared<Recorder>();
+  auto client_rec = std::make_shared<Recorder>();
+  p.server->SetHandler(rec);
+  p.client->SetHandler(client_rec);
+  ASSERT_TRUE(p.client->Send("fine").ok());
+  // The sender refuses an oversized message with a clear error...
+  EXPECT_EQ(p.client->Send(std::string(17, 'x')).code(), absl::StatusCode::kInvalidArgument);
+  // ...and a peer that sends one anyway (raw bytes) gets closed.
+  ASSERT_TRUE(p.raw_client->Write(std::string("\x7f\xff\xff\xff", 4) + "garbage").ok());
+  w.RunUntilIdle();
+  EXPECT_THAT(rec->messages, ElementsAre("fine"));
+  ASSERT_EQ(rec->closes.size(), 1u);
+  EXPECT_EQ(rec->closes[0].kind(), CloseReason::Kind::kProtocolError);
+  EXPECT_THAT(rec->closes[0].detail(), HasSubstr("2147483647 bytes exceeds the limit of 16"));
+  EXPECT_FALSE(p.server->IsOpen());
+  // The peer sees the stream end.
+  ASSERT_EQ(client_rec->closes.size(), 1u);
+  EXPECT_EQ(client_rec->closes[0].kind(), CloseReason::Kind::kPeerClosed);
+}
+
+TEST(MessageConnectionTest, PeerDyingMidFrameIsReported) {
+  FakeWorld w;
+  SmacPair p(w);
+  auto rec = std::make_shared<Recorder>();
+  p.server->SetHandler(rec);
+  ASSERT_TRUE(p.raw_client
+                  ->Write(std::string("\0\0\0\x0a"
+                                      "abc",
+                                      7))
+                  .ok());
+  w.RunUntilIdle();
+  p.raw_client->Reset();
+  ASSERT_EQ(rec->closes.size(), 1u);
+  EXPECT_EQ(rec->closes[0].kind(), CloseReason::Kind::kReset);
+  EXPECT_THAT(rec->closes[0].detail(), HasSubstr("partial smac frame was discarded (7 bytes"));
+}
+
+TEST(MessageConnectionTest, HandlerMaySendAndCloseFromInsideCallback) {
+  FakeWorld w(9, 5);
+  SmacPair p(w);
+  auto server_rec = std::make_shared<Recorder>();
+  server_rec->on_message = [](MessageConnection& c, std::string_view m) {
+    ASSERT_TRUE(c.Send(std::string("echo:") + std::string(m)).ok());
+    if (m == "bye") c.Close();
+  };
+  auto client_rec = std::make_shared<Recorder>();
+  p.server->SetHandler(server_rec);
+  p.client->SetHandler(client_rec);
+  ASSERT_TRUE(p.client->Send("hi").ok());
+  ASSERT_TRUE(p.client->Send("bye").ok());
+  ASSERT_TRUE(p.client->Send("ignored").ok());
+  w.RunUntilIdle();
+  EXPECT_THAT(client_rec->messages, ElementsAre("echo:hi", "echo:bye"));
+  ASSERT_EQ(client_rec->closes.size(), 1u);
+  EXPECT_EQ(client_rec->closes[0].kind(), CloseReason::Kind::kPeerClosed);
+  EXPECT_TRUE(server_rec->closes.empty());
+}
+
+TEST(MessageConnectionTest, QueueBoundWithoutHandlerClosesClearly) {
+  FakeWorld w;
+  MessageOptions options;
+  options.max_queued_bytes = 100;
+  SmacPair p(w, options);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p.client->Send(std::string(30, 'm')).ok());
+  w.RunUntilIdle();
+  auto rec = std::make_shared<Recorder>();
+  p.server->SetHandler(rec);
+  EXPECT_EQ(rec->messages.size(), 3u);
+  ASSERT_EQ(rec->closes.size(), 1u);
+  EXPECT_EQ(rec->closes[0].kind(), CloseReason::Kind::kError);
+  EXPECT_THAT(rec->closes[0].detail(), HasSubstr("bound of 100 bytes"));
+}
+
+TEST(MessageConnectionTest, CloseWithReasonIsReportedOnce) {
+  FakeWorld w;
+  SmacPair p(w);
+  auto rec = std::make_shared<Recorder>();
+  p.server->SetHandler(rec);
+  p.server->CloseWithReason(CloseReason(CloseReason::Kind::kTimeout, "no heartbeat"));
+  p.server->CloseWithProtocolError("second");
+  p.raw_server->Reset();
+  w.RunUntilIdle();
+  ASSERT_EQ(rec->closes.size(), 1u);
+  EXPECT_EQ(rec->closes[0], CloseReason(CloseReason::Kind::kTimeout, "no heartbeat"));
+}
+
+}  // namespace
+}  // namespace netlayer::smac
