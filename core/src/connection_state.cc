@@ -153,19 +153,24 @@ bool ConnectionState::ClaimDelivery() {
   return true;
 }
 
-std::optional<ConnectionState::Delivery> ConnectionState::NextDelivery() {
+bool ConnectionState::NextDelivery(Delivery& out) {
   NETLAYER_ASSERT(delivering_, "NextDelivery is for the claimed deliverer");
   if (!HasDeliverable()) {
     delivering_ = false;
-    return std::nullopt;
+    return false;
   }
-  Event event = std::move(events_.front());
-  events_.pop_front();
+  Event& event = events_.front();
+  out.handler = handler_;
+  out.close = std::move(event.close);
   if (event.input) {
     NETLAYER_ASSERT(pending_input_bytes_ >= event.input->size(), "input accounting");
     pending_input_bytes_ -= event.input->size();
+    out.input = std::move(*event.input);
+  } else {
+    out.input.clear();
   }
-  return Delivery{handler_, std::move(event.input), std::move(event.close)};
+  events_.pop_front();
+  return true;
 }
 
 }  // namespace netlayer

@@ -48,11 +48,12 @@ class ConnectionState {
   };
 
   // One event for the handler. `handler` is the handler it goes to (a snapshot, so the driver
-  // can call it without the lock).
+  // can call it without the lock). `close` is set for the close notification; otherwise the
+  // event is `input`.
   struct Delivery {
     std::shared_ptr<ConnectionHandler> handler;
-    std::optional<std::string> input;  // set for input
-    std::optional<CloseReason> close;  // set for the close notification
+    std::string input;
+    std::optional<CloseReason> close;
   };
 
   explicit ConnectionState(ConnectionLimits limits = {});
@@ -109,8 +110,9 @@ class ConnectionState {
   // True if the caller is now the (single) deliverer and must call NextDelivery until it
   // returns nullopt. False if someone else is delivering or there is nothing to deliver.
   bool ClaimDelivery();
-  // The next event for the claimed deliverer, or nullopt (the claim is then released).
-  std::optional<Delivery> NextDelivery();
+  // Moves the next event for the claimed deliverer into `out` and returns true; or returns false
+  // and releases the claim.
+  bool NextDelivery(Delivery& out);
   bool delivering() const { return delivering_; }
   size_t pending_input_bytes() const { return pending_input_bytes_; }
 
@@ -146,14 +148,15 @@ class ConnectionState {
 // `Lock` is std::unique_lock<std::mutex> on posix and a no-op lock in the simulator.
 template <typename Lock>
 void DrainClaimedDeliveries(Lock& lock, ConnectionState& state, Connection& connection) {
-  while (std::optional<ConnectionState::Delivery> d = state.NextDelivery()) {
+  ConnectionState::Delivery d;
+  while (state.NextDelivery(d)) {
     lock.unlock();
-    if (d->input) {
-      d->handler->InputData(connection, *d->input);
+    if (d.close) {
+      d.handler->ConnectionClosed(connection, *d.close);
     } else {
-      d->handler->ConnectionClosed(connection, *d->close);
+      d.handler->InputData(connection, d.input);
     }
-    d.reset();  // drop the handler snapshot outside the lock
+    d.handler.reset();  // drop the handler snapshot outside the lock
     lock.lock();
   }
 }
