@@ -1,0 +1,84 @@
+// PosixEnv: the real clock, a timer thread and condition-variable notifications.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "netlayer/core/env.h"
+#include "netlayer/core/generator.h"
+
+namespace netlayer::posix {
+
+// Thread rules: every method may be called from any thread, including from a timer callback.
+// Timer callbacks run one at a time on the Env's timer thread (started on the first RunAt),
+// with no lock held. The destructor cancels pending timers and joins the timer thread; it must
+// not run on the timer thread itself (from a timer callback).
+class PosixEnv final : public Env {
+ public:
+  PosixEnv() = default;
+  ~PosixEnv() override;
+  PosixEnv(const PosixEnv&) = delete;
+  PosixEnv& operator=(const PosixEnv&) = delete;
+
+  absl::Time Now() const override { return absl::Now(); }
+  TimerId RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) override;
+  bool CancelTimer(TimerId id) override;
+  std::unique_ptr<Notification> NewNotification() override;
+
+  // The process-wide Env (never destroyed).
+  static PosixEnv& Default();
+
+ private:
+  void TimerLoop();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Ordered by (time, id): timers due at the same time run in the order they were set.
+  std::map<std::pair<absl::Time, TimerId>, absl::AnyInvocable<void() &&>> timers_;
+  std::map<TimerId, absl::Time> when_;  // id -> time, for CancelTimer
+  TimerId next_id_ = 1;
+  bool stop_ = false;
+  std::thread thread_;  // started by the first RunAt
+};
+
+// A Notification with a mutex and a condition variable.
+class PosixNotification final : public Notification {
+ public:
+  void Notify() override;
+  bool HasBeenNotified() const override;
+  bool WaitUntil(absl::Time deadline) override;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;
+};
+
+// Waits on `cv` with `lock` until `done()` or `deadline`; returns done(). Spurious wake-ups and
+// an infinite deadline are handled.
+template <typename Pred>
+bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                       absl::Time deadline, Pred done) {
+  while (!done()) {
+    if (deadline == absl::InfiniteFuture()) {
+      cv.wait(lock);
+    } else {
+      const absl::Time now = absl::Now();
+      if (now >= deadline) return done();
+      cv.wait_for(lock, absl::ToChronoNanoseconds(deadline - now));
+    }
+  }
+  return true;
+}
+
+// A Xoshiro256 seeded from the operating system (getrandom): for jitter in production.
+std::unique_ptr<Generator> NewOsSeededGenerator();
+
+}  // namespace netlayer::posix

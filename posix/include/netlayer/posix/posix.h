@@ -1,0 +1,104 @@
+// The POSIX backend: real sockets, a select() input thread and a blocking output thread per
+// connection (DESIGN.md §5).
+//
+// Threads, and who calls what (no netlayer lock is held during any callback):
+//   ConnectionHandler::InputData / ConnectionClosed: the connection's input thread, or the
+//     thread that called SetHandler when it drains events queued while no handler was set.
+//   ConnectHandler::Connected / FailedConnection: the connect attempt's own thread.
+//   AcceptCallback: the listener's accept thread.
+//   Env timers: PosixEnv's timer thread.
+// Per connection: the input thread waits in select() (poll() for a descriptor >= FD_SETSIZE)
+// on the socket and an eventfd, reads, and feeds core::ConnectionState; the output thread waits
+// on a condition variable and sends queued output with one sendmsg of many pieces. Write() sends
+// directly with a non-blocking send when nothing is queued and queues only the rest; it never
+// blocks. Close() flushes (bounded by close_linger, then the socket is reset), shuts the write
+// side down and waits briefly (close_drain) for the peer's end of stream.
+//
+// Lifetimes: the application's shared_ptr<Connection> owns the connection. Dropping the last
+// reference closes it (as Close()) and joins its threads; if that happens on the connection's own
+// input thread (a handler dropped the last reference), the threads are detached instead and end
+// by themselves. The threads end when the connection ends; the last one closes the descriptors.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "netlayer/core/connection.h"
+#include "netlayer/core/connection_state.h"
+#include "netlayer/core/factory.h"
+#include "netlayer/posix/sys.h"
+
+namespace netlayer::posix {
+
+struct PosixOptions {
+  // The system calls; nullptr means RealSys(). Must outlive everything made with these options.
+  Sys* sys = nullptr;
+  ConnectionLimits limits;
+  // After Close(), output still queued is sent for at most this long; then the connection is
+  // reset (SO_LINGER 0), so a peer that never reads cannot keep the threads forever.
+  absl::Duration close_linger = absl::Seconds(10);
+  // After the flush and shutdown(SHUT_WR), how long to wait for the peer's end of stream before
+  // closing the descriptor (so the peer rarely sees a reset for data it sends meanwhile).
+  absl::Duration close_drain = absl::Seconds(1);
+  // Size of each connection's read buffer (one recv reads at most this much).
+  size_t read_buffer_bytes = size_t{64} << 10;
+  // Accepted connections waiting for Accept(); when full, the accept thread stops accepting
+  // (the kernel's backlog then applies back-pressure to connecting clients).
+  size_t accept_queue_limit = 128;
+  int listen_backlog = 128;
+  // After an accept error such as EMFILE, wait this long before accepting again.
+  absl::Duration accept_error_backoff = absl::Milliseconds(100);
+
+  Sys& system() const { return sys != nullptr ? *sys : RealSys(); }
+};
+
+// The client factory: each Connect runs the core ConnectSchedule on its own thread on the real
+// clock; ConnectBlocking runs it on the calling thread. A connect attempt that hangs is bounded by
+// ConnectOptions::attempt_timeout. Cancel() wakes the attempt's thread at once; no ConnectHandler
+// method is called after Cancel() returns (unless Cancel is called from inside that callback).
+// Thread rules: any method from any thread.
+class PosixClientFactory final : public ClientConnectionFactory {
+ public:
+  explicit PosixClientFactory(PosixOptions options = {}) : options_(options) {}
+  absl::StatusOr<std::shared_ptr<ConnectAttempt>> Connect(
+      std::vector<Address> addresses, ConnectOptions options,
+      std::shared_ptr<ConnectHandler> handler) override;
+  absl::StatusOr<std::shared_ptr<Connection>> ConnectBlocking(std::vector<Address> addresses,
+                                                              ConnectOptions options) override;
+
+ private:
+  PosixOptions options_;
+};
+
+// The server factory: a listening socket and an accept thread per Listener. Addresses: IPv4,
+// IPv6, host names (the first address getaddrinfo gives), unix:/path. A unix path left behind by
+// a dead server (a socket file nothing answers on) is removed and reused; if something answers,
+// Listen fails AlreadyExists; a path that exists and is not a socket is never removed. The
+// listener removes its unix socket file when it closes. Closing the listener drops connections
+// accepted but not yet taken with Accept() (they are closed).
+class PosixServerFactory final : public ServerConnectionFactory {
+ public:
+  explicit PosixServerFactory(PosixOptions options = {}) : options_(options) {}
+  absl::StatusOr<std::shared_ptr<Listener>> Listen(const Address& address) override;
+  absl::StatusOr<std::shared_ptr<Listener>> Listen(const Address& address,
+                                                   AcceptCallback on_accept) override;
+
+ private:
+  PosixOptions options_;
+};
+
+// Makes a Connection of a connected stream socket (any descriptor number, including one >=
+// FD_SETSIZE). The connection owns `fd` from then on, also on failure (it is closed then).
+absl::StatusOr<std::shared_ptr<Connection>> AdoptSocket(int fd, const PosixOptions& options = {});
+
+// Aborts a posix connection with a reset (SO_LINGER 0, then close): unsent output is discarded;
+// a TCP peer sees ECONNRESET. This end is closed too and its handler gets ConnectionClosed with
+// kind kReset (it is an abort, not a Close()). False if `connection` is not a posix connection
+// or is already closed.
+bool ResetConnection(Connection& connection);
+
+}  // namespace netlayer::posix

@@ -1,0 +1,104 @@
+#include "netlayer/posix/env.h"
+
+#include <sys/random.h>
+
+#include "netlayer/core/assert.h"
+
+namespace netlayer::posix {
+
+PosixEnv::~PosixEnv() {
+  std::thread thread;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    NETLAYER_ASSERT(!thread_.joinable() || thread_.get_id() != std::this_thread::get_id(),
+                    "a PosixEnv may not be destroyed by one of its timers");
+    stop_ = true;
+    timers_.clear();
+    when_.clear();
+    thread = std::move(thread_);
+  }
+  cv_.notify_all();
+  if (thread.joinable()) thread.join();
+}
+
+PosixEnv& PosixEnv::Default() {
+  static PosixEnv* const env = new PosixEnv();
+  return *env;
+}
+
+TimerId PosixEnv::RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const TimerId id = next_id_++;
+  if (stop_) return id;  // being destroyed: the timer never runs
+  timers_.emplace(std::make_pair(when, id), std::move(fn));
+  when_.emplace(id, when);
+  if (!thread_.joinable()) thread_ = std::thread([this] { TimerLoop(); });
+  cv_.notify_all();
+  return id;
+}
+
+bool PosixEnv::CancelTimer(TimerId id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = when_.find(id);
+  if (it == when_.end()) return false;
+  timers_.erase(std::make_pair(it->second, id));
+  when_.erase(it);
+  return true;
+}
+
+std::unique_ptr<Notification> PosixEnv::NewNotification() {
+  return std::make_unique<PosixNotification>();
+}
+
+void PosixEnv::TimerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (timers_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    auto first = timers_.begin();
+    const absl::Time now = absl::Now();
+    if (first->first.first > now) {
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(first->first.first - now));
+      continue;
+    }
+    absl::AnyInvocable<void()&&> fn = std::move(first->second);
+    when_.erase(first->first.second);
+    timers_.erase(first);
+    lock.unlock();
+    std::move(fn)();
+    fn = nullptr;  // destroy captured state outside the lock
+    lock.lock();
+  }
+}
+
+void PosixNotification::Notify() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool PosixNotification::HasBeenNotified() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return notified_;
+}
+
+bool PosixNotification::WaitUntil(absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return WaitUntilDeadline(cv_, lock, deadline, [this] { return notified_; });
+}
+
+std::unique_ptr<Generator> NewOsSeededGenerator() {
+  uint64_t seed = 0;
+  ssize_t got = ::getrandom(&seed, sizeof seed, 0);
+  if (got != static_cast<ssize_t>(sizeof seed)) {
+    // Fall back on the clock: jitter needs spread, not secrecy.
+    seed = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+  }
+  return std::make_unique<Xoshiro256>(seed);
+}
+
+}  // namespace netlayer::posix
