@@ -86,11 +86,13 @@ const FigureResult* Find(const Report& report, const std::string& id) {
   return nullptr;
 }
 
-std::string ShortName(const Report& report, const std::string& id) {
-  // The baseline's label's first word is enough in the table ("raw", "asio", ...).
-  const FigureResult* f = Find(report, id);
-  std::string label = f ? f->spec.label : id;
-  return label.substr(0, label.find(' '));
+// A baseline's short name for the table: the middle part of its id ("pingpong/asio/16B" ->
+// "asio").
+std::string ShortName(const std::string& id) {
+  size_t first = id.find('/');
+  size_t last = id.rfind('/');
+  if (first == std::string::npos || first == last) return id;
+  return id.substr(first + 1, last - first - 1);
 }
 
 }  // namespace
@@ -250,9 +252,9 @@ void PrintTable(const Report& report, const Options& options, std::FILE* out) {
       char buf[128];
       if (r.target) {
         std::snprintf(buf, sizeof buf, "%.2fx %s (>= %.2f %s)", r.ratio,
-                      ShortName(report, r.baseline).c_str(), *r.target, r.met ? "met" : "MISSED");
+                      ShortName(r.baseline).c_str(), *r.target, r.met ? "met" : "MISSED");
       } else {
-        std::snprintf(buf, sizeof buf, "%.2fx %s", r.ratio, ShortName(report, r.baseline).c_str());
+        std::snprintf(buf, sizeof buf, "%.2fx %s", r.ratio, ShortName(r.baseline).c_str());
       }
       if (!ratios.empty()) ratios += ", ";
       ratios += buf;
