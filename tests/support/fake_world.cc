@@ -255,15 +255,14 @@ bool FakeWorld::PumpAll() {
   bool any = false;
   // Index loop: deliveries may create connections.
   for (size_t i = 0; i < connections_.size(); ++i) {
-    auto c = connections_[i].lock();
-    if (!c) continue;
+    std::shared_ptr<MemoryConnection> c = connections_[i];
     const size_t chunk = UniformInt(gen_, 1, std::max<size_t>(max_chunk_, 1));
     any = c->Pump(chunk) || any;
   }
-  // Forget dead connections.
-  connections_.erase(std::remove_if(connections_.begin(), connections_.end(),
-                                    [](const auto& w) { return w.expired(); }),
-                     connections_.end());
+  // Forget connections that are fully closed (nothing left to send or tell the peer).
+  std::erase_if(connections_, [](const std::shared_ptr<MemoryConnection>& c) {
+    return c->state_.phase() == ConnectionState::Phase::kClosed && !c->eof_pending_;
+  });
   return any;
 }
 

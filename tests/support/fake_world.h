@@ -125,7 +125,9 @@ class FakeWorld final : public Env {
   std::map<std::pair<absl::Time, TimerId>, TimerId> timer_order_;
   std::map<TimerId, Timer> timers_;
   TimerId next_timer_ = 1;
-  std::vector<std::weak_ptr<MemoryConnection>> connections_;
+  // Strong references, as a real backend holds its sockets: a connection closed locally and then
+  // dropped by the application still flushes and tells its peer. Forgotten once fully closed.
+  std::vector<std::shared_ptr<MemoryConnection>> connections_;
   std::map<Address, std::function<void(std::shared_ptr<Connection>)>> listeners_;
   std::unique_ptr<Factory> factory_;
   int connect_attempts_ = 0;

@@ -1,0 +1,201 @@
+// rpc::Client: many threads making calls at once over one connection (ZEO's synchronous calls,
+// seed goal 13), one API: a blocking Call and a future/callback form. No "modes".
+//
+// Semantics (DESIGN.md §6, docs/PROTOCOL.md):
+//   - Calls are matched to replies by message id; ids are never reused by one client, so a reply
+//     can never complete the wrong call, even across reconnects.
+//   - A call's callback runs as its reply arrives, on the connection's delivery thread, in
+//     arrival order with the server's one-way messages (pushes) around it: a reply is never
+//     processed after a push that the server sent later (ZEO issues 155, 166, 209).
+//   - Connection loss fails every call sent on that connection at once with kUnavailable.
+//   - Calls made while not connected (before the handshake, or while a reconnecting client is
+//     reconnecting) wait, in order, and are sent once connected; each fails with
+//     kDeadlineExceeded at its deadline. A non-reconnecting client fails them with kUnavailable
+//     when its connection is lost.
+//   - Every call has a deadline (an Env timer); the number of calls waiting for a reply or for a
+//     connection is bounded (ResourceExhausted past it).
+//   - Blocking waits go through Env::NewNotification: on the simulator they run the world, on
+//     posix they block the calling thread.
+//
+// Thread rules: every method may be called from any thread, concurrently. Call, CallFuture::Wait
+// and WaitReady block, and may not be called from inside a callback of this client (asserted).
+// Callbacks (CallCallback, on_push, on_ready, on_disconnected) run without internal locks held
+// and may call any method except the blocking ones.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "netlayer/core/address.h"
+#include "netlayer/core/close_reason.h"
+#include "netlayer/core/connection.h"
+#include "netlayer/core/env.h"
+#include "netlayer/core/factory.h"
+#include "netlayer/rpc/envelope.h"
+#include "netlayer/smac/message_connection.h"
+
+namespace netlayer::rpc {
+
+struct ClientOptions {
+  std::string protocol = "netlayer-rpc";
+  uint16_t min_version = 1;
+  uint16_t max_version = 1;
+  // Calls waiting for a reply or for a connection, plus one-way calls waiting for a connection.
+  size_t max_pending_calls = 4096;
+  smac::MessageOptions message_options;
+  const EnvelopeCodec* codec = &BinaryCodec();
+  // The server's hello must arrive within this; else the connection closes (kTimeout).
+  absl::Duration handshake_timeout = absl::Seconds(30);
+  // Heartbeat, off when zero: while connected, a ping every heartbeat_interval; if nothing at all
+  // arrives for heartbeat_timeout, the connection is closed with CloseReason kTimeout (a silent
+  // dead peer, e.g. a half-open TCP connection) and its calls fail kUnavailable.
+  absl::Duration heartbeat_interval = absl::ZeroDuration();
+  absl::Duration heartbeat_timeout = absl::Seconds(30);
+  // A one-way message from the server (a push), in arrival order with replies.
+  std::function<void(std::string_view method, std::string_view payload)> on_push;
+  // The handshake completed (version chosen) / a connection was lost.
+  std::function<void(uint16_t version)> on_ready;
+  std::function<void(const CloseReason& reason)> on_disconnected;
+};
+
+using CallResult = absl::StatusOr<std::string>;
+using CallCallback = absl::AnyInvocable<void(CallResult) &&>;
+
+// The result of CallAsync. Copyable handle to shared state.
+class CallFuture {
+ public:
+  CallFuture() = default;
+  // True once the call completed (its callback, if any, has run).
+  bool Ready() const;
+  // Blocks until the call completes (the call's own deadline bounds this) and returns its result.
+  const CallResult& Wait() const;
+  // Blocks until complete or `deadline`; true if complete.
+  bool WaitUntil(absl::Time deadline) const;
+  bool valid() const { return state_ != nullptr; }
+
+ private:
+  friend class Client;
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  // A client over one connection (not reconnecting). The handshake starts at once.
+  static std::shared_ptr<Client> Create(Env& env, std::shared_ptr<Connection> connection,
+                                        ClientOptions options = {});
+  // A client that connects with `factory` following `connect_options` (the core connect
+  // schedule), redoes the handshake after every loss and stays usable. `factory` must outlive
+  // the client. InvalidArgument for bad addresses or options. If the schedule gives up
+  // (max_attempts, give_up_after) the client closes and every waiting call fails kUnavailable.
+  static absl::StatusOr<std::shared_ptr<Client>> CreateReconnecting(
+      Env& env, ClientConnectionFactory& factory, std::vector<Address> addresses,
+      ConnectOptions connect_options, ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Blocks until the reply, an error reply (its status), connection loss (kUnavailable), the
+  // deadline (kDeadlineExceeded), too many pending calls (kResourceExhausted) or Close
+  // (kCancelled).
+  CallResult Call(std::string_view method, std::string_view payload,
+                  absl::Time deadline = absl::InfiniteFuture());
+  // Starts a call and returns at once. `on_done` (optional) runs exactly once with the result:
+  // on the delivery thread as the reply arrives, on a timer at the deadline, or inline here if
+  // the call fails at once. The future is complete after `on_done` returned.
+  CallFuture CallAsync(std::string_view method, std::string_view payload,
+                       absl::Time deadline = absl::InfiniteFuture(), CallCallback on_done = {});
+  // A one-way call: queued in order with calls (sent once connected). OK means queued.
+  // kResourceExhausted past the bound; kUnavailable/kCancelled once the client is closed.
+  absl::Status Notify(std::string_view method, std::string_view payload);
+
+  // Blocks until the handshake is done (true) or `deadline` passes / the client closes (false).
+  bool WaitReady(absl::Time deadline);
+  bool ready() const;
+  // The version chosen on the current connection (0 before the first handshake).
+  uint16_t version() const;
+  // Calls waiting for a reply or a connection.
+  size_t pending_calls() const;
+  // Why the last connection ended or the last connect failed (OK if none did).
+  absl::Status last_error() const;
+  // Closes the connection and stops reconnecting; waiting calls fail kCancelled. Idempotent.
+  void Close();
+
+ private:
+  class ConnHandler;
+  class ConnectCallbacks;
+  enum class Phase { kConnecting, kHandshaking, kReady, kClosed };
+  struct PendingCall {
+    std::string method;
+    CallCallback done;
+    std::optional<TimerId> timer;
+    uint64_t generation = 0;  // the connection it was sent on; 0 while unsent
+  };
+  struct Outgoing {  // a call or one-way call waiting for a connection
+    MessageKind kind;
+    uint64_t id;
+    std::string method;
+    std::string payload;
+  };
+  struct Completion {
+    PendingCall call;
+    CallResult result;
+  };
+
+  Client(Env& env, ClientOptions options);
+  uint64_t StartCall(std::string_view method, std::string_view payload, absl::Time deadline,
+                     CallCallback done);
+  // Sends one message on conn_. REQUIRES mu_ held and phase_ == kReady.
+  absl::Status SendLocked(const Envelope& e);
+  void Attach(std::shared_ptr<Connection> connection);
+  void StartConnecting();
+  void OnMessage(uint64_t generation, std::string_view message);
+  void OnHandshake(std::unique_lock<std::mutex>& lock, std::string_view message);
+  void OnClosed(uint64_t generation, const CloseReason& reason);
+  void OnConnectFailed(const absl::Status& status);
+  void Expire(uint64_t id);
+  void HeartbeatTick(uint64_t generation);
+  void HandshakeTimeout(uint64_t generation);
+  // Runs completions in order, outside the lock. REQUIRES mu_ not held.
+  void Complete(std::vector<Completion> completions);
+  // Moves every pending call matching `pred` into `out` with `status`. REQUIRES mu_ held.
+  template <typename Pred>
+  void FailLocked(Pred pred, const absl::Status& status, std::vector<Completion>* out);
+  void WakeReadyWaitersLocked();
+
+  Env& env_;
+  const ClientOptions options_;
+  // Reconnecting clients only.
+  ClientConnectionFactory* factory_ = nullptr;
+  std::vector<Address> addresses_;
+  ConnectOptions connect_options_;
+
+  mutable std::mutex mu_;
+  Phase phase_ = Phase::kConnecting;                          // GUARDED_BY(mu_)
+  uint64_t generation_ = 0;                                   // GUARDED_BY(mu_): current connection
+  std::shared_ptr<smac::MessageConnection> conn_;             // GUARDED_BY(mu_)
+  std::shared_ptr<ConnectAttempt> attempt_;                   // GUARDED_BY(mu_)
+  uint64_t next_id_ = 1;                                      // GUARDED_BY(mu_)
+  std::map<uint64_t, PendingCall> pending_;                   // GUARDED_BY(mu_), by id
+  std::deque<Outgoing> unsent_;                               // GUARDED_BY(mu_)
+  size_t unsent_one_way_ = 0;                                 // GUARDED_BY(mu_)
+  uint16_t version_ = 0;                                      // GUARDED_BY(mu_)
+  absl::Status last_error_;                                   // GUARDED_BY(mu_)
+  absl::Time last_received_ = absl::InfinitePast();           // GUARDED_BY(mu_)
+  std::optional<TimerId> handshake_timer_;                    // GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<Notification>> ready_waiters_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace netlayer::rpc
