@@ -39,10 +39,15 @@ std::string SizeTitle(size_t size) {
 }
 
 #ifdef NETLAYER_BENCH_HAVE_POSIX
+// --posix-read-buffer: 0 keeps the library's default (what users get).
+size_t posix_read_buffer_bytes = 0;
+
 absl::StatusOr<Factories> PosixFactories() {
+  posix::PosixOptions options;
+  if (posix_read_buffer_bytes > 0) options.read_buffer_bytes = posix_read_buffer_bytes;
   Factories f;
-  f.client = std::make_shared<posix::PosixClientFactory>();
-  f.server = std::make_shared<posix::PosixServerFactory>();
+  f.client = std::make_shared<posix::PosixClientFactory>(options);
+  f.server = std::make_shared<posix::PosixServerFactory>(options);
   return f;
 }
 #endif
@@ -142,6 +147,12 @@ int main(int argc, char** argv) {
   app.add_option("--filter", options.filter,
                  "run only the figures whose id contains this text (see --list)");
   app.add_flag("--list", list, "list the figure ids and exit");
+#ifdef NETLAYER_BENCH_HAVE_POSIX
+  app.add_option("--posix-read-buffer", posix_read_buffer_bytes,
+                 "posix::PosixOptions::read_buffer_bytes for the netlayer figures (tuning "
+                 "experiments; default: the library's)")
+      ->check(CLI::Range(size_t{1024}, size_t{64} << 20));
+#endif
   CLI11_PARSE(app, argc, argv);
 
   if (options.quick) {
@@ -161,6 +172,13 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+#ifdef NETLAYER_BENCH_HAVE_POSIX
+  if (posix_read_buffer_bytes > 0) {
+    report.notes.push_back("netlayer figures use --posix-read-buffer " +
+                           std::to_string(posix_read_buffer_bytes) +
+                           " (not the library's default)");
+  }
+#endif
 #ifndef NDEBUG
   report.notes.push_back("this is a build without NDEBUG (" NETLAYER_BENCH_BUILD_TYPE
                          "): figures are not representative; use a Release build");
