@@ -428,7 +428,7 @@ absl::Status Client::SendLocked(const Envelope& e) {
 }
 
 uint64_t Client::StartCall(std::string_view method, std::string_view payload, absl::Time deadline,
-                           CallCallback done) {
+                           bool arm_timer, CallCallback done) {
   NETLAYER_ASSERT(!method.empty() && method.size() <= kMaxMethodLength,
                   "a method name is 1..1024 bytes");
   absl::Status failed;
@@ -450,7 +450,7 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
       PendingCall& call = pending_[id];
       call.method = std::string(method);
       call.done = std::move(done);
-      if (deadline != absl::InfiniteFuture()) {
+      if (arm_timer && deadline != absl::InfiniteFuture()) {
         std::weak_ptr<Client> weak = weak_from_this();
         call.timer = env_.RunAt(deadline, [weak, id] {
           if (auto c = weak.lock()) c->Expire(id);
@@ -488,7 +488,7 @@ CallFuture Client::CallAsync(std::string_view method, std::string_view payload, 
   CallFuture future;
   future.state_ = std::make_shared<CallFuture::State>();
   future.state_->done = env_.NewNotification();
-  StartCall(method, payload, deadline,
+  StartCall(method, payload, deadline, /*arm_timer=*/true,
             [state = future.state_, on_done = std::move(on_done)](CallResult r) mutable {
               if (on_done) std::move(on_done)(r);
               state->result = std::move(r);
@@ -501,13 +501,15 @@ CallResult Client::Call(std::string_view method, std::string_view payload, absl:
   AssertMayBlock("Client::Call blocks; it may not be called from an rpc callback (use CallAsync)");
   auto state = std::make_shared<CallFuture::State>();
   state->done = env_.NewNotification();
-  const uint64_t id = StartCall(method, payload, deadline, [state](CallResult r) {
-    state->result = std::move(r);
-    state->done->Notify();
-  });
+  // No timer: this wait enforces the deadline (then Expire), which saves a timer per call.
+  const uint64_t id =
+      StartCall(method, payload, deadline, /*arm_timer=*/false, [state](CallResult r) {
+        state->result = std::move(r);
+        state->done->Notify();
+      });
   if (!state->done->WaitUntil(deadline)) {
-    // The deadline timer is late (posix timer thread busy): expire it here. If a completion is
-    // already under way, it notifies right after.
+    // Deadline: expire the call here. If a completion is already under way, it notifies right
+    // after.
     Expire(id);
     state->done->WaitUntil(absl::InfiniteFuture());
   }

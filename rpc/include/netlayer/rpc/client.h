@@ -155,8 +155,10 @@ class Client : public std::enable_shared_from_this<Client> {
   };
 
   Client(Env& env, ClientOptions options);
+  // `arm_timer`: whether an Env timer enforces the deadline (the blocking Call enforces it
+  // itself through its wait, saving a timer per call).
   uint64_t StartCall(std::string_view method, std::string_view payload, absl::Time deadline,
-                     CallCallback done);
+                     bool arm_timer, CallCallback done);
   // Sends one message on conn_. REQUIRES mu_ held and phase_ == kReady.
   absl::Status SendLocked(const Envelope& e);
   void Attach(std::shared_ptr<Connection> connection);
