@@ -52,8 +52,11 @@ struct AttemptControl {
       if (!finished) internal::WakeFd(sys, wake_fd);  // interrupts a connect in progress
       cv.notify_all();
     }
-    // No callback after Cancel returns: wait out one that is running (unless it is ours).
-    cv.wait(lock, [this] { return !in_callback || callback_thread == std::this_thread::get_id(); });
+    // No callback after Cancel returns, and the thread no longer uses the Sys: wait for it to
+    // finish (it is interrupted promptly), unless Cancel is called from its own callback.
+    cv.wait(lock, [this] {
+      return finished || (in_callback && callback_thread == std::this_thread::get_id());
+    });
   }
 };
 

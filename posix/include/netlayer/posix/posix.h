@@ -58,8 +58,10 @@ struct PosixOptions {
 
 // The client factory: each Connect runs the core ConnectSchedule on its own thread on the real
 // clock; ConnectBlocking runs it on the calling thread. A connect attempt that hangs is bounded by
-// ConnectOptions::attempt_timeout. Cancel() wakes the attempt's thread at once; no ConnectHandler
-// method is called after Cancel() returns (unless Cancel is called from inside that callback).
+// ConnectOptions::attempt_timeout. Cancel() wakes the attempt's thread at once and returns when
+// that thread has finished (a host name lookup in progress is not interruptible), so no
+// ConnectHandler method is called after Cancel() returns; called from inside that callback, it
+// returns at once.
 // Thread rules: any method from any thread.
 class PosixClientFactory final : public ClientConnectionFactory {
  public:

@@ -1,0 +1,299 @@
+// The posix Connection under injected faults (through FaultSys), with a raw socket as the peer.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "netlayer/posix/posix.h"
+#include "netlayer/posix/sys.h"
+#include "test_util.h"
+
+namespace netlayer::posix {
+namespace {
+
+using testing::LiveThreads;
+using testing::OpenFds;
+using testing::Pattern;
+using testing::ReadRaw;
+using testing::Recorder;
+using testing::WaitFor;
+using testing::WriteRaw;
+using Op = FaultSys::Op;
+
+struct RawPair {
+  int ours = -1;    // handed to AdoptSocket
+  int theirs = -1;  // the test's raw peer
+};
+
+RawPair UnixPair() {
+  int sv[2];
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  return {sv[0], sv[1]};
+}
+
+RawPair TcpPair() {
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  EXPECT_EQ(::listen(lfd, 1), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+  const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const int s = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  ::close(lfd);
+  return {c, s};
+}
+
+class ConnectionTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<Connection> Adopt(int fd) {
+    auto c = AdoptSocket(fd, options_);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *c : nullptr;
+  }
+  FaultSys sys_;
+  PosixOptions options_ = testing::WithSys(&sys_);
+};
+
+TEST_F(ConnectionTest, EchoesBothWaysAndReportsPeerClose) {
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  ASSERT_TRUE(conn->Write("hello").ok());
+  EXPECT_EQ(ReadRaw(p.theirs, 5), "hello");
+  ASSERT_TRUE(WriteRaw(p.theirs, "world"));
+  ASSERT_TRUE(WaitFor([&] { return rec->bytes() == 5; }));
+  EXPECT_EQ(rec->Received(), "world");
+  ::close(p.theirs);
+  ASSERT_TRUE(WaitFor([&] { return rec->closed() == 1; }));
+  EXPECT_EQ(rec->Closes()[0].kind(), CloseReason::Kind::kPeerClosed);
+  EXPECT_FALSE(conn->IsOpen());
+  EXPECT_EQ(conn->Write("x").code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ConnectionTest, RetriesEintrAndShortReadsWithoutLosingBytes) {
+  RawPair p = UnixPair();
+  sys_.FailNext(Op::kSelect, EINTR, 3);
+  sys_.FailNext(Op::kRecv, EINTR, 3);
+  sys_.ShortNext(Op::kRecv, 7, 200);  // every read returns at most 7 bytes for a while
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  const std::string data = Pattern(100000);
+  ASSERT_TRUE(WriteRaw(p.theirs, data));
+  ASSERT_TRUE(WaitFor([&] { return rec->bytes() == data.size(); }));
+  EXPECT_EQ(rec->Received(), data);
+  EXPECT_EQ(sys_.Pending(Op::kRecv), 0u);
+  EXPECT_EQ(sys_.Pending(Op::kSelect), 0u);
+  EXPECT_EQ(rec->closed(), 0);
+  ::close(p.theirs);
+}
+
+TEST_F(ConnectionTest, RetriesEintrEagainAndShortWritesWithoutLosingBytes) {
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  sys_.FailNext(Op::kSend, EINTR, 2);
+  sys_.FailNext(Op::kSend, EAGAIN, 2);  // the direct send gives up: the output thread sends
+  sys_.ShortNext(Op::kSend, 5, 50);
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    std::string piece = "message " + std::to_string(i) + ";";
+    expected += piece;
+    ASSERT_TRUE(conn->Write(piece).ok());
+  }
+  EXPECT_EQ(ReadRaw(p.theirs, expected.size()), expected);
+  EXPECT_EQ(sys_.Pending(Op::kSend), 0u);
+  ::close(p.theirs);
+}
+
+TEST_F(ConnectionTest, ConnectionResetOnReadIsReportedOnceAsReset) {
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  sys_.FailNext(Op::kRecv, ECONNRESET);
+  ASSERT_TRUE(WriteRaw(p.theirs, "x"));  // makes the socket readable; the read fails
+  ASSERT_TRUE(WaitFor([&] { return rec->closed() == 1; }));
+  EXPECT_EQ(rec->Closes()[0].kind(), CloseReason::Kind::kReset) << rec->Closes()[0];
+  EXPECT_FALSE(conn->IsOpen());
+  ::close(p.theirs);
+}
+
+TEST_F(ConnectionTest, BrokenPipeOnWriteClosesAndReportsOnce) {
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  sys_.FailNext(Op::kSend, EPIPE);
+  EXPECT_EQ(conn->Write("lost").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(WaitFor([&] { return rec->closed() == 1; }));
+  EXPECT_EQ(rec->Closes()[0].kind(), CloseReason::Kind::kReset);
+  EXPECT_EQ(conn->Write("more").code(), absl::StatusCode::kFailedPrecondition);
+  ::close(p.theirs);
+}
+
+TEST_F(ConnectionTest, RealTcpResetIsReportedAsReset) {
+  RawPair p = TcpPair();
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  linger lg{1, 0};
+  ::setsockopt(p.theirs, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(p.theirs);
+  ASSERT_TRUE(WaitFor([&] { return rec->closed() == 1; }));
+  EXPECT_EQ(rec->Closes()[0].kind(), CloseReason::Kind::kReset) << rec->Closes()[0];
+}
+
+TEST_F(ConnectionTest, CloseFlushesEverythingThenEndsTheStream) {
+  RawPair p = TcpPair();
+  auto conn = Adopt(p.ours);
+  const std::string data = Pattern(8 << 20);  // more than the socket buffers hold
+  ASSERT_TRUE(conn->Write(data).ok());
+  conn->Close();
+  EXPECT_EQ(conn->Write("late").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadRaw(p.theirs, data.size() + 1), data);  // then end of stream
+  ::close(p.theirs);
+  conn.reset();  // joins the threads
+}
+
+TEST_F(ConnectionTest, ClosingToAPeerThatNeverReadsIsBoundedByTheLinger) {
+  options_.close_linger = absl::Milliseconds(200);
+  RawPair p = TcpPair();
+  auto conn = Adopt(p.ours);
+  ASSERT_TRUE(conn->Write(Pattern(16 << 20)).ok());
+  conn->Close();
+  conn.reset();  // joins: must return once the linger passes (the socket is reset)
+  // The peer finds the stream reset after the bytes it could buffer.
+  char buf[65536];
+  ssize_t r;
+  while ((r = ::recv(p.theirs, buf, sizeof buf, 0)) > 0) {
+  }
+  EXPECT_EQ(r, -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  ::close(p.theirs);
+}
+
+TEST_F(ConnectionTest, OutputQueueIsBounded) {
+  options_.limits.max_output_bytes = 1 << 20;
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  const std::string chunk = Pattern(64 << 10);
+  absl::Status status;
+  for (int i = 0; i < 1000 && status.ok(); ++i) status = conn->Write(chunk);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_TRUE(conn->IsOpen());
+  EXPECT_LE(conn->QueuedOutputBytes(), size_t{1} << 20);
+  ::close(p.theirs);
+}
+
+TEST_F(ConnectionTest, InputWithoutAHandlerStopsReadingAtTheBoundThenDeliversAll) {
+  options_.limits.max_pending_input_bytes = 256 << 10;
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  ASSERT_EQ(::fcntl(p.theirs, F_SETFL, O_NONBLOCK), 0);
+  // The peer writes until its socket stays full: the backend stopped reading (back-pressure).
+  // Without a bound the backend would read everything, and the loop would stop at 64 MiB.
+  std::string sent;
+  const std::string chunk = Pattern(4096);
+  while (sent.size() < (size_t{64} << 20)) {
+    ssize_t r = ::send(p.theirs, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (r > 0) {
+      sent.append(chunk, 0, static_cast<size_t>(r));
+      continue;
+    }
+    ASSERT_TRUE(r < 0 && errno == EAGAIN) << "send failed: " << errno;
+    pollfd pfd{p.theirs, POLLOUT, 0};
+    if (::poll(&pfd, 1, 300) == 0) break;  // still full: the reader has stopped
+  }
+  EXPECT_LT(sent.size(), size_t{64} << 20) << "the backend kept reading past its bound";
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  ASSERT_TRUE(WaitFor([&] { return rec->bytes() == sent.size(); }));
+  EXPECT_EQ(rec->Received(), sent);
+  ::close(p.theirs);
+}
+
+TEST_F(ConnectionTest, HandlerDroppingTheLastReferenceOnTheInputThreadIsSafe) {
+  const int threads_before = LiveThreads();
+  const int fds_before = OpenFds();
+  for (int i = 0; i < 20; ++i) {
+    RawPair p = UnixPair();
+    auto conn = Adopt(p.ours);
+    auto rec = std::make_shared<Recorder>();
+    // The handler holds the only reference and drops it from inside its own callback.
+    auto holder = std::make_shared<std::shared_ptr<Connection>>(conn);
+    rec->OnInput([holder](Connection& c, std::string_view) {
+      c.Close();
+      holder->reset();  // the destructor runs on the input thread: no self-join
+    });
+    conn->SetHandler(rec);
+    conn.reset();
+    ASSERT_TRUE(WriteRaw(p.theirs, "bye"));
+    ASSERT_TRUE(WaitFor([&] { return rec->bytes() == 3; }));
+    EXPECT_EQ(ReadRaw(p.theirs, 1), "");  // our side ended the stream
+    ::close(p.theirs);
+  }
+  EXPECT_TRUE(WaitFor([&] { return LiveThreads() <= threads_before; }))
+      << LiveThreads() << " threads, " << threads_before << " before";
+  EXPECT_TRUE(WaitFor([&] { return OpenFds() <= fds_before; }))
+      << OpenFds() << " descriptors, " << fds_before << " before";
+}
+
+TEST_F(ConnectionTest, DescriptorAboveFdSetSizeUsesPollNeverSelect) {
+  rlimit rl{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  const rlim_t want = FD_SETSIZE + 64;
+  if (rl.rlim_cur < want) {
+    if (rl.rlim_max < want) GTEST_SKIP() << "RLIMIT_NOFILE hard limit below " << want;
+    rlimit raised = rl;
+    raised.rlim_cur = want;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0);
+  }
+  RawPair p = UnixPair();
+  const int high = FD_SETSIZE + 10;
+  ASSERT_EQ(::dup3(p.ours, high, O_CLOEXEC), high);
+  ::close(p.ours);
+  auto conn = Adopt(high);
+  auto rec = std::make_shared<Recorder>();
+  rec->OnInput([](Connection& c, std::string_view data) { ASSERT_TRUE(c.Write(data).ok()); });
+  conn->SetHandler(rec);
+  const std::string data = Pattern(300000);
+  std::thread writer([&] { EXPECT_TRUE(WriteRaw(p.theirs, data)); });
+  EXPECT_EQ(ReadRaw(p.theirs, data.size()), data);  // echoed back
+  writer.join();
+  EXPECT_GT(sys_.Calls(Op::kPoll), 0u);
+  EXPECT_LE(sys_.max_select_nfds(), FD_SETSIZE) << "a descriptor >= FD_SETSIZE reached select()";
+  conn->Close();
+  ::close(p.theirs);
+  conn.reset();
+  if (rl.rlim_cur < want) ::setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+TEST_F(ConnectionTest, TcpConnectionsSetNoDelay) {
+  RawPair p = TcpPair();
+  auto conn = Adopt(p.ours);
+  int value = 0;
+  socklen_t len = sizeof value;
+  // The adopted descriptor is still p.ours while the connection is open.
+  ASSERT_EQ(::getsockopt(p.ours, IPPROTO_TCP, TCP_NODELAY, &value, &len), 0);
+  EXPECT_NE(value, 0);
+  EXPECT_EQ(conn->local_address().kind(), Address::Kind::kIPv4);
+  EXPECT_EQ(conn->peer_address().host(), "127.0.0.1");
+  ::close(p.theirs);
+}
+
+}  // namespace
+}  // namespace netlayer::posix
