@@ -19,6 +19,9 @@
 #include "netlayer/posix/posix.h"
 #include "netlayer_figures.h"
 #endif
+#ifdef NETLAYER_BENCH_HAVE_RPC
+#include "rpc_figures.h"
+#endif
 #ifdef NETLAYER_BENCH_HAVE_SIM
 #include "sim_figures.h"
 #endif
@@ -42,9 +45,14 @@ std::string SizeTitle(size_t size) {
 // --posix-read-buffer: 0 keeps the library's default (what users get).
 size_t posix_read_buffer_bytes = 0;
 
-absl::StatusOr<Factories> PosixFactories() {
+posix::PosixOptions BenchPosixOptions() {
   posix::PosixOptions options;
   if (posix_read_buffer_bytes > 0) options.read_buffer_bytes = posix_read_buffer_bytes;
+  return options;
+}
+
+absl::StatusOr<Factories> PosixFactories() {
+  posix::PosixOptions options = BenchPosixOptions();
   Factories f;
   f.client = std::make_shared<posix::PosixClientFactory>(options);
   f.server = std::make_shared<posix::PosixServerFactory>(options);
@@ -90,6 +98,21 @@ std::vector<Group> BuildGroups(Report& report) {
 #endif
     groups.push_back(std::move(g));
   }
+#ifdef NETLAYER_BENCH_HAVE_RPC
+  {
+    Group g;
+    g.title = "rpc over posix: blocking calls of a 16 B echo, one connection (calls/s)";
+    g.figures.push_back({"rpc/1-thread", "1 calling thread", "calls/s", {}, [] {
+                           return MakeRpcCalls(1, BenchPosixOptions());
+                         }});
+    g.figures.push_back({"rpc/8-threads",
+                         "8 threads sharing the connection",
+                         "calls/s",
+                         {{"rpc/1-thread", 2.0}},
+                         [] { return MakeRpcCalls(8, BenchPosixOptions()); }});
+    groups.push_back(std::move(g));
+  }
+#endif
 #ifdef NETLAYER_BENCH_HAVE_SIM
   {
     Group g;
