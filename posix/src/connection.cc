@@ -144,6 +144,9 @@ PosixConnection::~PosixConnection() {
 
 std::shared_ptr<ConnectionHandler> PosixConnection::SetHandler(
     std::shared_ptr<ConnectionHandler> handler) {
+  // A handler called from here may drop the application's last reference: keep the connection
+  // alive until the delivery loop is done with it (released after the lock, below).
+  std::shared_ptr<PosixConnection> self = shared_from_this();
   std::shared_ptr<ConnectionHandler> old;
   {
     std::unique_lock<std::mutex> lock(core_->mu);

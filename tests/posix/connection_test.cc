@@ -252,6 +252,24 @@ TEST_F(ConnectionTest, HandlerDroppingTheLastReferenceOnTheInputThreadIsSafe) {
       << OpenFds() << " descriptors, " << fds_before << " before";
 }
 
+TEST_F(ConnectionTest, HandlerDroppingTheLastReferenceWhileSetHandlerDrainsIsSafe) {
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  ASSERT_TRUE(WriteRaw(p.theirs, "queued before a handler"));
+  ::shutdown(p.theirs, SHUT_WR);
+  // Wait until the end of stream is queued too (the connection reports closed).
+  ASSERT_TRUE(WaitFor([&] { return !conn->IsOpen(); }));
+  auto rec = std::make_shared<Recorder>();
+  auto holder = std::make_shared<std::shared_ptr<Connection>>(conn);
+  rec->OnClose([holder](Connection&) { holder->reset(); });
+  Connection* raw = conn.get();
+  conn.reset();          // the handler's holder is now the only owner
+  raw->SetHandler(rec);  // delivers here, on this thread; the handler drops the last reference
+  EXPECT_EQ(rec->Received(), "queued before a handler");
+  EXPECT_EQ(rec->closed(), 1);
+  ::close(p.theirs);
+}
+
 TEST_F(ConnectionTest, DescriptorAboveFdSetSizeUsesPollNeverSelect) {
   rlimit rl{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
