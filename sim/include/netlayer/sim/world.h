@@ -1,0 +1,183 @@
+// World: the deterministic network simulator (DESIGN.md §4, docs/SIMULATOR.md).
+//
+// One thread, virtual time, one generator. Events run in (virtual time, sequence number) order;
+// time jumps to the next event. Hosts have names; each has an Env (clock, timers, blocking
+// waits), a ClientConnectionFactory and a ServerConnectionFactory that drive the core state
+// machines (ConnectionState, ConnectSchedule) on virtual time. Between hosts runs a TCP-like
+// byte stream model whose faults delay, stall or break a stream and never drop, duplicate or
+// reorder bytes inside a live stream. Everything meaningful goes into the trace, whose hash is
+// the run's fingerprint: the same seed and the same scenario give the same hash.
+//
+// Running: nothing happens until the owner runs the world, with RunFor / RunUntil /
+// RunUntilIdle, or through a blocking call (ClientConnectionFactory::ConnectBlocking,
+// Listener::Accept, Notification::WaitUntil), which runs the world until its answer is ready
+// or its virtual deadline passes. Blocking calls must not be made from inside a callback run by
+// the world (a handler, a timer, a connect callback, a restart hook): that is asserted.
+//
+// A livelock cannot hang a test: after WorldOptions::max_events events the world halts, records
+// ResourceExhausted in status(), and every later run returns at once.
+//
+// Thread rules: a World and everything it hands out are used by one thread (the test's).
+// Determinism rules followed inside: no hash-container iteration, no pointer ordering, no
+// std::*_distribution, no clock reads; randomness comes only from generator().
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "netlayer/core/connection.h"
+#include "netlayer/core/connection_state.h"
+#include "netlayer/core/env.h"
+#include "netlayer/core/factory.h"
+#include "netlayer/core/generator.h"
+#include "netlayer/sim/profile.h"
+#include "netlayer/sim/trace.h"
+
+namespace netlayer::sim {
+
+// A host of one world, from AddHost or FindHost. Hosts are numbered in the order added.
+struct HostId {
+  uint32_t value = UINT32_MAX;
+  friend auto operator<=>(const HostId&, const HostId&) = default;
+};
+
+struct WorldOptions {
+  uint64_t seed = 1;
+  // The network shape and random faults. Default: a calm network, no random faults.
+  FaultProfile profile;
+  // Trace events kept in memory (the hash covers all of them regardless).
+  size_t trace_capacity = 4096;
+  // Hard bound on events run in this world's lifetime; past it the world halts with an error.
+  uint64_t max_events = 20'000'000;
+  // Limits of every simulated connection's ConnectionState.
+  ConnectionLimits connection_limits;
+  // Also trace each Env timer firing (on by default; a chatty heartbeat may turn it off).
+  bool trace_timers = true;
+};
+
+class World {
+ public:
+  // Fails InvalidArgument for a bad profile or zero capacities.
+  static absl::StatusOr<std::unique_ptr<World>> Create(WorldOptions options);
+  // REQUIRES: options valid (asserted); prefer Create for untrusted options.
+  explicit World(WorldOptions options);
+  // Detaches everything handed out: later calls on a connection, listener or factory of this
+  // world fail cleanly (FailedPrecondition / nullptr) instead of touching freed memory.
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  uint64_t seed() const;
+  const FaultProfile& profile() const;
+  // The world's generator (xoshiro256**, seeded once with the seed). Scenario code may draw
+  // from it too; every draw shifts later ones, deterministically.
+  Generator& generator();
+
+  // ---- Time ----
+  absl::Time Now() const;
+  // Virtual time at creation (the Unix epoch).
+  absl::Time start() const;
+  absl::Duration Elapsed() const { return Now() - start(); }
+
+  // ---- Hosts ----
+  // InvalidArgument for an empty name or one with characters other than [A-Za-z0-9._-];
+  // AlreadyExists for a duplicate.
+  absl::StatusOr<HostId> AddHost(std::string name);
+  // NotFound for an unknown name.
+  absl::StatusOr<HostId> FindHost(std::string_view name) const;
+  // The accessors below REQUIRE a HostId of this world (asserted).
+  const std::string& HostName(HostId host) const;
+  bool IsUp(HostId host) const;
+  std::vector<HostId> Hosts() const;
+  Env& env(HostId host);
+  ClientConnectionFactory& client_factory(HostId host);
+  ServerConnectionFactory& server_factory(HostId host);
+
+  // ---- Running ----
+  // Runs events until pred() is true (checked before each event) or the next event lies past
+  // `deadline`; then time moves to `deadline` (if finite and later). Returns pred(). With an
+  // infinite deadline and no event left, returns pred() at once (nothing can change it).
+  // Asserts if called from inside a callback.
+  bool RunUntil(const std::function<bool()>& pred, absl::Time deadline);
+  // Runs every event up to Now() + d, then sets the time to it. InvalidArgument if d < 0; the
+  // halt error if the event budget ran out.
+  absl::Status RunFor(absl::Duration d);
+  // Runs until no event is pending. DeadlineExceeded if events remain past Now() + limit
+  // (heartbeats keep a world busy forever); the halt error if the budget ran out.
+  absl::Status RunUntilIdle(absl::Duration limit = absl::Hours(24));
+  // Schedules `fn` in the world at `when` (a scripted action: a fault, a check, a step of the
+  // workload). InvalidArgument if `when` is before Now().
+  absl::Status At(absl::Time when, absl::AnyInvocable<void() &&> fn);
+  // True while the world is running a callback (blocking calls are forbidden then).
+  bool InCallback() const;
+  // OK, or why the world halted (event budget).
+  absl::Status status() const;
+  uint64_t events_run() const;
+  size_t pending_events() const;
+
+  // ---- Faults (scripted). Each is traced as kind "fault". ----
+  // Blocks every direction from a host in `from` to a host in `to`, and back unless `one_way`.
+  // Streams stall (bytes wait in the network), connects hang. InvalidArgument: unknown host,
+  // empty group, a host in both groups.
+  absl::Status Partition(const std::vector<HostId>& from, const std::vector<HostId>& to,
+                         bool one_way = false);
+  // Removes the blocks between the groups (both directions); stalled streams resume.
+  absl::Status Heal(const std::vector<HostId>& a, const std::vector<HostId>& b);
+  // Removes every partition and clog.
+  void HealAll();
+  // Stalls deliveries (and SYNs) from `from` to `to` until Now() + d. InvalidArgument for an
+  // unknown host, from == to, or d < 0.
+  absl::Status Clog(HostId from, HostId to, absl::Duration d);
+  // Resets the connection `c` belongs to: unread data in the network is lost, both ends close
+  // now (IsOpen() false) and get ConnectionClosed(kReset) from the world (unless closed
+  // locally). InvalidArgument if `c` is not a connection of this world; FailedPrecondition if
+  // its stream has already ended.
+  absl::Status Reset(Connection& c);
+  // The host crashes: its timers are cancelled, its listeners vanish, its pending connects end
+  // (ConnectBlocking fails Unavailable; async ones report nothing: the process is dead), its
+  // connections break (its own ends close silently with kHostDown; the peers see kReset).
+  // FailedPrecondition if already down.
+  absl::Status Crash(HostId host);
+  // The host comes back up and its restart hook runs (in the world, at Now()).
+  // FailedPrecondition if it is up.
+  absl::Status Restart(HostId host);
+  // Called (in the world) each time `host` restarts, so the scenario starts its application
+  // again. Replaces an earlier hook.
+  void SetRestartHook(HostId host, std::function<void()> hook);
+  // Whether the random crash process may crash this host (default false).
+  void SetCrashable(HostId host, bool crashable);
+  // The liveness phase: random faults stop for good, every partition and clog heals and every
+  // down host restarts. Scripted faults still work afterwards.
+  void StopFaults();
+  bool faults_stopped() const;
+
+  // ---- Introspection ----
+  // The stream id of a sim connection ("conn#<id>" in the trace); InvalidArgument otherwise.
+  absl::StatusOr<uint64_t> ConnectionId(Connection& c) const;
+  // Bytes of `c`'s outgoing direction inside the network (sent, not yet read by the peer).
+  absl::StatusOr<size_t> InFlightBytes(Connection& c) const;
+  // Streams not yet ended.
+  size_t LiveConnections() const;
+
+  // ---- Trace ----
+  // Records an application event on `host`.
+  void Note(HostId host, std::string_view text);
+  const Trace& trace() const;
+  Trace& trace();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace netlayer::sim

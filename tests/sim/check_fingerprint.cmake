@@ -1,0 +1,28 @@
+# Runs sim_fingerprint in fresh processes: the same seed must print the same hash each time,
+# and different seeds different hashes. Usage: cmake -DBINARY=path -P check_fingerprint.cmake
+set(hashes "")
+foreach(seed 1 2 3)
+  set(first "")
+  foreach(run 1 2)
+    execute_process(COMMAND ${BINARY} --hash-only ${seed}
+                    OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc
+                    OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "sim_fingerprint ${seed} failed (${rc}): ${out} ${err}")
+    endif()
+    if(NOT out MATCHES "^[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]$")
+      message(FATAL_ERROR "sim_fingerprint ${seed}: not a hash: '${out}'")
+    endif()
+    if(run EQUAL 1)
+      set(first "${out}")
+    elseif(NOT out STREQUAL first)
+      message(FATAL_ERROR "seed ${seed}: hash ${first} in one process, ${out} in another")
+    endif()
+  endforeach()
+  if("${first}" IN_LIST hashes)
+    message(FATAL_ERROR "seed ${seed} has the same hash as an earlier seed: ${first}")
+  endif()
+  list(APPEND hashes "${first}")
+  message(STATUS "seed ${seed}: ${first} (twice)")
+endforeach()
+message(STATUS "fingerprints are stable across processes")
