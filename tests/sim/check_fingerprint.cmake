@@ -1,3 +1,4 @@
+cmake_policy(SET CMP0057 NEW)
 # Runs sim_fingerprint in fresh processes: the same seed must print the same hash each time,
 # and different seeds different hashes. Usage: cmake -DBINARY=path -P check_fingerprint.cmake
 set(hashes "")

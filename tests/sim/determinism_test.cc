@@ -15,8 +15,8 @@ BusyOptions Short(uint64_t seed, bool faults = true) {
   BusyOptions o;
   o.seed = seed;
   o.faults = faults;
-  o.fault_phase = absl::Seconds(5);
-  o.heal_phase = absl::Seconds(5);
+  o.fault_phase = absl::Seconds(4);
+  o.heal_phase = absl::Seconds(4);
   return o;
 }
 
@@ -42,12 +42,12 @@ TEST(Determinism, DifferentSeedsGiveDifferentTraces) {
 // the liveness phase begins every client recovers.
 TEST(Determinism, EveryFaultMixKeepsStreamsExactAndRecovers) {
   int connects = 0;
-  for (uint64_t seed = 100; seed < 120; ++seed) {
+  for (uint64_t seed = 100; seed < 116; ++seed) {
     BusyResult r = RunBusyScenario(Short(seed));
     EXPECT_TRUE(r.ok) << "seed " << seed << ": " << r.error << "\nprofile " << r.profile;
     connects += r.connections;
   }
-  EXPECT_GT(connects, 20 * 3) << "faults should have broken some connections";
+  EXPECT_GT(connects, 16 * 3) << "faults should have broken some connections";
 }
 
 }  // namespace
