@@ -117,6 +117,15 @@ void Watchdog::Disarm() {
   dog.cv.notify_all();
 }
 
+double LoadAverage() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f == nullptr) return -1;
+  double load = -1;
+  if (std::fscanf(f, "%lf", &load) != 1) load = -1;
+  std::fclose(f);
+  return load;
+}
+
 double Median(std::vector<double> values) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
@@ -278,6 +287,14 @@ void PrintTable(const Report& report, const Options& options, std::FILE* out) {
                  r.figure.c_str(), r.baseline.c_str(), r.ratio, *r.target);
   }
   for (const std::string& note : report.notes) std::fprintf(out, "note: %s\n", note.c_str());
+  if (report.load_at_start >= 0) {
+    unsigned cpus = std::thread::hardware_concurrency();
+    std::fprintf(out, "load average: %.2f at start, %.2f at end, on %u CPUs%s\n",
+                 report.load_at_start, report.load_at_end, cpus,
+                 std::max(report.load_at_start, report.load_at_end) > 0.5 * cpus
+                     ? " (a busy machine: expect noisy figures)"
+                     : "");
+  }
 }
 
 bool WriteJson(const Report& report, const Options& options, const std::string& command_line,
@@ -324,6 +341,8 @@ bool WriteJson(const Report& report, const Options& options, const std::string& 
   }
   doc["ratios"] = ratios;
   doc["notes"] = report.notes;
+  doc["load_average_at_start"] = report.load_at_start;
+  doc["load_average_at_end"] = report.load_at_end;
   doc["errors"] = report.errors;
   std::ofstream file(path);
   if (!file) {

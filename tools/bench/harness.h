@@ -82,7 +82,11 @@ struct RatioResult {
   bool met = false;
 };
 
+// The 1-minute load average (/proc/loadavg), or -1 if unknown: a busy machine makes noisy figures.
+double LoadAverage();
+
 struct Report {
+  double load_at_start = -1, load_at_end = -1;
   std::vector<FigureResult> figures;
   std::vector<RatioResult> ratios;
   std::vector<std::string> notes;  // printed under the table and stored in JSON

@@ -209,7 +209,9 @@ int main(int argc, char** argv) {
   std::string command_line;
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
 
+  report.load_at_start = LoadAverage();
   RunGroups(groups, options, report);
+  report.load_at_end = LoadAverage();
   Summarise(report);
   PrintTable(report, options, stdout);
   std::fflush(stdout);
