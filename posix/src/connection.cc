@@ -68,7 +68,6 @@ struct Core {
   const PosixOptions options;
   Address local = Address::Unix("");
   Address peer = Address::Unix("");
-  std::weak_ptr<PosixConnection> owner;  // set before the threads start
 
   std::mutex mu;
   std::condition_variable out_cv;  // output queued, or the phase changed
@@ -84,6 +83,11 @@ struct Core {
   absl::Time linger_deadline = absl::InfiniteFuture();  // bound of the flush after Close()
   absl::Time drain_deadline = absl::InfiniteFuture();   // bound of the wait for the peer's EOF
   int threads_left = 2;
+  // The application's handle, passed to handlers. Cleared by its destructor, which then waits
+  // for the input thread (or runs on it), so a non-null handle read under mu stays valid for the
+  // delivery that follows. The threads hold no reference to the handle: the application's last
+  // reference always runs the destructor on the application's thread (or in a handler).
+  PosixConnection* handle = nullptr;
 };
 
 class PosixConnection final : public Connection,
@@ -128,6 +132,15 @@ class PosixConnection final : public Connection,
 };
 
 PosixConnection::~PosixConnection() {
+  std::shared_ptr<ConnectionHandler> handler;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    core_->handle = nullptr;
+    // With no handler nothing more is delivered: a delivery loop running on this thread (the
+    // destructor ran inside a handler) stops after the current callback.
+    handler = core_->state.SetHandler(nullptr);
+  }
+  handler.reset();
   Close();
   const std::thread::id me = std::this_thread::get_id();
   if (input_.get_id() == me || output_.get_id() == me) {
@@ -146,7 +159,7 @@ std::shared_ptr<ConnectionHandler> PosixConnection::SetHandler(
     std::shared_ptr<ConnectionHandler> handler) {
   // A handler called from here may drop the application's last reference: keep the connection
   // alive until the delivery loop is done with it (released after the lock, below).
-  std::shared_ptr<PosixConnection> self = shared_from_this();
+  std::shared_ptr<PosixConnection> self = weak_from_this().lock();
   std::shared_ptr<ConnectionHandler> old;
   {
     std::unique_lock<std::mutex> lock(core_->mu);
@@ -348,15 +361,12 @@ void Core::InputLoop() {
     const ssize_t n = sys.Recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
     const int err = errno;
     if (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)) continue;
-    // Keeps the handle alive while its handler runs; declared before the lock so that it is
-    // released after it (the last reference may run the destructor, which takes the lock).
-    std::shared_ptr<PosixConnection> self = owner.lock();
     std::unique_lock<std::mutex> lock(mu);
     if (n > 0) {
-      if (local_closed || self == nullptr) continue;  // closing: input is discarded
-      ReceiveInput(lock, state, *self, std::string_view(buffer.data(), static_cast<size_t>(n)));
-      lock.unlock();
-      self.reset();
+      if (local_closed || handle == nullptr) continue;  // closing: input is discarded
+      // If a handler drops the last reference here, the destructor runs inside it and removes
+      // the handler, so the delivery loop touches the handle no more.
+      ReceiveInput(lock, state, *handle, std::string_view(buffer.data(), static_cast<size_t>(n)));
       continue;
     }
     if (local_closed) {  // the peer's end of stream (or an error) after our close
@@ -367,20 +377,16 @@ void Core::InputLoop() {
         n == 0 ? CloseReason(CloseReason::Kind::kPeerClosed, "") : ErrnoCloseReason("recv", err);
     state.OnRemoteClosed(std::move(reason));
     closed_remotely = true;
-    lock.unlock();
-    self.reset();
     break;
   }
   if (!closed_remotely) return;
-  std::shared_ptr<PosixConnection> self = owner.lock();
   std::unique_lock<std::mutex> lock(mu);
   // Unblock a send blocked on a peer that is gone; skip it after an abort, where a FIN would
   // precede the reset.
   if (!aborted || sending) sys.Shutdown(fd, SHUT_RDWR);
   out_cv.notify_all();
   // ConnectionClosed, unless no handler is set yet (SetHandler delivers it then).
-  if (self != nullptr) DeliverEvents(lock, state, *self);
-  lock.unlock();
+  if (handle != nullptr) DeliverEvents(lock, state, *handle);
 }
 
 }  // namespace
@@ -413,7 +419,7 @@ absl::StatusOr<std::shared_ptr<Connection>> StartConnection(int fd, const PosixO
     core->peer = ToAddress(reinterpret_cast<sockaddr*>(&ss), len);
   }
   auto connection = std::make_shared<PosixConnection>(core);
-  core->owner = connection;
+  core->handle = connection.get();
   connection->StartThreads();
   return connection;
 }

@@ -14,10 +14,12 @@
 // blocks. Close() flushes (bounded by close_linger, then the socket is reset), shuts the write
 // side down and waits briefly (close_drain) for the peer's end of stream.
 //
-// Lifetimes: the application's shared_ptr<Connection> owns the connection. Dropping the last
-// reference closes it (as Close()) and joins its threads; if that happens on the connection's own
-// input thread (a handler dropped the last reference), the threads are detached instead and end
-// by themselves. The threads end when the connection ends; the last one closes the descriptors.
+// Lifetimes: the application's shared_ptr<Connection> owns the connection; the backend's threads
+// hold no reference to it. Dropping the last reference closes it (as Close()) and joins its
+// threads, on the thread that dropped it; if that is the connection's own input thread (a handler
+// dropped the last reference), the threads are detached instead and end by themselves, bounded by
+// close_linger and close_drain (the Sys must outlive them). The threads end when the connection
+// ends; the last one closes the descriptors.
 #pragma once
 
 #include <cstddef>
