@@ -87,7 +87,10 @@ std::string TraceEvent::HumanLine() const {
 std::string TraceEvent::JsonLine() const {
   return absl::StrCat("{\"seq\":", seq, ",\"t_ns\":", absl::ToInt64Nanoseconds(time),
                       ",\"host\":\"", JsonEscape(host), "\",\"kind\":\"", TraceKindName(kind),
-                      "\",\"detail\":\"", JsonEscape(detail), "\"}");
+                      "\",\"detail\":\"", JsonEscape(detail), "\"",
+                      conn != 0 ? absl::StrCat(",\"conn\":", conn) : "",
+                      peer.empty() ? "" : absl::StrCat(",\"peer\":\"", JsonEscape(peer), "\""),
+                      bytes != 0 ? absl::StrCat(",\"bytes\":", bytes) : "", "}");
 }
 
 uint64_t Fnv1a64(uint64_t hash, std::string_view bytes) {
@@ -103,7 +106,16 @@ Trace::Trace(size_t capacity) : capacity_(capacity) {
 }
 
 void Trace::Add(absl::Duration time, std::string_view host, TraceKind kind, std::string detail) {
-  TraceEvent event{next_seq_++, time, std::string(host), kind, std::move(detail)};
+  TraceEvent event;
+  event.time = time;
+  event.host = std::string(host);
+  event.kind = kind;
+  event.detail = std::move(detail);
+  Add(std::move(event));
+}
+
+void Trace::Add(TraceEvent event) {
+  event.seq = next_seq_++;
   hash_ = Fnv1a64(hash_, event.CanonicalLine());
   hash_ = Fnv1a64(hash_, "\n");
   if (sink_) sink_(event);

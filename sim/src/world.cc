@@ -276,6 +276,9 @@ struct World::Impl {
   void Record(HostId h, TraceKind kind, std::string detail) {
     trace.Add(now - start, Label(h), kind, std::move(detail));
   }
+  // A stream event: also fills the structured fields (stream id, the other host, size).
+  void RecordStream(HostId h, TraceKind kind, std::string detail, const Link& link,
+                    uint64_t bytes = 0);
   absl::Duration Exp(absl::Duration mean) {
     if (mean <= absl::ZeroDuration()) return absl::ZeroDuration();
     const double ns = Exponential(generator, static_cast<double>(absl::ToInt64Nanoseconds(mean)));
@@ -394,6 +397,19 @@ class CallbackScope {
 };
 }  // namespace
 
+void World::Impl::RecordStream(HostId h, TraceKind kind, std::string detail, const Link& link,
+                               uint64_t bytes) {
+  TraceEvent e;
+  e.time = now - start;
+  e.host = Label(h);
+  e.kind = kind;
+  e.detail = std::move(detail);
+  e.conn = link.id;
+  e.peer = Label(link.host[0] == h ? link.host[1] : link.host[0]);
+  e.bytes = bytes;
+  trace.Add(std::move(e));
+}
+
 World::Impl::~Impl() {
   *ref = nullptr;
   // Break handler <-> connection cycles and free what the network holds.
@@ -491,9 +507,10 @@ void World::Impl::OnWrite(SimConnection& conn) {
 void World::Impl::OnLocalClose(SimConnection& conn) {
   Link* link = conn.link();
   if (link == nullptr) return;
-  Record(link->host[conn.side()], TraceKind::kClose,
-         absl::StrCat("conn#", link->id, " local close, ", conn.state().output_bytes(),
-                      " bytes to flush"));
+  RecordStream(link->host[conn.side()], TraceKind::kClose,
+               absl::StrCat("conn#", link->id, " local close, ", conn.state().output_bytes(),
+                            " bytes to flush"),
+               *link);
   if (conn.state().phase() == ConnectionState::Phase::kClosed) {
     SendFin(*link, conn.side());
   } else {
@@ -539,7 +556,8 @@ void World::Impl::Pump(const std::shared_ptr<Link>& link, int side) {
   p.last_arrival = arrive;
   p.bytes += n;
   p.segments.push_back(Pipe::Segment{std::move(data), 0, arrive});
-  Record(link->host[side], TraceKind::kSend, absl::StrCat(Stream(*link, side), " ", n, " bytes"));
+  RecordStream(link->host[side], TraceKind::kSend,
+               absl::StrCat(Stream(*link, side), " ", n, " bytes"), *link, n);
   ScheduleDelivery(*link, side, arrive);
   if (flushed) {
     SendFin(*link, side);
@@ -554,7 +572,7 @@ void World::Impl::SendFin(Link& link, int side) {
   p.fin = true;
   p.fin_at = std::max(now + Latency(), p.last_arrival);
   p.last_arrival = p.fin_at;
-  Record(link.host[side], TraceKind::kClose, absl::StrCat(Stream(link, side), " FIN"));
+  RecordStream(link.host[side], TraceKind::kClose, absl::StrCat(Stream(link, side), " FIN"), link);
   ScheduleDelivery(link, side, p.fin_at);
   MaybeTeardown(link);
 }
@@ -605,7 +623,7 @@ void World::Impl::Deliver(const std::shared_ptr<Link>& link, int side) {
       ScheduleDelivery(*link, side, p.fin_at);
       return;
     }
-    Record(to, TraceKind::kClose, absl::StrCat(Stream(*link, side), " end of stream"));
+    RecordStream(to, TraceKind::kClose, absl::StrCat(Stream(*link, side), " end of stream"), *link);
     if (state.OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, ""))) {
       DeliverPending(rx);
     }
@@ -619,8 +637,9 @@ void World::Impl::Deliver(const std::shared_ptr<Link>& link, int side) {
   const FaultProfile& prof = options.profile;
   if (state.phase() != ConnectionState::Phase::kOpen) {
     // Closed locally: what arrives is discarded (the application will never read it).
-    Record(to, TraceKind::kDeliver,
-           absl::StrCat(Stream(*link, side), " ", p.bytes, " bytes discarded (closed)"));
+    RecordStream(to, TraceKind::kDeliver,
+                 absl::StrCat(Stream(*link, side), " ", p.bytes, " bytes discarded (closed)"),
+                 *link);
     p.segments.clear();
     p.bytes = 0;
   } else if (!state.WantRead()) {
@@ -646,7 +665,8 @@ void World::Impl::Deliver(const std::shared_ptr<Link>& link, int side) {
       if (s.offset == s.data.size()) p.segments.pop_front();
     }
     p.bytes -= n;
-    Record(to, TraceKind::kDeliver, absl::StrCat(Stream(*link, side), " ", n, " bytes"));
+    RecordStream(to, TraceKind::kDeliver, absl::StrCat(Stream(*link, side), " ", n, " bytes"),
+                 *link, n);
     NoLock lock;
     ReceiveInput(lock, state, *rx, data);
   }
@@ -683,7 +703,8 @@ void World::Impl::Teardown(Link& link) {
 
 void World::Impl::ResetLink(Link& link, const std::string& detail) {
   if (link.dead) return;
-  Record(link.host[1], TraceKind::kReset, absl::StrCat("conn#", link.id, " reset: ", detail));
+  RecordStream(link.host[1], TraceKind::kReset, absl::StrCat("conn#", link.id, " reset: ", detail),
+               link);
   std::array<std::shared_ptr<SimConnection>, 2> ends = link.end;
   Teardown(link);
   for (const auto& end : ends) {
@@ -886,8 +907,8 @@ void World::Impl::Act(const std::shared_ptr<PendingConnect>& pc, ConnectSchedule
     }
     case Kind::kConnected: {
       std::shared_ptr<Link> link = std::move(pc->link);
-      Record(pc->host, TraceKind::kConnect,
-             absl::StrCat("connect#", pc->id, " connected conn#", link->id));
+      RecordStream(pc->host, TraceKind::kConnect,
+                   absl::StrCat("connect#", pc->id, " connected conn#", link->id), *link);
       Finish(pc);
       pc->handler->Connected(link->end[0]);
       return;
@@ -1006,9 +1027,10 @@ void World::Impl::SynArrive(const std::shared_ptr<PendingConnect>& pc, uint64_t 
   }
   links.emplace(link->id, link);
   pc->link = link;
-  Record(to, TraceKind::kAccept,
-         absl::StrCat("conn#", link->id, " from ", client_address.ToString(), " at ",
-                      listener->address().ToString(), " (connect#", pc->id, ")"));
+  RecordStream(to, TraceKind::kAccept,
+               absl::StrCat("conn#", link->id, " from ", client_address.ToString(), " at ",
+                            listener->address().ToString(), " (connect#", pc->id, ")"),
+               *link);
   const absl::Time back = std::max(now + Latency(), ClogEnd(to, from));
   Schedule(back, kNoHost, false, [this, pc, try_no]() { Established(pc, try_no); });
   if (listener->callback()) {
@@ -1216,7 +1238,8 @@ void World::Impl::CrashInternal(HostId h, const char* how) {
     if (link->host[0] == h || link->host[1] == h) broken.push_back(link);
   }
   for (const auto& link : broken) {
-    Record(h, TraceKind::kReset, absl::StrCat("conn#", link->id, " broken: host crashed"));
+    RecordStream(h, TraceKind::kReset, absl::StrCat("conn#", link->id, " broken: host crashed"),
+                 *link);
     std::array<std::shared_ptr<SimConnection>, 2> ends = link->end;
     Teardown(*link);
     for (int side = 0; side < 2; ++side) {
@@ -1442,6 +1465,13 @@ absl::Status World::At(absl::Time when, absl::AnyInvocable<void() &&> fn) {
   if (!fn) return absl::InvalidArgumentError("sim: At needs a function");
   impl_->Schedule(when, kNoHost, false, std::move(fn));
   return absl::OkStatus();
+}
+
+void World::Stop(absl::Status why) {
+  if (why.ok()) why = absl::InternalError("World::Stop called with an OK status");
+  if (!impl_->halted.ok()) return;
+  impl_->halted = std::move(why);
+  impl_->Record(kNoHost, TraceKind::kWorld, absl::StrCat("stopped: ", impl_->halted.ToString()));
 }
 
 bool World::InCallback() const { return impl_->depth > 0; }

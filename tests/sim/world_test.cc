@@ -182,7 +182,12 @@ TEST(Trace, HashCoversEveryCanonicalLineAndTheRingIsBounded) {
 }
 
 TEST(Trace, HumanAndJsonLines) {
-  TraceEvent e{7, absl::Milliseconds(1250), "client", TraceKind::kDeliver, "say \"hi\"\n"};
+  TraceEvent e;
+  e.seq = 7;
+  e.time = absl::Milliseconds(1250);
+  e.host = "client";
+  e.kind = TraceKind::kDeliver;
+  e.detail = "say \"hi\"\n";
   EXPECT_EQ(e.JsonLine(),
             "{\"seq\":7,\"t_ns\":1250000000,\"host\":\"client\",\"kind\":\"deliver\","
             "\"detail\":\"say \\\"hi\\\"\\n\"}");
@@ -203,6 +208,43 @@ TEST(Trace, WorldRecordsNotesAndTimers) {
   auto timers = testing_util::Find(w, TraceKind::kTimer, "fired");
   ASSERT_EQ(timers.size(), 1u);
   EXPECT_EQ(timers[0].time, absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace netlayer::sim
+
+namespace netlayer::sim {
+namespace {
+
+TEST(World, StopFromACallbackEndsTheRunWithItsReason) {
+  World w(WorldOptions{});
+  Env& env = w.env(*w.AddHost("a"));
+  int after = 0;
+  env.RunAt(w.Now() + absl::Seconds(1), [&] { w.Stop(absl::InternalError("invariant broken")); });
+  env.RunAt(w.Now() + absl::Seconds(2), [&] { ++after; });
+  absl::Status s = w.RunFor(absl::Seconds(5));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "invariant broken");
+  EXPECT_EQ(after, 0);
+  EXPECT_EQ(w.Elapsed(), absl::Seconds(1)) << "time stops where the run stopped";
+  EXPECT_FALSE(testing_util::Find(w, TraceKind::kWorld, "stopped: INTERNAL").empty());
+}
+
+TEST(Trace, StreamEventsCarryStructuredFields) {
+  World w(WorldOptions{});
+  const HostId a = *w.AddHost("a");
+  const HostId b = *w.AddHost("b");
+  std::shared_ptr<Listener> l;
+  auto pair = testing_util::ConnectPair(w, a, l, b);
+  ASSERT_NE(pair.server, nullptr);
+  ASSERT_TRUE(pair.client->Write("12345").ok());
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  auto sends = testing_util::Find(w, TraceKind::kSend, "a->b");
+  ASSERT_EQ(sends.size(), 1u);
+  EXPECT_EQ(sends[0].conn, *w.ConnectionId(*pair.client));
+  EXPECT_EQ(sends[0].peer, "b");
+  EXPECT_EQ(sends[0].bytes, 5u);
+  EXPECT_THAT(sends[0].JsonLine(), ::testing::HasSubstr(",\"conn\":1,\"peer\":\"b\",\"bytes\":5}"));
 }
 
 }  // namespace

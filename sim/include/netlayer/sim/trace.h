@@ -52,12 +52,19 @@ struct TraceEvent {
   std::string host;     // "-" for world-level events
   TraceKind kind = TraceKind::kWorld;
   std::string detail;
+  // Structured copies of what the detail says, for tools (a timeline): not part of the
+  // canonical line. `conn` is the stream id ("conn#N"), 0 if none; `peer` the other host of a
+  // send, delivery, accept, close or reset ("" if none); `bytes` the size of a send or delivery.
+  uint64_t conn = 0;
+  std::string peer;
+  uint64_t bytes = 0;
 
   // "<seq> <ns> <host> <kind> <detail>": what the hash is computed over.
   std::string CanonicalLine() const;
   // "[    1.250000000s] client   deliver  conn#1 c<-s 37 bytes": for people.
   std::string HumanLine() const;
-  // {"seq":12,"t_ns":1250000000,"host":"client","kind":"deliver","detail":"..."}
+  // {"seq":12,"t_ns":1250000000,"host":"client","kind":"deliver","detail":"..."}, followed by
+  // "conn", "peer" and "bytes" when set.
   std::string JsonLine() const;
 };
 
@@ -72,6 +79,8 @@ class Trace {
   explicit Trace(size_t capacity);
 
   void Add(absl::Duration time, std::string_view host, TraceKind kind, std::string detail);
+  // Adds `event` with its seq set to the next number.
+  void Add(TraceEvent event);
 
   // The running FNV-1a hash of every event so far.
   uint64_t hash() const { return hash_; }

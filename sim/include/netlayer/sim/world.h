@@ -18,6 +18,7 @@
 // ResourceExhausted in status(), and every later run returns at once.
 //
 // Thread rules: a World and everything it hands out are used by one thread (the test's).
+// Different worlds share nothing and may run on different threads at once (a parallel sweep).
 // Determinism rules followed inside: no hash-container iteration, no pointer ordering, no
 // std::*_distribution, no clock reads; randomness comes only from generator().
 #pragma once
@@ -117,6 +118,10 @@ class World {
   // Schedules `fn` in the world at `when` (a scripted action: a fault, a check, a step of the
   // workload). InvalidArgument if `when` is before Now().
   absl::Status At(absl::Time when, absl::AnyInvocable<void() &&> fn);
+  // Stops the run (a failed invariant, say), from anywhere, including a callback: status()
+  // becomes `why` (an OK status becomes Internal), the trace records it, the current callback
+  // finishes, and every later run returns at once. The first reason stays.
+  void Stop(absl::Status why);
   // True while the world is running a callback (blocking calls are forbidden then).
   bool InCallback() const;
   // OK, or why the world halted (event budget).
