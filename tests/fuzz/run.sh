@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
     tail -40 "$build/$t.log"
     status=1
   else
-    grep -E "stat::number_of_executed_runs|stat::new_units_added" "$build/$t.log" | tr '\n' ' '
+    grep -E "stat::number_of_executed_units|stat::new_units_added" "$build/$t.log" | tr '\n' ' '
     echo
   fi
 done
