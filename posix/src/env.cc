@@ -74,10 +74,10 @@ void PosixEnv::TimerLoop() {
 }
 
 void PosixNotification::Notify() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    notified_ = true;
-  }
+  // Notify under the lock: a waiter that sees the flag may destroy the notification as soon as
+  // it can take the lock, so the condition variable must not be touched after unlocking.
+  std::lock_guard<std::mutex> lock(mu_);
+  notified_ = true;
   cv_.notify_all();
 }
 

@@ -134,7 +134,7 @@ TEST(ClientTest, RefusedThenListeningConnectsAfterTheRefusedRounds) {
   // (at least the three seen, maybe one more in flight), then the one that connected.
   EXPECT_GE(sys.Calls(Op::kConnect), 4u);
   EXPECT_LE(sys.Calls(Op::kConnect), refused + 2);
-  EXPECT_TRUE((*attempt)->done());
+  EXPECT_TRUE(WaitFor([&] { return (*attempt)->done(); }));
   auto accepted = (*listener)->Accept(absl::Now() + absl::Seconds(10));
   ASSERT_NE(accepted, nullptr);
   ASSERT_TRUE(handler->connection()->Write("ping").ok());

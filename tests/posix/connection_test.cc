@@ -231,7 +231,8 @@ TEST_F(ConnectionTest, HandlerDroppingTheLastReferenceOnTheInputThreadIsSafe) {
   const int fds_before = OpenFds();
   for (int i = 0; i < 20; ++i) {
     RawPair p = UnixPair();
-    auto conn = Adopt(p.ours);
+    // The real Sys: the detached threads may outlive this test's FaultSys.
+    auto conn = *AdoptSocket(p.ours);
     auto rec = std::make_shared<Recorder>();
     // The handler holds the only reference and drops it from inside its own callback.
     auto holder = std::make_shared<std::shared_ptr<Connection>>(conn);
