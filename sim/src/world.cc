@@ -483,7 +483,9 @@ bool World::Impl::RunUntil(const std::function<bool()>& pred, absl::Time deadlin
                   "return");
   while (!pred()) {
     if (!halted.ok()) return false;
-    if (events.empty() || events.begin()->first.first > deadline) {
+    // An event at the infinite future (a timer set for "never") never runs.
+    if (events.empty() || events.begin()->first.first > deadline ||
+        events.begin()->first.first == absl::InfiniteFuture()) {
       if (deadline != absl::InfiniteFuture() && deadline > now) now = deadline;
       return pred();
     }
@@ -515,6 +517,14 @@ void World::Impl::OnLocalClose(SimConnection& conn) {
     SendFin(*link, conn.side());
   } else {
     SchedulePump(*link, conn.side());
+  }
+  // Input held back for a reader that is gone is now discarded, which unblocks the peer.
+  if (!link->dead) {
+    Pipe& in = link->pipe[1 - conn.side()];
+    if (in.wait == Pipe::Wait::kReadBlocked) {
+      in.wait = Pipe::Wait::kNone;
+      ScheduleDelivery(*link, 1 - conn.side(), now);
+    }
   }
 }
 

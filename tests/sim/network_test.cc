@@ -370,3 +370,29 @@ TEST(Network, FaultProfileDrawsDifferFromSeedToSeedAndValidate) {
 
 }  // namespace
 }  // namespace netlayer::sim
+
+namespace netlayer::sim {
+namespace {
+
+// A reader that never reads, then closes: what waits for it is discarded, which unblocks the
+// writer, and the writer then sees the end of the stream.
+TEST(Network, ClosingAReaderThatWasBlockedUnblocksTheWriter) {
+  WorldOptions o;
+  o.profile.send_buffer_bytes = 4096;
+  o.connection_limits.max_pending_input_bytes = 4096;
+  Net n(o);
+  auto [c, s] = testing_util::ConnectPair(n.w, n.a, n.listener, n.b);
+  ASSERT_NE(s, nullptr);
+  auto rc = std::make_shared<Recorder>();
+  c->SetHandler(rc);
+  ASSERT_TRUE(c->Write(Pattern(100000, 9)).ok());
+  ASSERT_TRUE(n.w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_GT(c->QueuedOutputBytes(), 0u) << "the writer is held back";
+  s->Close();
+  ASSERT_TRUE(n.w.RunUntil([&] { return !rc->closes.empty(); }, n.w.Now() + absl::Seconds(10)));
+  EXPECT_EQ(rc->closes[0].kind(), CloseReason::Kind::kPeerClosed);
+  EXPECT_EQ(n.w.LiveConnections(), 0u);
+}
+
+}  // namespace
+}  // namespace netlayer::sim

@@ -249,3 +249,23 @@ TEST(Trace, StreamEventsCarryStructuredFields) {
 
 }  // namespace
 }  // namespace netlayer::sim
+
+namespace netlayer::sim {
+namespace {
+
+TEST(World, ATimerAtTheInfiniteFutureNeverRuns) {
+  World w(WorldOptions{});
+  Env& env = w.env(*w.AddHost("a"));
+  bool ran = false;
+  TimerId id = env.RunAt(absl::InfiniteFuture(), [&] { ran = true; });
+  auto n = env.NewNotification();
+  EXPECT_FALSE(n->WaitUntil(absl::InfiniteFuture()));
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(w.Now(), w.start());
+  EXPECT_EQ(w.RunUntilIdle(absl::Seconds(1)).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(env.CancelTimer(id));
+  EXPECT_TRUE(w.RunUntilIdle().ok());
+}
+
+}  // namespace
+}  // namespace netlayer::sim
