@@ -1,0 +1,177 @@
+// Scenarios: whole client/server runs in a simulated World, replayable from a seed.
+//
+// A Scenario declares hosts, starts servers and clients on them (application code written
+// against core/, smac/ and rpc/ only, so it can run on posix too), drives a workload, and states
+// invariants:
+//   - safety checks, evaluated as events happen (ScenarioContext::Fail / Check, and trace
+//     observers that see every trace event the moment it is recorded);
+//   - liveness checks (ScenarioContext::Eventually), which must all hold within the scenario's
+//     liveness bound after the fault phase ends (faults stop, partitions heal, hosts restart).
+// A failed invariant stops the run at once; the result names the seed, the virtual time, the
+// invariant, and the last trace events, and gives the one command that replays it.
+//
+// A run: World(seed, Profile(seed)) -> Setup -> run the fault phase -> StopFaults ->
+// OnFaultsStopped -> run until every Eventually holds (or the bound passes) -> Finish.
+//
+// Thread rules: single-threaded, like the World.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "netlayer/sim/profile.h"
+#include "netlayer/sim/trace.h"
+#include "netlayer/sim/world.h"
+
+namespace netlayer::sim {
+
+struct ScenarioOptions {
+  uint64_t seed = 1;
+  // A deliberately broken behaviour to plant (scenario-specific names, e.g.
+  // "drop-first-byte-of-split-frame"), to prove that the invariants catch it. Empty: none.
+  std::string planted_bug;
+  // Every trace event is also passed here as it is recorded (e.g. to write a trace file).
+  Trace::Sink trace_sink;
+  // Trace events kept in memory for the failure report.
+  size_t trace_capacity = 4096;
+  // Trace events shown in a failure report.
+  size_t report_events = 25;
+};
+
+class ScenarioContext;
+
+class Scenario {
+ public:
+  virtual ~Scenario() = default;
+  // The world's network and fault mix for `seed`. Default: DrawFaultProfile(seed).
+  virtual FaultProfile Profile(uint64_t seed) { return DrawFaultProfile(seed); }
+  // How long random faults run before the liveness phase.
+  virtual absl::Duration FaultPhase() const { return absl::Seconds(20); }
+  // After faults stop, every Eventually must hold within this.
+  virtual absl::Duration LivenessBound() const { return absl::Seconds(30); }
+  // Declare hosts, start servers and clients, schedule the workload, register observers.
+  virtual void Setup(ScenarioContext& ctx) = 0;
+  // The fault phase has ended (World::StopFaults ran): register Eventually checks here.
+  virtual void OnFaultsStopped(ScenarioContext& /*ctx*/) {}
+  // Every Eventually held: final safety checks (e.g. nothing completed twice).
+  virtual void Finish(ScenarioContext& /*ctx*/) {}
+};
+
+class ScenarioContext {
+ public:
+  ScenarioContext(World& world, const ScenarioOptions& options)
+      : world_(world), options_(options) {}
+
+  World& world() { return world_; }
+  uint64_t seed() const { return options_.seed; }
+  // True if `bug` is the planted bug of this run.
+  bool planted(std::string_view bug) const { return options_.planted_bug == bug; }
+
+  // A safety invariant does not hold: the run stops after the current event. The first failure
+  // is the one reported.
+  void Fail(std::string invariant, std::string detail);
+  // Fail(invariant, detail()) unless `ok`.
+  void Check(bool ok, std::string_view invariant, const std::function<std::string()>& detail);
+  bool failed() const { return failed_; }
+
+  // A liveness invariant: `holds` must be true within the liveness bound after faults stop.
+  // `describe` says what is missing, for the failure report.
+  void Eventually(std::string invariant, std::function<bool()> holds,
+                  std::function<std::string()> describe = {});
+  // Calls `observer` with every trace event as it is recorded (safety checks on the trace).
+  void ObserveTrace(std::function<void(const TraceEvent&)> observer);
+
+  // Used by RunScenario.
+  struct Failure {
+    std::string invariant;
+    std::string detail;
+    absl::Duration at;
+  };
+  const Failure& failure() const { return failure_; }
+  bool AllEventuallyHold() const;
+  void FailUnmetEventually(absl::Duration bound);
+  void Dispatch(const TraceEvent& event);
+
+ private:
+  struct Liveness {
+    std::string invariant;
+    std::function<bool()> holds;
+    std::function<std::string()> describe;
+  };
+  World& world_;
+  const ScenarioOptions& options_;
+  bool failed_ = false;
+  Failure failure_;
+  std::vector<Liveness> liveness_;
+  std::vector<std::function<void(const TraceEvent&)>> observers_;
+};
+
+struct ScenarioResult {
+  std::string scenario;
+  uint64_t seed = 0;
+  std::string planted_bug;
+  bool passed = false;
+  // On failure: which invariant, why, when (virtual time since the start).
+  std::string invariant;
+  std::string detail;
+  absl::Duration failed_at;
+  // The run's fingerprint and size.
+  uint64_t trace_hash = 0;
+  uint64_t trace_events = 0;
+  uint64_t events_run = 0;
+  absl::Duration simulated;
+  std::string profile;
+  std::vector<TraceEvent> last_events;  // on failure
+
+  // "netlayer-sim run rpc-faults --seed 17" (with --plant when a bug was planted).
+  std::string ReplayCommand() const;
+  // One line: "PASS rpc-faults seed=17 hash=... events=... simulated=20.5s".
+  std::string Summary() const;
+  // Summary, and on failure the invariant, time, detail, last events and the replay command.
+  std::string Report() const;
+};
+
+// Runs `scenario` (registered as `name`) once with options.seed. The scenario is destroyed
+// before its world, so application objects it holds never outlive the simulated hosts.
+ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> scenario,
+                           const ScenarioOptions& options);
+
+// A named scenario maker.
+struct ScenarioInfo {
+  std::string name;
+  std::string description;
+  std::function<std::unique_ptr<Scenario>()> make;
+};
+
+// Scenarios by name, in registration order (so listings and sweeps are deterministic).
+class ScenarioRegistry {
+ public:
+  // InvalidArgument for an empty name; AlreadyExists for a duplicate.
+  absl::Status Add(ScenarioInfo info);
+  // NotFound naming the known scenarios.
+  absl::StatusOr<const ScenarioInfo*> Find(std::string_view name) const;
+  const std::vector<ScenarioInfo>& all() const { return scenarios_; }
+
+ private:
+  std::vector<ScenarioInfo> scenarios_;
+};
+
+// Seeds [first, last], inclusive.
+struct SeedRange {
+  uint64_t first = 1;
+  uint64_t last = 1;
+  uint64_t size() const { return last - first + 1; }
+};
+// "17" or "1..500"; InvalidArgument otherwise (also for last < first, or more than 10^9 seeds).
+absl::StatusOr<SeedRange> ParseSeedRange(std::string_view text);
+// The seeds a test runs: NETLAYER_SEED=n (one seed) or NETLAYER_SEEDS=a..b from the environment,
+// else `fallback`. InvalidArgument for a malformed variable.
+absl::StatusOr<SeedRange> SeedsFromEnvironment(SeedRange fallback);
+
+}  // namespace netlayer::sim

@@ -1,0 +1,23 @@
+// The built-in scenarios of netlayer-sim (docs/SCENARIOS.md describes each):
+//   rpc-faults         clients making concurrent calls against a server under the seed's faults
+//   reconnect-backoff  clients with several addresses against servers that come and go; every
+//                      attempt checked against the connect schedule
+//   smac-stress        messages from 0 bytes to MiBs through chunking, back-pressure and slow
+//                      readers
+#pragma once
+
+#include "netlayer/sim/scenario.h"
+
+namespace netlayer::scenarios {
+
+// Bugs that can be planted (ScenarioOptions::planted_bug) to prove the invariants catch them.
+inline constexpr char kDropFirstByteOfSplitFrame[] = "drop-first-byte-of-split-frame";
+
+// A registry holding every built-in scenario, in a fixed order.
+const sim::ScenarioRegistry& BuiltinScenarios();
+
+std::unique_ptr<sim::Scenario> MakeRpcFaults();
+std::unique_ptr<sim::Scenario> MakeReconnectBackoff();
+std::unique_ptr<sim::Scenario> MakeSmacStress();
+
+}  // namespace netlayer::scenarios

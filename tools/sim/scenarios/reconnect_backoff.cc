@@ -1,0 +1,341 @@
+// reconnect-backoff: clients with several addresses against servers that come and go (listeners
+// closed and reopened, hosts crashed and restarted), under the seed's faults.
+//
+// Safety: an oracle follows every connect in the trace and checks it against the seed's connect
+// schedule, computed here independently of core::ConnectSchedule: each round tries the addresses
+// in the given order; an attempt starts the moment the previous one failed; the next round
+// starts exactly `delay` after the round's last failure, with delay = min_delay, then times
+// delay_backoff after each round, capped at max_delay; an attempt never outlives
+// attempt_timeout; with max_attempts = N, the connect fails after exactly N rounds, and the
+// failure reported to the client names every attempt.
+// Liveness: after faults stop and every server is back, every client connects again.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "builtin.h"
+
+namespace netlayer::scenarios {
+namespace {
+
+using sim::HostId;
+using sim::ScenarioContext;
+using sim::TraceEvent;
+using sim::TraceKind;
+
+constexpr int kServers = 3;
+constexpr int kClients = 2;
+constexpr uint16_t kPort = 7000;
+
+class ReconnectBackoff final : public sim::Scenario {
+ public:
+  absl::Duration FaultPhase() const override { return absl::Seconds(30); }
+  absl::Duration LivenessBound() const override { return absl::Seconds(40); }
+
+  void Setup(ScenarioContext& ctx) override {
+    ctx_ = &ctx;
+    world_ = &ctx.world();
+    Generator& gen = world_->generator();
+    for (int i = 0; i < kServers; ++i) {
+      auto server = std::make_unique<ServerState>();
+      server->name = absl::StrCat("server", i + 1);
+      server->host = *world_->AddHost(server->name);
+      ServerState* s = server.get();
+      world_->SetRestartHook(s->host, [this, s] { OpenListener(*s); });
+      OpenListener(*s);
+      ScheduleChurn(*s);
+      servers_.push_back(std::move(server));
+    }
+    for (int i = 0; i < kClients; ++i) {
+      auto client = std::make_unique<ClientState>();
+      client->name = absl::StrCat("client", i + 1);
+      client->host = *world_->AddHost(client->name);
+      // Each client its own schedule, drawn from the seed.
+      ConnectOptions& o = client->options;
+      o.min_delay = absl::Milliseconds(UniformInt(gen, 20, 300));
+      o.delay_backoff = std::vector<double>{1.0, 1.5, 2.0, 3.0}[UniformInt(gen, 0, 3)];
+      o.max_delay = o.min_delay * static_cast<double>(UniformInt(gen, 1, 8));
+      if (Bernoulli(gen, 0.5)) o.max_attempts = static_cast<int>(UniformInt(gen, 1, 4));
+      o.attempt_timeout = absl::Milliseconds(UniformInt(gen, 200, 800));
+      // Every server, in an order of this client's own.
+      std::vector<int> order = {0, 1, 2};
+      for (int k = kServers - 1; k > 0; --k) std::swap(order[k], order[UniformInt(gen, 0, k)]);
+      for (int k : order) {
+        client->addresses.push_back(Address::HostName(servers_[k]->name, kPort));
+      }
+      world_->Note(
+          client->host,
+          absl::StrCat("schedule min=", absl::FormatDuration(o.min_delay),
+                       " max=", absl::FormatDuration(o.max_delay), " backoff=", o.delay_backoff,
+                       " max_attempts=", o.max_attempts ? absl::StrCat(*o.max_attempts) : "none",
+                       " attempt_timeout=", absl::FormatDuration(o.attempt_timeout)));
+      by_host_[client->name] = client.get();
+      clients_.push_back(std::move(client));
+    }
+    ctx.ObserveTrace([this](const TraceEvent& e) { Observe(e); });
+    for (auto& c : clients_) StartConnect(*c);
+  }
+
+  void OnFaultsStopped(ScenarioContext& ctx) override {
+    for (auto& s : servers_) {
+      if (world_->IsUp(s->host) && s->listener == nullptr) OpenListener(*s);
+    }
+    for (auto& c : clients_) {
+      ClientState* client = c.get();
+      client->connected_at_heal = client->connected;
+      ctx.Eventually(absl::StrCat(client->name, " connects again"),
+                     [client] { return client->connected > client->connected_at_heal; });
+    }
+  }
+
+  void Finish(ScenarioContext& ctx) override {
+    stopping_ = true;
+    uint64_t checked = 0;
+    for (auto& c : clients_) {
+      checked += c->attempts_checked;
+      world_->Note(c->host, absl::StrCat("connected=", c->connected, " failed=", c->failed,
+                                         " attempts checked=", c->attempts_checked));
+      if (c->attempt) c->attempt->Cancel();
+    }
+    ctx.Check(checked > 0, "the oracle saw connect attempts",
+              [] { return std::string("no attempt was traced"); });
+  }
+
+ private:
+  struct ServerState {
+    std::string name;
+    HostId host;
+    std::shared_ptr<Listener> listener;
+  };
+  // The oracle's view of one connect (connect#id in the trace).
+  struct Tracked {
+    std::vector<std::string> addresses;
+    int round = 1;
+    size_t index = 0;      // the address the next attempt must go to
+    absl::Duration delay;  // the next wait
+    absl::Duration next_try_at;
+    bool trying = false;
+    absl::Duration tried_at;
+    bool done = false;
+  };
+  struct ClientState {
+    std::string name;
+    HostId host;
+    ConnectOptions options;
+    std::vector<Address> addresses;
+    std::shared_ptr<ConnectAttempt> attempt;
+    std::map<uint64_t, Tracked> connects;  // by connect id
+    uint64_t connected = 0;
+    uint64_t failed = 0;
+    uint64_t connected_at_heal = 0;
+    uint64_t attempts_checked = 0;
+  };
+
+  class Callbacks final : public ConnectHandler {
+   public:
+    Callbacks(ReconnectBackoff* scenario, ClientState* client)
+        : scenario_(scenario), client_(client) {}
+    void Connected(std::shared_ptr<Connection> connection) override {
+      scenario_->OnConnected(*client_, std::move(connection));
+    }
+    void FailedConnection(const absl::Status& status) override {
+      scenario_->OnFailed(*client_, status);
+    }
+
+   private:
+    ReconnectBackoff* scenario_;
+    ClientState* client_;
+  };
+
+  // Idempotent: the restart hook and the liveness phase may both ask for it.
+  void OpenListener(ServerState& s) {
+    if (s.listener != nullptr && s.listener->IsOpen()) return;
+    auto listener = world_->server_factory(s.host).Listen(
+        Address::HostName(s.name, kPort), [](std::shared_ptr<Connection> c) { c->Close(); });
+    ctx_->Check(listener.ok(), "a server can listen again",
+                [&] { return absl::StrCat(s.name, ": ", listener.status().ToString()); });
+    if (listener.ok()) s.listener = *listener;
+  }
+
+  // While faults run, each server goes away now and then: its listener closes, or its host
+  // crashes; it comes back after a while.
+  void ScheduleChurn(ServerState& s) {
+    const absl::Duration wait =
+        absl::Milliseconds(static_cast<int64_t>(Exponential(world_->generator(), 1500)));
+    (void)world_->At(world_->Now() + wait, [this, &s] {
+      if (world_->faults_stopped()) return;
+      const absl::Duration down =
+          absl::Milliseconds(static_cast<int64_t>(Exponential(world_->generator(), 1000)));
+      if (world_->IsUp(s.host) && s.listener != nullptr) {
+        if (Bernoulli(world_->generator(), 0.5)) {
+          s.listener->Close();
+          s.listener = nullptr;
+          (void)world_->At(world_->Now() + down, [this, &s] {
+            if (world_->IsUp(s.host) && s.listener == nullptr) OpenListener(s);
+          });
+        } else {
+          s.listener = nullptr;
+          (void)world_->Crash(s.host);
+          (void)world_->At(world_->Now() + down, [this, &s] {
+            if (!world_->IsUp(s.host)) (void)world_->Restart(s.host);
+          });
+        }
+      }
+      ScheduleChurn(s);
+    });
+  }
+
+  void StartConnect(ClientState& c) {
+    if (stopping_) return;
+    auto attempt = world_->client_factory(c.host).Connect(c.addresses, c.options,
+                                                          std::make_shared<Callbacks>(this, &c));
+    ctx_->Check(attempt.ok(), "valid connect requests are accepted",
+                [&] { return attempt.status().ToString(); });
+    if (attempt.ok()) c.attempt = *attempt;
+  }
+
+  void Pause(ClientState& c) {
+    const absl::Duration pause = absl::Milliseconds(UniformInt(world_->generator(), 0, 400));
+    Env& env = world_->env(c.host);
+    env.RunAt(env.Now() + pause, [this, &c] { StartConnect(c); });
+  }
+
+  void OnConnected(ClientState& c, std::shared_ptr<Connection> connection) {
+    ++c.connected;
+    // Hold the connection a little, then close it and connect again.
+    Env& env = world_->env(c.host);
+    const absl::Duration hold = absl::Milliseconds(UniformInt(world_->generator(), 0, 300));
+    env.RunAt(env.Now() + hold, [this, &c, connection] {
+      connection->Close();
+      Pause(c);
+    });
+  }
+
+  void OnFailed(ClientState& c, const absl::Status& status) {
+    ++c.failed;
+    ctx_->Check(
+        c.options.max_attempts.has_value() && status.code() == absl::StatusCode::kUnavailable,
+        "only a connect with max_attempts gives up, with kUnavailable",
+        [&] { return absl::StrCat(c.name, ": ", status.ToString()); });
+    if (c.options.max_attempts) {
+      // Every attempt's reason is in the report: one "round N <address>: ..." per attempt.
+      for (int round = 1; round <= *c.options.max_attempts; ++round) {
+        for (const Address& a : c.addresses) {
+          const std::string attempt = absl::StrCat("round ", round, " ", a.ToString(), ": ");
+          ctx_->Check(absl::StrContains(status.message(), attempt),
+                      "a failed connect reports every attempt's reason", [&] {
+                        return absl::StrCat(c.name, ": '", attempt, "' missing from ",
+                                            status.ToString());
+                      });
+        }
+      }
+    }
+    Pause(c);
+  }
+
+  // ---- The oracle ----
+  void Observe(const TraceEvent& e) {
+    if (e.kind != TraceKind::kConnect) return;
+    auto client_it = by_host_.find(e.host);
+    if (client_it == by_host_.end()) return;
+    ClientState& c = *client_it->second;
+    // "connect#<id> <what>"
+    if (!absl::StartsWith(e.detail, "connect#")) return;
+    const size_t space = e.detail.find(' ');
+    uint64_t id = 0;
+    if (space == std::string::npos ||
+        !absl::SimpleAtoi(absl::string_view(e.detail).substr(8, space - 8), &id))
+      return;
+    const absl::string_view what = absl::string_view(e.detail).substr(space + 1);
+    auto fail = [&](std::string why) {
+      ctx_->Fail("connect attempts follow the schedule",
+                 absl::StrCat(c.name, " connect#", id, ": ", why, " (event: ", e.detail, ")"));
+    };
+
+    if (absl::StartsWith(what, "start [")) {
+      Tracked t;
+      absl::string_view list = what.substr(7, what.size() - 8);
+      t.addresses = absl::StrSplit(list, ", ");
+      t.delay = c.options.min_delay;
+      t.next_try_at = e.time;
+      std::vector<std::string> expected;
+      for (const Address& a : c.addresses) expected.push_back(a.ToString());
+      if (t.addresses != expected) return fail("addresses differ from the request");
+      c.connects[id] = t;
+      return;
+    }
+    auto it = c.connects.find(id);
+    if (it == c.connects.end()) return;
+    Tracked& t = it->second;
+    if (t.done) return;
+    const std::string round_try = absl::StrCat("round ", t.round, " try ");
+    if (absl::StartsWith(what, "round ") && absl::StrContains(what, " try ")) {
+      if (t.trying) return fail("a second attempt started before the first ended");
+      if (!absl::StartsWith(what, round_try)) return fail(absl::StrCat("expected round ", t.round));
+      const absl::string_view address = what.substr(round_try.size());
+      if (address != t.addresses[t.index]) {
+        return fail(absl::StrCat("expected address ", t.addresses[t.index]));
+      }
+      if (e.time != t.next_try_at) {
+        return fail(absl::StrCat("attempt at ", absl::FormatDuration(e.time), ", schedule says ",
+                                 absl::FormatDuration(t.next_try_at)));
+      }
+      t.trying = true;
+      t.tried_at = e.time;
+      ++c.attempts_checked;
+    } else if (absl::StartsWith(what, "attempt failed")) {
+      if (!t.trying) return fail("an attempt failed that had not started");
+      if (e.time - t.tried_at > c.options.attempt_timeout) {
+        return fail(absl::StrCat("the attempt took ", absl::FormatDuration(e.time - t.tried_at),
+                                 ", more than attempt_timeout"));
+      }
+      t.trying = false;
+      if (++t.index < t.addresses.size()) {
+        t.next_try_at = e.time;  // the next address at once
+      } else if (c.options.max_attempts && t.round >= *c.options.max_attempts) {
+        t.next_try_at = absl::InfiniteDuration();  // must fail now
+      } else {
+        t.next_try_at = e.time + t.delay;
+        t.delay = std::min(t.delay * c.options.delay_backoff, c.options.max_delay);
+        ++t.round;
+        t.index = 0;
+      }
+    } else if (absl::StartsWith(what, "connected")) {
+      if (!t.trying) return fail("connected without an attempt in progress");
+      t.done = true;
+    } else if (absl::StartsWith(what, "failed:")) {
+      if (!c.options.max_attempts || t.round != *c.options.max_attempts ||
+          t.index != t.addresses.size()) {
+        return fail(absl::StrCat(
+            "gave up in round ", t.round, " after ", t.index, " addresses; max_attempts=",
+            c.options.max_attempts ? absl::StrCat(*c.options.max_attempts) : "none"));
+      }
+      t.done = true;
+    } else if (absl::StartsWith(what, "cancelled") || absl::StartsWith(what, "ended")) {
+      t.done = true;
+    }
+    if (t.done) c.connects.erase(it);
+  }
+
+  ScenarioContext* ctx_ = nullptr;
+  sim::World* world_ = nullptr;
+  std::vector<std::unique_ptr<ServerState>> servers_;
+  std::vector<std::unique_ptr<ClientState>> clients_;
+  std::map<std::string, ClientState*, std::less<>> by_host_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<sim::Scenario> MakeReconnectBackoff() {
+  return std::make_unique<ReconnectBackoff>();
+}
+
+}  // namespace netlayer::scenarios

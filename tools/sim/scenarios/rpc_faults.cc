@@ -1,0 +1,247 @@
+// rpc-faults: several clients, each keeping several calls in flight (the work of several
+// threads), against one server under the seed's fault mix (partitions, clogs, resets, server
+// crash and restart), then a heal phase.
+//
+// Safety, checked as each event happens:
+//   - every call completes at most once, with its own reply (the reply echoes the call's unique
+//     payload) or with kUnavailable / kDeadlineExceeded;
+//   - pushes on a connection arrive in order, without gaps, and a reply is processed after
+//     exactly the pushes the server sent before it (ZEO's cache-consistency rule).
+// Liveness, after faults stop: every client is connected again and completes new calls.
+// Finish: once the workload stops, every call ever started has completed.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "builtin.h"
+#include "netlayer/rpc/client.h"
+#include "netlayer/rpc/server.h"
+
+namespace netlayer::scenarios {
+namespace {
+
+using sim::HostId;
+using sim::ScenarioContext;
+
+constexpr int kClients = 3;
+constexpr int kCallsInFlight = 4;  // per client
+constexpr uint16_t kPort = 8100;
+
+class RpcFaults final : public sim::Scenario {
+ public:
+  absl::Duration LivenessBound() const override { return absl::Seconds(15); }
+
+  void Setup(ScenarioContext& ctx) override {
+    ctx_ = &ctx;
+    world_ = &ctx.world();
+    server_host_ = *world_->AddHost("server");
+    world_->SetCrashable(server_host_, true);
+    world_->SetRestartHook(server_host_, [this] { StartServer(); });
+    StartServer();
+    for (int i = 0; i < kClients; ++i) {
+      auto client = std::make_unique<ClientState>();
+      client->name = absl::StrCat("client", i + 1);
+      client->host = *world_->AddHost(client->name);
+      StartClient(*client);
+      clients_.push_back(std::move(client));
+    }
+  }
+
+  void OnFaultsStopped(ScenarioContext& ctx) override {
+    for (auto& c : clients_) {
+      ClientState* client = c.get();
+      client->ok_at_heal = client->ok;
+      ctx.Eventually(
+          absl::StrCat(client->name, " reconnects"), [client] { return client->rpc->ready(); },
+          [client] { return absl::StrCat("last error: ", client->rpc->last_error().ToString()); });
+      ctx.Eventually(
+          absl::StrCat(client->name, " completes new calls"),
+          [client] { return client->ok >= client->ok_at_heal + 5; },
+          [client] {
+            return absl::StrCat(client->ok - client->ok_at_heal, " of 5 calls succeeded");
+          });
+    }
+  }
+
+  void Finish(ScenarioContext& ctx) override {
+    stopping_ = true;
+    auto all_done = [this] {
+      for (auto& c : clients_) {
+        if (!c->outstanding.empty()) return false;
+      }
+      return true;
+    };
+    // Calls have deadlines, so every one completes within its deadline after the workload stops.
+    world_->RunUntil([&] { return ctx.failed() || all_done(); }, world_->Now() + absl::Seconds(10));
+    for (auto& c : clients_) {
+      ctx.Check(c->outstanding.empty(), "every call completes", [&] {
+        return absl::StrCat(c->name, " has ", c->outstanding.size(),
+                            " calls that never completed, first #", c->outstanding.begin()->first);
+      });
+      world_->Note(c->host, absl::StrCat("calls ok=", c->ok, " failed=", c->failed,
+                                         " pushes=", c->pushes_total));
+      c->rpc->Close();
+    }
+  }
+
+ private:
+  struct ClientState {
+    std::string name;
+    HostId host;
+    std::shared_ptr<rpc::Client> rpc;
+    uint64_t next_call = 1;
+    std::map<uint64_t, std::string> outstanding;  // call number -> its payload
+    uint64_t ok = 0;
+    uint64_t failed = 0;
+    uint64_t ok_at_heal = 0;
+    uint64_t pushes_seen = 0;  // on the current connection
+    uint64_t pushes_total = 0;
+  };
+
+  void StartServer() {
+    Env& env = world_->env(server_host_);
+    server_ = rpc::Server::Create(env);
+    pushes_sent_.clear();
+    ++incarnation_;
+    // echo and slow-echo answer with the payload and how many pushes this session was sent
+    // before the reply, so the client can check the order it processes them in.
+    server_->Register("echo", [this](const rpc::Request& request, rpc::Responder responder) {
+      (void)responder.Reply(
+          absl::StrCat(absl::string_view(request.payload.data(), request.payload.size()), "|",
+                       pushes_sent_[request.session.id()]));
+    });
+    server_->Register(
+        "slow-echo", [this, &env](const rpc::Request& request, rpc::Responder responder) {
+          const absl::Duration delay = absl::Milliseconds(UniformInt(world_->generator(), 1, 200));
+          std::weak_ptr<rpc::Session> session = request.session.shared_from_this();
+          env.RunAt(env.Now() + delay, [this, session, payload = std::string(request.payload),
+                                        responder = std::move(responder)]() mutable {
+            auto s = session.lock();
+            if (s == nullptr) return;  // the session is gone; the responder drops the answer
+            (void)responder.Reply(absl::StrCat(payload, "|", pushes_sent_[s->id()]));
+          });
+        });
+    auto listener = world_->server_factory(server_host_)
+                        .Listen(Address::HostName("server", kPort),
+                                [this](std::shared_ptr<Connection> c) { server_->Serve(c); });
+    ctx_->Check(listener.ok(), "the server can listen after a (re)start",
+                [&] { return listener.status().ToString(); });
+    if (listener.ok()) listener_ = *listener;
+    SchedulePush(env);
+  }
+
+  // Every 50 ms the server pushes an "invalidation" to each ready session, numbered per session.
+  void SchedulePush(Env& env) {
+    const uint64_t incarnation = incarnation_;
+    env.RunAt(env.Now() + absl::Milliseconds(50), [this, &env, incarnation] {
+      if (incarnation != incarnation_ || stopping_) return;
+      for (const auto& session : server_->Sessions()) {
+        if (!session->ready()) continue;
+        uint64_t& sent = pushes_sent_[session->id()];
+        if (session->Push("invalidate", absl::StrCat(sent)).ok()) ++sent;
+      }
+      SchedulePush(env);
+    });
+  }
+
+  void StartClient(ClientState& c) {
+    ConnectOptions connect;
+    connect.min_delay = absl::Milliseconds(100);
+    connect.max_delay = absl::Seconds(1);
+    connect.delay_backoff = 2;
+    connect.attempt_timeout = absl::Seconds(1);
+    rpc::ClientOptions options;
+    options.on_ready = [&c](uint16_t) { c.pushes_seen = 0; };
+    options.on_push = [this, &c](std::string_view method, std::string_view payload) {
+      uint64_t number = 0;
+      ctx_->Check(
+          method == "invalidate" &&
+              absl::SimpleAtoi(absl::string_view(payload.data(), payload.size()), &number) &&
+              number == c.pushes_seen,
+          "pushes arrive in order, once, without gaps", [&] {
+            return absl::StrCat(c.name, " expected push #", c.pushes_seen, ", got ",
+                                std::string(method), " '", std::string(payload), "'");
+          });
+      ++c.pushes_seen;
+      ++c.pushes_total;
+    };
+    auto client =
+        rpc::Client::CreateReconnecting(world_->env(c.host), world_->client_factory(c.host),
+                                        {Address::HostName("server", kPort)}, connect, options);
+    ctx_->Check(client.ok(), "the client starts", [&] { return client.status().ToString(); });
+    if (!client.ok()) return;
+    c.rpc = *client;
+    for (int i = 0; i < kCallsInFlight; ++i) IssueCall(c);
+  }
+
+  void IssueCall(ClientState& c) {
+    if (stopping_ || ctx_->failed()) return;
+    Env& env = world_->env(c.host);
+    const uint64_t number = c.next_call++;
+    const std::string payload =
+        absl::StrCat(c.name, "#", number, ":", UniformInt(world_->generator(), 0, 1u << 30));
+    c.outstanding.emplace(number, payload);
+    const char* method = Bernoulli(world_->generator(), 0.3) ? "slow-echo" : "echo";
+    c.rpc->CallAsync(method, payload, env.Now() + absl::Seconds(3),
+                     [this, &c, number](rpc::CallResult result) { OnDone(c, number, result); });
+  }
+
+  void OnDone(ClientState& c, uint64_t number, const rpc::CallResult& result) {
+    auto it = c.outstanding.find(number);
+    ctx_->Check(it != c.outstanding.end(), "every call completes at most once",
+                [&] { return absl::StrCat(c.name, " call #", number, " completed again"); });
+    if (it == c.outstanding.end()) return;
+    const std::string payload = std::move(it->second);
+    c.outstanding.erase(it);
+    if (result.ok()) {
+      std::vector<absl::string_view> parts = absl::StrSplit(*result, absl::MaxSplits('|', 1));
+      uint64_t pushes_before = 0;
+      ctx_->Check(parts.size() == 2 && parts[0] == payload, "each reply goes to its own call", [&] {
+        return absl::StrCat(c.name, " call #", number, " (", payload, ") got reply '", *result,
+                            "'");
+      });
+      ctx_->Check(parts.size() == 2 && absl::SimpleAtoi(parts[1], &pushes_before) &&
+                      pushes_before == c.pushes_seen,
+                  "a reply is processed after exactly the pushes sent before it", [&] {
+                    return absl::StrCat(c.name, " call #", number, ": server had pushed ",
+                                        parts.size() == 2 ? std::string(parts[1]) : "?",
+                                        " before replying, client had processed ", c.pushes_seen);
+                  });
+      ++c.ok;
+    } else {
+      const absl::StatusCode code = result.status().code();
+      ctx_->Check(
+          code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+              (stopping_ && code == absl::StatusCode::kCancelled),
+          "a call fails only with kUnavailable or kDeadlineExceeded", [&] {
+            return absl::StrCat(c.name, " call #", number, ": ", result.status().ToString());
+          });
+      ++c.failed;
+    }
+    // The next call of this "thread" after a short think time.
+    Env& env = world_->env(c.host);
+    const absl::Duration think =
+        absl::Microseconds(static_cast<int64_t>(Exponential(world_->generator(), 20000)));
+    env.RunAt(env.Now() + think, [this, &c] { IssueCall(c); });
+  }
+
+  ScenarioContext* ctx_ = nullptr;
+  sim::World* world_ = nullptr;
+  HostId server_host_;
+  std::shared_ptr<rpc::Server> server_;
+  std::shared_ptr<Listener> listener_;
+  std::map<uint64_t, uint64_t> pushes_sent_;  // session id -> pushes sent to it
+  uint64_t incarnation_ = 0;
+  std::vector<std::unique_ptr<ClientState>> clients_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<sim::Scenario> MakeRpcFaults() { return std::make_unique<RpcFaults>(); }
+
+}  // namespace netlayer::scenarios

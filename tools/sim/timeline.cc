@@ -1,0 +1,164 @@
+#include "timeline.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace netlayer::tools {
+namespace {
+
+// The page: data is injected as JSON in place of __DATA__; everything else is static.
+constexpr char kPage[] = R"HTML(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>netlayer timeline</title>
+<style>
+body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}
+h1{font-size:18px;margin:0 0 4px}
+.pass{color:#176b2c}.fail{color:#b00020}
+#meta{margin-bottom:8px}
+#legend span{display:inline-block;margin-right:12px}
+#legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+#wrap{overflow-x:auto;border:1px solid #ccc}
+svg text{font:11px system-ui,sans-serif}
+#tip{position:fixed;pointer-events:none;background:#fffbe6;border:1px solid #aaa;padding:4px 6px;display:none;max-width:600px;white-space:pre-wrap}
+table{border-collapse:collapse;margin-top:12px;font:12px monospace}
+td{padding:1px 8px;border-bottom:1px solid #eee;vertical-align:top}
+tr.fault td{background:#fff0f0} tr.app td{background:#f0f6ff}
+</style></head><body>
+<h1 id="title"></h1><div id="meta"></div><div id="legend"></div>
+<div>zoom <input id="zoom" type="range" min="0" max="100" value="0"> <span id="zoomv"></span></div>
+<div id="wrap"><svg id="svg"></svg></div><div id="tip"></div>
+<h2 style="font-size:15px">Events</h2><div id="note"></div><table id="events"></table>
+<script>
+const D = __DATA__;
+const colors = {world:'#555',host:'#000',timer:'#bbb',listen:'#6a3d9a',connect:'#1f78b4',
+  accept:'#33a02c',send:'#a6cee3',deliver:'#b2df8a',close:'#ff7f00',reset:'#e31a1c',
+  fault:'#fb9a99',app:'#0050d0'};
+const r = D.result;
+document.getElementById('title').innerHTML = (r.passed ? '<span class="pass">PASS</span> ' :
+  '<span class="fail">FAIL</span> ') + r.scenario + ' seed ' + r.seed;
+document.getElementById('meta').textContent = 'trace hash ' + r.hash + ' | ' + r.trace_events +
+  ' trace events | simulated ' + r.simulated + (r.passed ? '' : ' | invariant: ' + r.invariant +
+  ' at ' + r.failed_at + ': ' + r.detail) + (D.truncated ? ' | (timeline shows the first ' +
+  D.events.length + ' events)' : '') + ' | replay: ' + r.replay;
+document.getElementById('legend').innerHTML = Object.keys(colors).map(k =>
+  '<span><i style="background:' + colors[k] + '"></i>' + k + '</span>').join('');
+const hosts = ['-'].concat(D.hosts);
+const lane = {}; hosts.forEach((h, i) => lane[h] = i);
+const tmax = Math.max(1, D.events.length ? D.events[D.events.length - 1].t : 1, r.failed_ns || 0);
+const svg = document.getElementById('svg'), tip = document.getElementById('tip');
+const left = 90, laneH = 34;
+function draw() {
+  const zoom = Math.pow(40, document.getElementById('zoom').value / 100);
+  document.getElementById('zoomv').textContent = zoom.toFixed(1) + 'x';
+  const width = Math.max(900, (window.innerWidth - 60)) * zoom;
+  const x = t => left + (width - left - 20) * t / tmax;
+  const y = h => 20 + lane[h] * laneH + laneH / 2;
+  let s = '';
+  // Fault spans (partition/clog begin to heal), shaded.
+  const open = {};
+  for (const e of D.events) {
+    if (e.kind !== 'fault') continue;
+    const m = /^(partition|clog)/.exec(e.detail), heal = /^heal/.exec(e.detail) || /stop/.exec(e.detail);
+    if (m) open[e.seq] = e;
+    if (heal) { for (const k in open) { const b = open[k];
+      s += '<rect x="' + x(b.t) + '" y="14" width="' + Math.max(1, x(e.t) - x(b.t)) +
+        '" height="' + (hosts.length * laneH + 6) + '" fill="#fdd" opacity="0.45"><title>' +
+        esc(b.detail + ' .. ' + e.detail) + '</title></rect>'; delete open[k]; } }
+  }
+  for (const k in open) { const b = open[k];
+    s += '<rect x="' + x(b.t) + '" y="14" width="' + Math.max(1, x(tmax) - x(b.t)) + '" height="' +
+      (hosts.length * laneH + 6) + '" fill="#fdd" opacity="0.45"></rect>'; }
+  hosts.forEach(h => {
+    s += '<line x1="' + left + '" x2="' + width + '" y1="' + y(h) + '" y2="' + y(h) +
+      '" stroke="#ddd"/><text x="4" y="' + (y(h) + 4) + '">' + esc(h === '-' ? 'world' : h) + '</text>';
+  });
+  // Deliveries drawn as arrows from the sending host's lane when the peer is known.
+  for (const e of D.events) {
+    if (!(e.host in lane)) continue;
+    const cx = x(e.t), cy = y(e.host);
+    if (e.kind === 'deliver' && e.from && e.from in lane) {
+      s += '<line x1="' + cx + '" y1="' + y(e.from) + '" x2="' + cx + '" y2="' + cy +
+        '" stroke="#9ecae1" stroke-width="1"/>';
+    }
+    const rr = (e.kind === 'send' || e.kind === 'deliver' || e.kind === 'timer') ? 2 : 4;
+    s += '<circle cx="' + cx + '" cy="' + cy + '" r="' + rr + '" fill="' + (colors[e.kind] || '#000') +
+      '" data-i="' + e.i + '"/>';
+  }
+  if (!r.passed) {
+    const fx = x(r.failed_ns);
+    s += '<line x1="' + fx + '" x2="' + fx + '" y1="10" y2="' + (hosts.length * laneH + 24) +
+      '" stroke="#b00020" stroke-width="2"/><text x="' + (fx + 4) + '" y="12" fill="#b00020">' +
+      esc('invariant failed: ' + r.invariant) + '</text>';
+  }
+  // Time axis.
+  for (let i = 0; i <= 10; i++) { const t = tmax * i / 10;
+    s += '<text x="' + x(t) + '" y="' + (hosts.length * laneH + 40) + '">' + (t / 1e9).toFixed(3) + 's</text>'; }
+  svg.setAttribute('width', width + 20);
+  svg.setAttribute('height', hosts.length * laneH + 50);
+  svg.innerHTML = s;
+}
+function esc(t) { return String(t).replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
+svg.addEventListener('mousemove', ev => {
+  const i = ev.target.getAttribute && ev.target.getAttribute('data-i');
+  if (i === null || i === undefined) { tip.style.display = 'none'; return; }
+  const e = D.events[+i];
+  tip.textContent = (e.t / 1e9).toFixed(9) + 's ' + e.host + ' ' + e.kind + '\n' + e.detail;
+  tip.style.left = (ev.clientX + 12) + 'px'; tip.style.top = (ev.clientY + 12) + 'px';
+  tip.style.display = 'block';
+});
+document.getElementById('zoom').addEventListener('input', draw);
+draw();
+const rows = D.events.filter(e => e.kind !== 'send' && e.kind !== 'deliver' && e.kind !== 'timer');
+const shown = rows.slice(-2000);
+document.getElementById('note').textContent = 'Showing the last ' + shown.length + ' of ' + rows.length +
+  ' events other than send/deliver/timer (all events are in the lanes above).';
+document.getElementById('events').innerHTML = shown.map(e => '<tr class="' + e.kind + '"><td>' +
+  (e.t / 1e9).toFixed(6) + 's</td><td>' + esc(e.host) + '</td><td>' + e.kind + '</td><td>' +
+  esc(e.detail) + '</td></tr>').join('');
+</script></body></html>
+)HTML";
+
+}  // namespace
+
+std::string RenderTimeline(const sim::ScenarioResult& result,
+                           const std::vector<sim::TraceEvent>& events, bool truncated) {
+  nlohmann::json data;
+  nlohmann::json r;
+  r["scenario"] = result.scenario;
+  r["seed"] = result.seed;
+  r["passed"] = result.passed;
+  r["invariant"] = result.invariant;
+  r["detail"] = result.detail;
+  r["failed_at"] = absl::FormatDuration(result.failed_at);
+  r["failed_ns"] = absl::ToInt64Nanoseconds(result.failed_at);
+  r["hash"] = absl::StrCat(absl::Hex(result.trace_hash, absl::kZeroPad16));
+  r["trace_events"] = result.trace_events;
+  r["simulated"] = absl::FormatDuration(result.simulated);
+  r["replay"] = result.ReplayCommand();
+  data["result"] = r;
+  data["truncated"] = truncated;
+  std::vector<std::string> hosts;
+  nlohmann::json list = nlohmann::json::array();
+  for (size_t i = 0; i < events.size(); ++i) {
+    const sim::TraceEvent& e = events[i];
+    if (e.host != "-" && std::find(hosts.begin(), hosts.end(), e.host) == hosts.end()) {
+      hosts.push_back(e.host);
+    }
+    nlohmann::json j;
+    j["i"] = i;
+    j["seq"] = e.seq;
+    j["t"] = absl::ToInt64Nanoseconds(e.time);
+    j["host"] = e.host;
+    j["kind"] = sim::TraceKindName(e.kind);
+    j["detail"] = e.detail;
+    list.push_back(std::move(j));
+  }
+  data["hosts"] = hosts;
+  data["events"] = std::move(list);
+  // "</" inside a <script> would end it early.
+  std::string json = absl::StrReplaceAll(data.dump(), {{"</", "<\\/"}});
+  return absl::StrReplaceAll(kPage, {{"__DATA__", json}});
+}
+
+}  // namespace netlayer::tools
