@@ -433,6 +433,7 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
                   "a method name is 1..1024 bytes");
   absl::Status failed;
   uint64_t id = 0;
+  std::shared_ptr<smac::MessageConnection> send_on;  // set: send now, outside the lock
   {
     std::lock_guard lock(mu_);
     if (phase_ == Phase::kClosed) {
@@ -456,24 +457,39 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
           if (auto c = weak.lock()) c->Expire(id);
         });
       }
-      Envelope e;
-      e.kind = MessageKind::kCall;
-      e.id = id;
-      e.method = method;
-      e.payload = payload;
       if (phase_ == Phase::kReady) {
-        if (absl::Status s = SendLocked(e); !s.ok()) {
-          failed = s;
-          done = std::move(call.done);
-          if (call.timer) env_.CancelTimer(*call.timer);
-          pending_.erase(id);
-        } else {
-          call.generation = generation_;
-        }
+        // Registered before it is sent, so the reply always finds it. Sent outside the lock so
+        // callers on many threads and the reply path do not queue behind each other's writes.
+        // Order is kept: kReady is set only after the calls that waited were flushed.
+        call.generation = generation_;
+        send_on = conn_;
       } else {
         unsent_.push_back(
             Outgoing{MessageKind::kCall, id, std::string(method), std::string(payload)});
       }
+    }
+  }
+  if (send_on != nullptr) {
+    Envelope e;
+    e.kind = MessageKind::kCall;
+    e.id = id;
+    e.method = method;
+    e.payload = payload;
+    const std::string head = options_.codec->EncodeHead(e);
+    const std::array<std::string_view, 2> pieces = {head, e.payload};
+    if (absl::Status s = send_on->SendV(pieces); !s.ok()) {
+      // Not sent (output queue full, or the connection is closing: then OnClosed may already
+      // have failed the call, and there is nothing left to do).
+      std::vector<Completion> completions;
+      {
+        std::lock_guard lock(mu_);
+        auto it = pending_.find(id);
+        if (it != pending_.end()) {
+          completions.push_back(Completion{std::move(it->second), s});
+          pending_.erase(it);
+        }
+      }
+      Complete(std::move(completions));
     }
   }
   if (!failed.ok() && done) {
@@ -519,27 +535,34 @@ CallResult Client::Call(std::string_view method, std::string_view payload, absl:
 absl::Status Client::Notify(std::string_view method, std::string_view payload) {
   NETLAYER_ASSERT(!method.empty() && method.size() <= kMaxMethodLength,
                   "a method name is 1..1024 bytes");
-  std::lock_guard lock(mu_);
-  if (phase_ == Phase::kClosed) {
-    return last_error_.ok() ? absl::CancelledError("rpc client closed")
-                            : absl::Status(last_error_.code(), last_error_.message());
+  std::shared_ptr<smac::MessageConnection> send_on;
+  {
+    std::lock_guard lock(mu_);
+    if (phase_ == Phase::kClosed) {
+      return last_error_.ok() ? absl::CancelledError("rpc client closed")
+                              : absl::Status(last_error_.code(), last_error_.message());
+    }
+    if (phase_ == Phase::kReady) {
+      send_on = conn_;
+    } else if (pending_.size() + unsent_one_way_ >= options_.max_pending_calls) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("rpc client: ", options_.max_pending_calls,
+                       " calls are already pending (max_pending_calls)"));
+    } else {
+      unsent_.push_back(
+          Outgoing{MessageKind::kOneWay, 0, std::string(method), std::string(payload)});
+      ++unsent_one_way_;
+      return absl::OkStatus();
+    }
   }
-  if (phase_ == Phase::kReady) {
-    Envelope e;
-    e.kind = MessageKind::kOneWay;
-    e.id = 0;
-    e.method = method;
-    e.payload = payload;
-    return SendLocked(e);
-  }
-  if (pending_.size() + unsent_one_way_ >= options_.max_pending_calls) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("rpc client: ", options_.max_pending_calls,
-                     " calls are already pending (max_pending_calls)"));
-  }
-  unsent_.push_back(Outgoing{MessageKind::kOneWay, 0, std::string(method), std::string(payload)});
-  ++unsent_one_way_;
-  return absl::OkStatus();
+  Envelope e;
+  e.kind = MessageKind::kOneWay;
+  e.id = 0;
+  e.method = method;
+  e.payload = payload;
+  const std::string head = options_.codec->EncodeHead(e);
+  const std::array<std::string_view, 2> pieces = {head, e.payload};
+  return send_on->SendV(pieces);
 }
 
 void Client::Expire(uint64_t id) {
