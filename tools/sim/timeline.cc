@@ -77,8 +77,10 @@ function draw() {
   for (const e of D.events) {
     if (!(e.host in lane)) continue;
     const cx = x(e.t), cy = y(e.host);
-    if (e.kind === 'deliver' && e.from && e.from in lane) {
-      s += '<line x1="' + cx + '" y1="' + y(e.from) + '" x2="' + cx + '" y2="' + cy +
+    // "conn#7 client1->server 512 bytes": a delivery, drawn from the sender's lane.
+    const m = e.kind === 'deliver' ? /conn#\d+ (\S+)->(\S+)/.exec(e.detail) : null;
+    if (m && m[1] in lane && m[1] !== e.host) {
+      s += '<line x1="' + cx + '" y1="' + y(m[1]) + '" x2="' + cx + '" y2="' + cy +
         '" stroke="#9ecae1" stroke-width="1"/>';
     }
     const rr = (e.kind === 'send' || e.kind === 'deliver' || e.kind === 'timer') ? 2 : 4;
