@@ -74,7 +74,7 @@ Sys& RealSys() {
 
 void FaultSys::Inject(Op op, Fault fault) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (fault.count < 1) fault.count = 1;
+  if (fault.count == 0 || fault.count < kForever) fault.count = 1;
   faults_[static_cast<size_t>(op)].push_back(fault);
 }
 
@@ -91,7 +91,7 @@ bool FaultSys::Take(Op op, int fd, Fault* out) {
   for (auto it = queue.begin(); it != queue.end(); ++it) {
     if (it->fd != -1 && it->fd != fd) continue;
     *out = *it;
-    if (--it->count == 0) queue.erase(it);
+    if (it->count != kForever && --it->count == 0) queue.erase(it);
     return true;
   }
   return false;

@@ -20,8 +20,11 @@ class PosixContractBackend final : public ContractBackend {
  public:
   // `listen_at`: where the listener binds (port 0 for TCP). `unix_dir`: a temporary directory
   // removed at the end, or empty.
-  PosixContractBackend(Address listen_at, std::string unix_dir)
-      : unix_dir_(std::move(unix_dir)), is_unix_(listen_at.kind() == Address::Kind::kUnix) {
+  PosixContractBackend(Address listen_at, std::string unix_dir, posix::PosixOptions options = {})
+      : client_(options),
+        server_(options),
+        unix_dir_(std::move(unix_dir)),
+        is_unix_(listen_at.kind() == Address::Kind::kUnix) {
     absl::StatusOr<std::shared_ptr<Listener>> listener = server_.Listen(listen_at);
     EXPECT_TRUE(listener.ok()) << listener.status();
     if (listener.ok()) listener_ = *listener;
@@ -106,6 +109,20 @@ std::vector<BackendMaker> PosixBackendMakers() {
                       if (::mkdtemp(dir) == nullptr) return nullptr;
                       return std::make_unique<PosixContractBackend>(
                           Address::Unix(std::string(dir) + "/s.sock"), dir);
+                    }});
+  // Every read and write moves at most a few hundred bytes: the backend's partial-I/O paths
+  // under the whole suite. The Sys is never destroyed (threads may outlive a test).
+  makers.push_back({"posix_tcp_short_io", [] {
+                      static posix::FaultSys* const sys = [] {
+                        auto* s = new posix::FaultSys();
+                        s->ShortNext(posix::FaultSys::Op::kRecv, 333, posix::FaultSys::kForever);
+                        s->ShortNext(posix::FaultSys::Op::kSend, 777, posix::FaultSys::kForever);
+                        return s;
+                      }();
+                      posix::PosixOptions options;
+                      options.sys = sys;
+                      return std::make_unique<PosixContractBackend>(Address::IPv4("127.0.0.1", 0),
+                                                                    "", options);
                     }});
   if (Ipv6LoopbackWorks()) {
     makers.push_back({"posix_tcp6", [] {

@@ -157,6 +157,40 @@ TEST_F(ConnectionTest, RealTcpResetIsReportedAsReset) {
   EXPECT_EQ(rec->Closes()[0].kind(), CloseReason::Kind::kReset) << rec->Closes()[0];
 }
 
+TEST_F(ConnectionTest, WritingToAVanishedPeerNeverRaisesSigpipe) {
+  RawPair p = TcpPair();
+  auto conn = *AdoptSocket(p.ours);  // the real Sys: real EPIPE / ECONNRESET
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  linger lg{1, 0};
+  ::setsockopt(p.theirs, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(p.theirs);
+  // Keep writing (directly and through the output thread) until the connection reports the
+  // failure; a send without MSG_NOSIGNAL would kill the process with SIGPIPE here.
+  const std::string chunk = Pattern(64 << 10);
+  ASSERT_TRUE(WaitFor([&] {
+    (void)conn->Write(chunk);
+    return rec->closed() == 1;
+  }));
+  EXPECT_FALSE(conn->IsOpen());
+  EXPECT_EQ(rec->Closes()[0].kind(), CloseReason::Kind::kReset) << rec->Closes()[0];
+}
+
+TEST_F(ConnectionTest, ResetConnectionAbortsBothEnds) {
+  RawPair p = TcpPair();
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  ASSERT_TRUE(ResetConnection(*conn));
+  EXPECT_FALSE(ResetConnection(*conn)) << "already closed";
+  ASSERT_TRUE(WaitFor([&] { return rec->closed() == 1; }));
+  EXPECT_EQ(rec->Closes()[0].kind(), CloseReason::Kind::kReset);
+  char c;
+  EXPECT_EQ(::recv(p.theirs, &c, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  ::close(p.theirs);
+}
+
 TEST_F(ConnectionTest, CloseFlushesEverythingThenEndsTheStream) {
   RawPair p = TcpPair();
   auto conn = Adopt(p.ours);

@@ -91,11 +91,14 @@ class FaultSys : public Sys {
     // With error == 0, for kRecv and kSend: pass the call through but move at most this many
     // bytes (a short read or write). 0 means no limit.
     size_t max_bytes = 0;
-    // How many matching calls the fault applies to.
+    // How many matching calls the fault applies to; kForever: every later matching call (the
+    // fault stays queued, and faults behind it are never reached).
     int count = 1;
     // Only calls on this descriptor match (for calls that take one); -1 matches any.
     int fd = -1;
   };
+
+  static constexpr int kForever = -1;
 
   explicit FaultSys(Sys& base = RealSys()) : base_(base) {}
 
