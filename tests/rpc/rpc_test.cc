@@ -256,6 +256,21 @@ TEST(RpcTest, VersionMismatchClosesWithClearError) {
   EXPECT_EQ(session_closes[0].kind(), CloseReason::Kind::kPeerClosed);
 }
 
+TEST(RpcTest, HandshakeChoosesTheHighestCommonVersion) {
+  ClientOptions copt;
+  copt.min_version = 2;
+  copt.max_version = 5;
+  ServerOptions sopt;
+  sopt.min_version = 1;
+  sopt.max_version = 3;
+  Fixture f(1, 1 << 20, copt, sopt);
+  ASSERT_TRUE(f.client->WaitReady(f.In(absl::Seconds(1))));
+  EXPECT_EQ(f.client->version(), 3);
+  f.world.RunUntilIdle();
+  EXPECT_TRUE(f.session->ready());
+  EXPECT_EQ(f.session->version(), 3);
+}
+
 TEST(RpcTest, GarbageInsteadOfServerHelloClosesClient) {
   FakeWorld w;
   auto pair = w.NewPair();

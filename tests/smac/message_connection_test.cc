@@ -198,3 +198,50 @@ TEST(MessageConnectionTest, CloseWithReasonIsReportedOnce) {
 
 }  // namespace
 }  // namespace netlayer::smac
+
+namespace netlayer::smac {
+namespace {
+
+// Records WriteV calls, to check that a message is ONE WriteV whose pieces are the caller's own
+// buffers (no concatenation or copy in smac).
+class RecordingConnection final : public Connection {
+ public:
+  bool IsOpen() const override { return true; }
+  std::shared_ptr<ConnectionHandler> SetHandler(std::shared_ptr<ConnectionHandler> h) override {
+    std::swap(handler, h);
+    return h;
+  }
+  absl::Status WriteV(absl::Span<const std::string_view> pieces) override {
+    calls.emplace_back(pieces.begin(), pieces.end());
+    return absl::OkStatus();
+  }
+  void Close() override {}
+  size_t QueuedOutputBytes() const override { return 0; }
+  Address local_address() const override { return Address::HostName("a", 1); }
+  Address peer_address() const override { return Address::HostName("b", 1); }
+  std::shared_ptr<ConnectionHandler> handler;
+  std::vector<std::vector<std::string_view>> calls;
+};
+
+TEST(MessageConnectionTest, OneWriteVPerMessageWithoutCopyingThePayload) {
+  auto raw = std::make_shared<RecordingConnection>();
+  auto mc = MessageConnection::Create(raw);
+  const std::string big(100000, 'b');
+  const std::string small = "tail";
+  std::string_view pieces[] = {big, small};
+  ASSERT_TRUE(mc->SendV(pieces).ok());
+  ASSERT_EQ(raw->calls.size(), 1u);
+  ASSERT_EQ(raw->calls[0].size(), 3u);
+  EXPECT_EQ(raw->calls[0][0], std::string_view(EncodeHeader(100004).data(), 4));
+  EXPECT_EQ(raw->calls[0][1].data(), big.data());  // the caller's buffer itself
+  EXPECT_EQ(raw->calls[0][2].data(), small.data());
+  // Many pieces (past the inline array) still make one WriteV.
+  std::vector<std::string_view> many(20, std::string_view("x"));
+  ASSERT_TRUE(mc->SendV(many).ok());
+  ASSERT_EQ(raw->calls.size(), 2u);
+  EXPECT_EQ(raw->calls[1].size(), 21u);
+  EXPECT_EQ(raw->calls[1][0], std::string_view(EncodeHeader(20).data(), 4));
+}
+
+}  // namespace
+}  // namespace netlayer::smac
