@@ -18,6 +18,7 @@ h1{font-size:18px;margin:0 0 4px}
 #meta{margin-bottom:8px}
 #legend span{display:inline-block;margin-right:12px}
 #legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+#legend b{display:inline-block;width:18px;height:10px;margin:0 4px 0 8px;vertical-align:middle;opacity:.5}
 #wrap{overflow-x:auto;border:1px solid #ccc}
 svg text{font:11px system-ui,sans-serif}
 #tip{position:fixed;pointer-events:none;background:#fffbe6;border:1px solid #aaa;padding:4px 6px;display:none;max-width:600px;white-space:pre-wrap}
@@ -42,9 +43,12 @@ document.getElementById('meta').textContent = 'trace hash ' + r.hash + ' | ' + r
   ' at ' + r.failed_at + ': ' + r.detail) + (D.truncated ? ' | (timeline shows the first ' +
   D.events.length + ' events)' : '') + ' | replay: ' + r.replay;
 document.getElementById('legend').innerHTML = Object.keys(colors).map(k =>
-  '<span><i style="background:' + colors[k] + '"></i>' + k + '</span>').join('');
+  '<span><i style="background:' + colors[k] + '"></i>' + k + '</span>').join('') +
+  '<span><b style="background:#fb6a4a"></b>partitioned</span><span><b style="background:#fec44f">' +
+  '</b>clogged</span><span>| lines: deliveries, from the sender\'s lane</span>';
 const hosts = ['-'].concat(D.hosts);
 const lane = {}; hosts.forEach((h, i) => lane[h] = i);
+const deliveries = D.events.filter(e => e.kind === 'deliver').length;
 const tmax = Math.max(1, D.events.length ? D.events[D.events.length - 1].t : 1, r.failed_ns || 0);
 const svg = document.getElementById('svg'), tip = document.getElementById('tip');
 const left = 90, laneH = 34;
@@ -55,20 +59,22 @@ function draw() {
   const x = t => left + (width - left - 20) * t / tmax;
   const y = h => 20 + lane[h] * laneH + laneH / 2;
   let s = '';
-  // Fault spans (partition/clog begin to heal), shaded.
-  const open = {};
+  // Faults with a duration ("random clog a->b for 656ms", "partition [a,b] -> [c] for 1.2s"):
+  // the lanes of the hosts involved are shaded for that long.
   for (const e of D.events) {
     if (e.kind !== 'fault') continue;
-    const m = /^(partition|clog)/.exec(e.detail), heal = /^heal/.exec(e.detail) || /stop/.exec(e.detail);
-    if (m) open[e.seq] = e;
-    if (heal) { for (const k in open) { const b = open[k];
-      s += '<rect x="' + x(b.t) + '" y="14" width="' + Math.max(1, x(e.t) - x(b.t)) +
-        '" height="' + (hosts.length * laneH + 6) + '" fill="#fdd" opacity="0.45"><title>' +
-        esc(b.detail + ' .. ' + e.detail) + '</title></rect>'; delete open[k]; } }
+    const m = /^(.*?(clog|partition).*) for ([0-9hmsunµ.]+)$/.exec(e.detail);
+    if (!m) continue;
+    const dur = parseDuration(m[3]);
+    const involved = (m[1].replace(/^(random|scripted) /, '').replace(/^(clog|partition) /, '')
+      .match(/[A-Za-z0-9._-]+/g) || []).filter(h => h !== '-' && h in lane);
+    const color = m[2] === 'clog' ? '#fec44f' : '#fb6a4a';
+    for (const h of involved) {
+      s += '<rect x="' + x(e.t) + '" y="' + (y(h) - laneH / 2 + 2) + '" width="' +
+        Math.max(1, x(e.t + dur) - x(e.t)) + '" height="' + (laneH - 4) + '" fill="' + color +
+        '" opacity="0.35"><title>' + esc(e.detail) + '</title></rect>';
+    }
   }
-  for (const k in open) { const b = open[k];
-    s += '<rect x="' + x(b.t) + '" y="14" width="' + Math.max(1, x(tmax) - x(b.t)) + '" height="' +
-      (hosts.length * laneH + 6) + '" fill="#fdd" opacity="0.45"></rect>'; }
   hosts.forEach(h => {
     s += '<line x1="' + left + '" x2="' + width + '" y1="' + y(h) + '" y2="' + y(h) +
       '" stroke="#ddd"/><text x="4" y="' + (y(h) + 4) + '">' + esc(h === '-' ? 'world' : h) + '</text>';
@@ -78,10 +84,11 @@ function draw() {
     if (!(e.host in lane)) continue;
     const cx = x(e.t), cy = y(e.host);
     // "conn#7 client1->server 512 bytes": a delivery, drawn from the sender's lane.
-    const m = e.kind === 'deliver' ? /conn#\d+ (\S+)->(\S+)/.exec(e.detail) : null;
+    // (Skipped in long runs, where they would only paint the lanes solid.)
+    const m = e.kind === 'deliver' && deliveries <= 3000 ? /conn#\d+ (\S+)->(\S+)/.exec(e.detail) : null;
     if (m && m[1] in lane && m[1] !== e.host) {
       s += '<line x1="' + cx + '" y1="' + y(m[1]) + '" x2="' + cx + '" y2="' + cy +
-        '" stroke="#9ecae1" stroke-width="1"/>';
+        '" stroke="#6baed6" stroke-width="1" opacity="0.25"/>';
     }
     const rr = (e.kind === 'send' || e.kind === 'deliver' || e.kind === 'timer') ? 2 : 4;
     s += '<circle cx="' + cx + '" cy="' + cy + '" r="' + rr + '" fill="' + (colors[e.kind] || '#000') +
@@ -90,7 +97,8 @@ function draw() {
   if (!r.passed) {
     const fx = x(r.failed_ns);
     s += '<line x1="' + fx + '" x2="' + fx + '" y1="10" y2="' + (hosts.length * laneH + 24) +
-      '" stroke="#b00020" stroke-width="2"/><text x="' + (fx + 4) + '" y="12" fill="#b00020">' +
+      '" stroke="#b00020" stroke-width="2"/><text x="' + (fx > width - 400 ? fx - 4 : fx + 4) +
+      '" y="12" fill="#b00020" text-anchor="' + (fx > width - 400 ? 'end' : 'start') + '">' +
       esc('invariant failed: ' + r.invariant) + '</text>';
   }
   // Time axis.
@@ -99,6 +107,13 @@ function draw() {
   svg.setAttribute('width', width + 20);
   svg.setAttribute('height', hosts.length * laneH + 50);
   svg.innerHTML = s;
+}
+// absl::FormatDuration text ("1h2m3.5s", "656.855525ms", "59us") to nanoseconds.
+function parseDuration(text) {
+  const units = {h: 3600e9, m: 60e9, s: 1e9, ms: 1e6, us: 1e3, 'µs': 1e3, ns: 1};
+  let ns = 0;
+  for (const p of text.matchAll(/([0-9.]+)(h|ms|m|s|us|µs|ns)/g)) ns += parseFloat(p[1]) * units[p[2]];
+  return ns;
 }
 function esc(t) { return String(t).replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
 svg.addEventListener('mousemove', ev => {
