@@ -133,6 +133,21 @@ BusyResult RunBusyScenario(const BusyOptions& options) {
   BusyResult result;
   result.profile = wo.profile.ToString();
   World world(wo);
+  world.trace().SetSink([&result](const TraceEvent& e) {
+    static constexpr std::pair<const char*, const char*> kKinds[] = {
+        {"random partition", "partition"},
+        {"random clog", "clog"},
+        {"random reset", "reset"},
+        {"random crash", "crash"},
+        {"fail fast", "connect-fail"}};
+    if (e.kind != TraceKind::kFault && e.kind != TraceKind::kHost) return;
+    for (const auto& [needle, name] : kKinds) {
+      if (e.detail.find(needle) != std::string::npos &&
+          e.detail.find("healed") == std::string::npos) {
+        ++result.faults[name];
+      }
+    }
+  });
   Shared shared;
   shared.world = &world;
   const HostId server = *world.AddHost("server");

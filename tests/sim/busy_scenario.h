@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/time/time.h"
@@ -31,6 +32,8 @@ struct BusyResult {
   uint64_t bytes_echoed = 0;
   int connections = 0;  // successful connects over the run
   std::string profile;
+  // Random faults injected, by kind: "partition", "clog", "reset", "crash", "connect-fail".
+  std::map<std::string, int> faults;
 };
 
 BusyResult RunBusyScenario(const BusyOptions& options);

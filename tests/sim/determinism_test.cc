@@ -3,6 +3,7 @@
 // between seeds. Under every seed's fault mix, echoed bytes are exactly the bytes written.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -42,12 +43,17 @@ TEST(Determinism, DifferentSeedsGiveDifferentTraces) {
 // the liveness phase begins every client recovers.
 TEST(Determinism, EveryFaultMixKeepsStreamsExactAndRecovers) {
   int connects = 0;
+  std::map<std::string, int> faults;
   for (uint64_t seed = 100; seed < 116; ++seed) {
     BusyResult r = RunBusyScenario(Short(seed));
     EXPECT_TRUE(r.ok) << "seed " << seed << ": " << r.error << "\nprofile " << r.profile;
     connects += r.connections;
+    for (const auto& [kind, n] : r.faults) faults[kind] += n;
   }
   EXPECT_GT(connects, 16 * 3) << "faults should have broken some connections";
+  for (const char* kind : {"partition", "clog", "reset", "crash", "connect-fail"}) {
+    EXPECT_GT(faults[kind], 0) << "no seed injected a random " << kind;
+  }
 }
 
 }  // namespace
