@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "netlayer/core/assert.h"
+#include "netlayer/core/log.h"
 
 namespace netlayer::sim {
 
@@ -93,6 +94,8 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
     ctx.Dispatch(event);
   });
 
+  // Library log lines during the run carry the virtual time (the core logging hook).
+  SetLogStamp([&world] { return absl::StrCat("[t=", absl::FormatDuration(world.Elapsed()), "]"); });
   scenario.Setup(ctx);
   auto failed = [&] { return ctx.failed() || !world.status().ok(); };
   if (!failed()) world.RunUntil(failed, world.start() + scenario.FaultPhase());
@@ -133,6 +136,7 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   // the world they run in.
   world.trace().SetSink(nullptr);
   owned.reset();
+  SetLogStamp(nullptr);
   return result;
 }
 
