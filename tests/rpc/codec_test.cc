@@ -99,7 +99,8 @@ TEST(EnvelopeTest, BytesAreAsDocumented) {
 TEST(EnvelopeTest, RoundTripEveryKind) {
   const EnvelopeCodec& c = BinaryCodec();
   std::vector<Envelope> all;
-  all.push_back(Call(1, "load", std::string("\0\1\2", 3)));
+  const std::string binary("\0\1\2", 3);  // the envelope views it
+  all.push_back(Call(1, "load", binary));
   Envelope oneway = Call(0, "invalidate", "oid");
   oneway.kind = MessageKind::kOneWay;
   all.push_back(oneway);
@@ -107,7 +108,8 @@ TEST(EnvelopeTest, RoundTripEveryKind) {
   reply.kind = MessageKind::kReply;
   reply.id = ~uint64_t{0};
   all.push_back(reply);
-  all.push_back(ErrorEnvelope(9, absl::PermissionDeniedError("no")));
+  const absl::Status denied = absl::PermissionDeniedError("no");  // the envelope views it
+  all.push_back(ErrorEnvelope(9, denied));
   Envelope ping;
   ping.kind = MessageKind::kPing;
   ping.id = 3;
@@ -124,7 +126,8 @@ TEST(EnvelopeTest, RoundTripEveryKind) {
     EXPECT_EQ(d->code, e.code);
     EXPECT_EQ(d->payload, e.payload);
   }
-  auto err = c.Decode(EncodeEnvelope(c, ErrorEnvelope(9, absl::PermissionDeniedError("no"))));
+  const std::string err_bytes = EncodeEnvelope(c, ErrorEnvelope(9, denied));
+  auto err = c.Decode(err_bytes);
   EXPECT_EQ(StatusFromEnvelope(*err), absl::PermissionDeniedError("no"));
 }
 

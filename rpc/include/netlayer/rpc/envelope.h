@@ -53,6 +53,7 @@ const EnvelopeCodec& BinaryCodec();
 std::string EncodeEnvelope(const EnvelopeCodec& codec, const Envelope& e);
 
 // An absl::Status as an error reply and back. The code of an OK status is sent as kUnknown.
+// The returned envelope's payload views status.message(): keep `status` alive while using it.
 Envelope ErrorEnvelope(uint64_t id, const absl::Status& status);
 absl::Status StatusFromEnvelope(const Envelope& e);
 
