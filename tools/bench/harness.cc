@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,6 +96,13 @@ std::string ShortName(const std::string& id) {
   return id.substr(first + 1, last - first - 1);
 }
 
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 }  // namespace
 
 void Watchdog::Arm(Seconds budget, std::string what) {
@@ -178,13 +186,21 @@ void RunGroups(const std::vector<Group>& groups, const Options& options, Report&
       if (!l.started || !report.figures[l.result_index].error.empty()) return;
       FigureResult& r = report.figures[l.result_index];
       Watchdog::Arm(Budget(duration), r.spec.id + " measure");
+      const double cpu0 = ProcessCpuSeconds();
+      const auto wall0 = Clock::now();
       absl::StatusOr<double> value = l.runner->Measure(duration);
+      const double wall = Seconds(Clock::now() - wall0).count();
+      const double cpu = ProcessCpuSeconds() - cpu0;
       Watchdog::Disarm();
       if (!value.ok()) {
         fail(l, value.status(), "measure");
         return;
       }
-      if (keep) r.samples.push_back(*value);
+      if (!keep) return;
+      r.samples.push_back(*value);
+      // Units of work done ~= rate x wall time of the call.
+      const double units = *value * wall;
+      if (units > 0) r.cpu_us_per_unit.push_back(cpu / units * 1e6);
     };
 
     if (!group.no_warmup) {
@@ -215,6 +231,7 @@ void Summarise(Report& report) {
     f.min = *std::min_element(f.samples.begin(), f.samples.end());
     f.max = *std::max_element(f.samples.begin(), f.samples.end());
     f.median = Median(f.samples);
+    f.cpu_median = Median(f.cpu_us_per_unit);
   }
   report.ratios.clear();
   for (const FigureResult& f : report.figures) {
@@ -227,6 +244,7 @@ void Summarise(Report& report) {
       r.figure = f.spec.id;
       r.baseline = c.baseline;
       r.ratio = f.median / base->median;
+      if (f.cpu_median > 0) r.cpu_ratio = base->cpu_median / f.cpu_median;
       r.target = c.target;
       r.met = c.target.has_value() && r.ratio >= *c.target;
       report.ratios.push_back(r);
@@ -237,8 +255,8 @@ void Summarise(Report& report) {
 void PrintTable(const Report& report, const Options& options, std::FILE* out) {
   std::fprintf(out, "netlayer-bench: %d repetitions of %.2f s per figure (medians; min..max)\n\n",
                options.repetitions, options.rep_duration.count());
-  std::fprintf(out, "%-38s %-8s %13s %13s %13s  %s\n", "figure", "unit", "min", "median", "max",
-               "ratio of medians (target)");
+  std::fprintf(out, "%-38s %-8s %11s %11s %11s %9s  %s\n", "figure", "unit", "min", "median", "max",
+               "cpu us/u", "ratio of medians (target)");
   std::string group;
   for (const FigureResult& f : report.figures) {
     if (f.group != group) {
@@ -268,9 +286,9 @@ void PrintTable(const Report& report, const Options& options, std::FILE* out) {
       if (!ratios.empty()) ratios += ", ";
       ratios += buf;
     }
-    std::fprintf(out, "%-38s %-8s %13s %13s %13s  %s\n", label.c_str(), f.spec.unit.c_str(),
+    std::fprintf(out, "%-38s %-8s %11s %11s %11s %9s  %s\n", label.c_str(), f.spec.unit.c_str(),
                  FormatValue(f.min).c_str(), FormatValue(f.median).c_str(),
-                 FormatValue(f.max).c_str(), ratios.c_str());
+                 FormatValue(f.max).c_str(), FormatValue(f.cpu_median).c_str(), ratios.c_str());
   }
   int targets = 0, met = 0;
   for (const RatioResult& r : report.ratios) {
@@ -278,13 +296,18 @@ void PrintTable(const Report& report, const Options& options, std::FILE* out) {
     ++targets;
     if (r.met) ++met;
   }
+  std::fprintf(out,
+               "(cpu us/u: median CPU time of the whole process, all threads, per unit of the "
+               "figure: per round trip, call or event, per MB for MB/s, per simulated second "
+               "for x, per seed for seeds/s)\n");
   std::fprintf(out, "\ntargets (issue 7): %d of %d met", met, targets);
   if (report.errors > 0) std::fprintf(out, "; %d ERROR(S)", report.errors);
   std::fprintf(out, "\n");
   for (const RatioResult& r : report.ratios) {
     if (!r.target) continue;
-    std::fprintf(out, "  %-8s %s / %s = %.3f (target >= %.2f)\n", r.met ? "met" : "MISSED",
-                 r.figure.c_str(), r.baseline.c_str(), r.ratio, *r.target);
+    std::fprintf(out, "  %-8s %s / %s = %.3f (target >= %.2f; CPU per unit: %.2fx)\n",
+                 r.met ? "met" : "MISSED", r.figure.c_str(), r.baseline.c_str(), r.ratio, *r.target,
+                 r.cpu_ratio);
   }
   for (const std::string& note : report.notes) std::fprintf(out, "note: %s\n", note.c_str());
   if (report.load_at_start >= 0) {
@@ -325,6 +348,8 @@ bool WriteJson(const Report& report, const Options& options, const std::string& 
       j["median"] = f.median;
       j["max"] = f.max;
     }
+    j["cpu_us_per_unit"] = f.cpu_us_per_unit;
+    if (!f.cpu_us_per_unit.empty()) j["cpu_us_per_unit_median"] = f.cpu_median;
     j["error"] = f.error.empty() ? json(nullptr) : json(f.error);
     figures.push_back(j);
   }
@@ -335,6 +360,7 @@ bool WriteJson(const Report& report, const Options& options, const std::string& 
     j["figure"] = r.figure;
     j["baseline"] = r.baseline;
     j["ratio"] = r.ratio;
+    j["cpu_ratio"] = r.cpu_ratio;
     j["target"] = r.target ? json(*r.target) : json(nullptr);
     j["met"] = r.target ? json(r.met) : json(nullptr);
     ratios.push_back(j);

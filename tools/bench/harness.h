@@ -60,8 +60,8 @@ struct Group {
 };
 
 struct Options {
-  int repetitions = 5;
-  Seconds rep_duration{1.0};
+  int repetitions = 7;
+  Seconds rep_duration{0.7};
   Seconds warmup{0.5};
   std::string filter;  // substring of a figure id; empty: all
   bool quick = false;
@@ -71,6 +71,11 @@ struct FigureResult {
   std::string group;
   FigureSpec spec;
   std::vector<double> samples;
+  // CPU time of the whole process (every thread: client, server, backend) per unit of work in
+  // each repetition: microseconds per round trip / call / event, or per MB. Far less sensitive
+  // to other load on the machine than the rates.
+  std::vector<double> cpu_us_per_unit;
+  double cpu_median = 0;
   std::string error;  // empty if fine
   double min = 0, median = 0, max = 0;
 };
@@ -78,6 +83,9 @@ struct FigureResult {
 struct RatioResult {
   std::string figure, baseline;
   double ratio = 0;
+  // The baseline's CPU per unit over this figure's: the same direction as `ratio` (above 1: this
+  // figure is cheaper), and steadier than the rate on a busy machine. 0 if unknown.
+  double cpu_ratio = 0;
   std::optional<double> target;
   bool met = false;
 };

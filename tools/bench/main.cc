@@ -187,9 +187,9 @@ int main(int argc, char** argv) {
       "Exit status: 0 every figure measured; 1 a configuration failed (refused connection, "
       "wrong echo, timeout) or the JSON could not be written; 2 bad arguments; 3 the watchdog "
       "ended a hung run. Speed never changes the exit status.");
-  app.add_option("--reps", reps, "repetitions per figure (default 5; quick 3)")
+  app.add_option("--reps", reps, "repetitions per figure (default 7; quick 3)")
       ->check(CLI::Range(1, 100));
-  app.add_option("--seconds", seconds, "seconds per repetition (default 1; quick 0.25)")
+  app.add_option("--seconds", seconds, "seconds per repetition (default 0.7; quick 0.25)")
       ->check(CLI::Range(0.01, 60.0));
   app.add_option("--filter", options.filter,
                  "run only the figures whose id contains this text (see --list)");
