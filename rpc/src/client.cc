@@ -156,18 +156,22 @@ void Client::StartConnecting() {
   auto callbacks = std::make_shared<ConnectCallbacks>(weak_from_this());
   absl::StatusOr<std::shared_ptr<ConnectAttempt>> attempt =
       factory_->Connect(addresses_, connect_options_, std::move(callbacks));
-  std::lock_guard lock(mu_);
   if (!attempt.ok()) {
     // Validated at creation, so this is the factory refusing: nothing will ever connect.
-    last_error_ = attempt.status();
     Log(LogLayer::kRpc).error("rpc client cannot connect: {}", attempt.status().ToString());
+    OnConnectFailed(attempt.status());
     return;
   }
-  if (phase_ == Phase::kClosed) {
-    (*attempt)->Cancel();
-    return;
+  {
+    std::lock_guard lock(mu_);
+    if (phase_ != Phase::kClosed) {
+      // (If it already connected, this keeps a finished attempt: harmless.)
+      attempt_ = std::move(*attempt);
+      return;
+    }
   }
-  attempt_ = std::move(*attempt);
+  // Closed meanwhile. Cancel outside the lock: it may wait for a callback that needs the lock.
+  (*attempt)->Cancel();
 }
 
 void Client::Attach(std::shared_ptr<Connection> connection) {
