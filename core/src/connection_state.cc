@@ -55,10 +55,13 @@ absl::Status ConnectionState::Write(absl::Span<const std::string_view> pieces) {
 }
 
 bool ConnectionState::Close() {
-  if (phase_ != Phase::kOpen) return false;
+  if (closed_locally_) return false;
   closed_locally_ = true;
+  // Whatever was not yet delivered is dropped, even a remote close already seen but still
+  // queued: after a local Close() the handler hears nothing more (promise 4).
   events_.clear();
   pending_input_bytes_ = 0;
+  if (phase_ == Phase::kClosed) return false;  // the stream already ended; nothing to shut down
   if (output_bytes_ == 0) {
     phase_ = Phase::kClosed;
     return true;

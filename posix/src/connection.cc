@@ -234,7 +234,12 @@ absl::Status PosixConnection::WriteV(absl::Span<const std::string_view> pieces) 
 void PosixConnection::Close() {
   Core& c = *core_;
   std::lock_guard<std::mutex> lock(c.mu);
-  if (c.local_closed || c.state.phase() == Phase::kClosed) return;
+  if (c.local_closed) return;
+  if (c.state.phase() == Phase::kClosed) {
+    // The stream already ended; drop what was not delivered yet (the close notification too).
+    c.state.Close();
+    return;
+  }
   c.local_closed = true;
   c.linger_deadline = absl::Now() + c.options.close_linger;
   c.state.Close();  // drops undelivered input; the output thread flushes, then shuts down

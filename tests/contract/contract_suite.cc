@@ -198,6 +198,23 @@ TEST_P(ContractTest, RemoteCloseNotifiedOnceLocalCloseNever) {
   EXPECT_EQ(client_sink->close_count.load(), 0) << "a local Close() must not be notified";
 }
 
+// A local Close() made after the peer's close arrived but before it was delivered: the handler
+// hears nothing more (here: it closes from inside the first InputData).
+TEST_P(ContractTest, LocalCloseInsideHandlerSuppressesAQueuedRemoteClose) {
+  auto pair = backend().Connect();
+  ASSERT_TRUE(pair.server->Write("hello").ok());
+  pair.server->Close();
+  ASSERT_TRUE(backend().WaitFor([&] { return !pair.client->IsOpen(); }, kWait));
+  auto sink = std::make_shared<Sink>();
+  auto closer = std::make_shared<Recorder>(sink);
+  closer->on_input = [](Connection& c, std::string_view) { c.Close(); };
+  pair.client->SetHandler(closer);
+  ASSERT_TRUE(backend().WaitFor([&] { return sink->received_bytes.load() == 5; }, kWait));
+  backend().Quiesce(absl::Milliseconds(100));
+  EXPECT_EQ(sink->close_count.load(), 0) << "ConnectionClosed after a local Close()";
+  EXPECT_EQ(pair.client->Write("x").code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_P(ContractTest, ResetIsNotifiedOnceAsAReset) {
   auto pair = backend().Connect();
   auto client_sink = std::make_shared<Sink>();

@@ -167,6 +167,28 @@ TEST(ConnectionStateTest, LocalCloseNeverNotifiesAndDropsQueuedEvents) {
   EXPECT_TRUE(h->log.empty());
 }
 
+// A local Close() after the remote close was seen but before it was delivered (no handler yet,
+// or a handler that closes from inside InputData) drops both the input and the notification.
+TEST(ConnectionStateTest, LocalCloseAfterUndeliveredRemoteCloseDropsIt) {
+  Fixture f;
+  f.Input("hello");
+  EXPECT_TRUE(f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, "")));
+  auto h = std::make_shared<Recorder>();
+  h->on_input = [&](std::string_view) { EXPECT_FALSE(f.state.Close()); };
+  f.state.SetHandler(h);
+  f.Deliver();
+  EXPECT_THAT(h->log, testing::ElementsAre("in:hello"));
+  EXPECT_FALSE(f.state.Close());
+  Fixture g;
+  g.Input("unread");
+  g.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, ""));
+  EXPECT_FALSE(g.state.Close());  // already ended: nothing to shut down, but nothing delivered
+  auto h2 = std::make_shared<Recorder>();
+  g.state.SetHandler(h2);
+  g.Deliver();
+  EXPECT_TRUE(h2->log.empty());
+}
+
 TEST(ConnectionStateTest, RemoteCloseWhileFlushingIsNotNotified) {
   Fixture f;
   auto h = std::make_shared<Recorder>();

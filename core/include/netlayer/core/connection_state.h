@@ -74,7 +74,8 @@ class ConnectionState {
 
   // Local close. Returns true if the driver must shut the stream down now (nothing left to
   // flush); false if it is already closed or must first flush (then ConsumeOutput returns true
-  // when the last byte is sent). Pending undelivered events are dropped.
+  // when the last byte is sent). Undelivered events are dropped, including a remote close that
+  // was seen but not yet delivered: after Close() the handler is called no more. Idempotent.
   bool Close();
 
   // ---- Network side ----
