@@ -151,7 +151,14 @@ ConnectSchedule::Action ConnectSchedule::Fail(absl::Status status) {
 absl::Duration ConnectSchedule::Jittered(absl::Duration d) {
   if (options_.jitter <= 0) return d;
   const double factor = 1.0 + options_.jitter * (2.0 * UniformDouble(*jitter_source_) - 1.0);
-  return d * factor;
+  // Jitter spreads waits out but never past max_delay (the seed's cap).
+  return std::min(d * factor, options_.max_delay);
+}
+
+std::string ConnectSchedule::ReasonsText() const {
+  std::string text = absl::StrJoin(reasons_, "; ");
+  if (reasons_dropped_ > 0) absl::StrAppend(&text, "; and ", reasons_dropped_, " more");
+  return text;
 }
 
 }  // namespace netlayer

@@ -183,6 +183,42 @@ TEST(ConnectScheduleTest, JitterStaysInBoundsAndIsSeeded) {
   EXPECT_NE(waits[0][0], waits[0][1]);
 }
 
+TEST(ConnectScheduleTest, JitterNeverPassesMaxDelay) {
+  ConnectOptions o;
+  o.min_delay = absl::Seconds(1);
+  o.max_delay = absl::Seconds(4);
+  o.delay_backoff = 2;
+  o.jitter = 0.9;
+  Xoshiro256 gen(5);
+  auto s = ConnectSchedule::Create(Addrs({"a:1"}), o, &gen);
+  ASSERT_TRUE(s.ok());
+  absl::Time now = kT0;
+  auto a = s->Start(now);
+  bool capped = false;
+  for (int i = 0; i < 200; ++i) {
+    a = s->OnAttemptFailed(now, absl::UnavailableError("x"));
+    ASSERT_EQ(a.kind, Kind::kWaitUntil);
+    EXPECT_LE(a.wake_at - now, absl::Seconds(4));
+    capped |= (a.wake_at - now == absl::Seconds(4));
+    now = a.wake_at;
+    a = s->OnWakeUp(now);
+  }
+  EXPECT_TRUE(capped);
+}
+
+TEST(ConnectScheduleTest, ManyReasonsAreCountedNotLost) {
+  ConnectOptions o;
+  o.max_attempts = 30;
+  o.min_delay = absl::Milliseconds(1);
+  o.max_delay = absl::Milliseconds(1);
+  auto s = ConnectSchedule::Create(Addrs({"a:1", "b:2", "c:3"}), o);
+  ASSERT_TRUE(s.ok());
+  auto [attempts, last] = RunAllFailing(*s, 1000);
+  ASSERT_EQ(attempts.size(), 90u);
+  ASSERT_EQ(last.kind, Kind::kFailed);
+  EXPECT_NE(last.status.message().find("and 26 more"), std::string::npos) << last.status;
+}
+
 TEST(ConnectScheduleTest, BadArgumentsAreInvalidArgument) {
   auto bad = [](std::vector<Address> addrs, ConnectOptions o) {
     auto s = ConnectSchedule::Create(std::move(addrs), o);

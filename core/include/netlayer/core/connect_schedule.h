@@ -77,6 +77,8 @@ class ConnectSchedule {
   Action Try(absl::Time now);
   Action Fail(absl::Status status);
   absl::Duration Jittered(absl::Duration d);
+  // Every kept attempt reason, and how many more were dropped.
+  std::string ReasonsText() const;
 
   std::vector<Address> addresses_;
   ConnectOptions options_;

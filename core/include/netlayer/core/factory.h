@@ -28,7 +28,8 @@ struct ConnectOptions {
   // Gives up (DeadlineExceeded) once this long has passed since the start; infinite by default.
   absl::Duration give_up_after = absl::InfiniteDuration();
   // Each wait is scaled by a factor drawn uniformly from [1 - jitter, 1 + jitter] from the
-  // injected generator. 0 (the default) draws nothing. Must be in [0, 1).
+  // injected generator, and still never exceeds max_delay. 0 (the default) draws nothing.
+  // Must be in [0, 1).
   double jitter = 0.0;
 };
 
