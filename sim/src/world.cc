@@ -553,15 +553,21 @@ void World::Impl::Pump(const std::shared_ptr<Link>& link, int side) {
   const size_t n = Bernoulli(generator, prof.full_write_probability)
                        ? most
                        : static_cast<size_t>(UniformInt(generator, 1, most));
+  // One peek sees at most 16 chunks, which may hold less than `n` (a big max_write_chunk over
+  // many small chunks): peek and consume until `n` bytes are taken.
   std::string data;
   data.reserve(n);
-  std::array<std::string_view, 16> views;
-  const size_t pieces = state.PeekOutput(absl::MakeSpan(views));
-  for (size_t i = 0; i < pieces && data.size() < n; ++i) {
-    data.append(views[i].substr(0, n - data.size()));
+  bool flushed = false;
+  while (data.size() < n) {
+    std::array<std::string_view, 16> views;
+    const size_t pieces = state.PeekOutput(absl::MakeSpan(views));
+    NETLAYER_ASSERT(pieces > 0, "the output queue holds what it reports");
+    const size_t before = data.size();
+    for (size_t i = 0; i < pieces && data.size() < n; ++i) {
+      data.append(views[i].substr(0, n - data.size()));
+    }
+    flushed = state.ConsumeOutput(data.size() - before);
   }
-  NETLAYER_ASSERT(data.size() == n, "the output queue holds what it reports");
-  const bool flushed = state.ConsumeOutput(n);
   const absl::Time arrive = std::max(now + Latency(), p.last_arrival);
   p.last_arrival = arrive;
   p.bytes += n;
