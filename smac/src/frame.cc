@@ -86,13 +86,19 @@ absl::Status FrameDecoder::Feed(std::string_view data, MessageSink sink) {
         if (absl::Status s = StartPayload(DecodeHeader({header_.data(), kHeaderSize})); !s.ok()) {
           return s;
         }
-        // The size is within the limit: reserve the final buffer once.
+        // The size is within the limit. Reserve the whole frame at once up to kReserveUpFront;
+        // beyond that the buffer doubles as bytes arrive (capped at the frame size), so 4 bytes of
+        // header never make us allocate 64 MiB: memory follows what the peer actually sent.
         buffer_.clear();
-        buffer_.reserve(payload_size_);
+        buffer_.reserve(std::min(payload_size_, kReserveUpFront));
         break;
       }
       case State::kPayload: {
         const size_t n = std::min(payload_size_ - buffer_.size(), data.size());
+        if (buffer_.size() + n > buffer_.capacity()) {
+          buffer_.reserve(
+              std::min(payload_size_, std::max(buffer_.size() + n, 2 * buffer_.capacity())));
+        }
         buffer_.append(data.data(), n);
         data.remove_prefix(n);
         if (buffer_.size() < payload_size_) return absl::OkStatus();

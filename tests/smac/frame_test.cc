@@ -149,6 +149,30 @@ TEST(FrameTest, TruncatedFrameIsHeldNotDelivered) {
   }
 }
 
+TEST(FrameTest, AHeaderAloneNeverReservesMoreThanOneMiB) {
+  FrameDecoder d;  // 64 MiB limit
+  const std::string payload((size_t{5} << 20) + 3, 'z');
+  const std::string frame = EncodeFrame(payload);
+  ASSERT_TRUE(d.Feed(std::string_view(frame).substr(0, 4), [](auto, auto) {}).ok());
+  EXPECT_EQ(d.state(), FrameDecoder::State::kPayload);
+  EXPECT_LE(d.reserved_bytes(), kReserveUpFront);
+  // As bytes arrive the buffer grows with them (at most about twice what was received).
+  size_t fed = 4;
+  std::string got;
+  while (fed < frame.size()) {
+    const size_t n = std::min<size_t>(frame.size() - fed, 300000);
+    ASSERT_TRUE(
+        d.Feed(std::string_view(frame).substr(fed, n), [&](std::string_view m, std::string*) {
+           got = std::string(m);
+         }).ok());
+    fed += n;
+    if (fed < frame.size()) {
+      EXPECT_LE(d.reserved_bytes(), std::max(kReserveUpFront, 2 * (fed - 4)));
+    }
+  }
+  EXPECT_EQ(got, payload);
+}
+
 TEST(FrameTest, LargeFrameAssembledIntoOwnedBuffer) {
   std::string payload(1 << 20, 'q');
   std::string frame = EncodeFrame(payload);

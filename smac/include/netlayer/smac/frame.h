@@ -3,8 +3,11 @@
 // FrameDecoder is a sans-I/O state machine (after nghttp2's inbound parser): feed it bytes split
 // or merged at any boundary and it reports each complete message, in order. It never allocates
 // for a frame before checking the frame's length against the configured maximum, so a garbage or
-// hostile header becomes a clear error, never a 4 GiB allocation. A frame that is not whole in one
-// input chunk is assembled straight into its final buffer (reserved once from the header).
+// hostile header becomes a clear error, never a 4 GiB allocation. A frame that is whole in one
+// input chunk is handed over as a view of that chunk (no copy); one that is not is assembled in
+// its own buffer, reserved whole from the header for frames up to kReserveUpFront (1 MiB) and
+// grown by doubling (capped at the frame's size) for larger ones, so the memory a peer can make
+// us hold follows the bytes it actually sent.
 //
 // Thread rules: not thread-safe; one owner feeds it.
 #pragma once
@@ -22,6 +25,8 @@ namespace netlayer::smac {
 
 inline constexpr size_t kHeaderSize = 4;
 inline constexpr size_t kDefaultMaxMessageSize = size_t{64} << 20;  // 64 MiB
+// Frames up to this size get their whole buffer when their header arrives.
+inline constexpr size_t kReserveUpFront = size_t{1} << 20;
 // The largest size the format can carry.
 inline constexpr size_t kFormatMaxMessageSize = 0xFFFFFFFFu;
 
@@ -60,6 +65,8 @@ class FrameDecoder {
   // True between frames: nothing of a partial frame is held.
   bool at_frame_boundary() const { return state_ == State::kHeader && header_filled_ == 0; }
   const absl::Status& error() const { return error_; }
+  // Bytes of memory held for the frame being assembled (for tests and memory accounting).
+  size_t reserved_bytes() const { return buffer_.capacity(); }
 
  private:
   absl::Status StartPayload(uint32_t size);
