@@ -54,6 +54,10 @@ check "the replay command reproduces the failure" 1 "$sim" $line --timeline "$wo
 contains "the replay command reproduces the failure" "FAIL smac-stress"
 grep -q 'invariant failed' "$work/fail.html" || { echo "FAIL the failing timeline does not mark the invariant"; failures=$((failures + 1)); }
 
+check "a crashing run is reported and the sweep goes on" 1 "$sim" sweep smac-stress --seeds 1..5 --jobs 2 --plant abort
+contains "a crashing run is reported and the sweep goes on" "FAIL smac-stress seed 5: the run crashed (signal 6)"
+contains "a crashing run is reported and the sweep goes on" "0 passed, 5 failed"
+
 check "sweep passes" 0 "$sim" sweep all --seeds 1..4 --jobs 2
 contains "sweep passes" "12 passed, 0 failed"
 check "check-determinism in fresh processes" 0 "$sim" check-determinism all --seeds 7..8

@@ -191,21 +191,30 @@ int Sweep(const std::string& scenario_name, SeedRange seeds, int jobs, const std
   jobs = static_cast<int>(std::min<size_t>(jobs, work.size()));
   const bool tty = isatty(STDERR_FILENO) == 1;
   std::fflush(nullptr);
-  // Worker k runs work[k], work[k + jobs], ...; each run stays single-threaded in its process.
+  // Each worker process runs its list of runs in order (each run single-threaded) and writes one
+  // result line per run. A worker that dies (an assertion, a sanitizer report) is detected by its
+  // missing results: the run it was in is reported as a crash with its replay command, and a new
+  // worker takes the rest of its list.
   struct Worker {
-    pid_t pid;
-    int fd;
+    pid_t pid = -1;
+    int fd = -1;
     std::string buffer;
+    std::vector<size_t> runs;  // indices into `work`, in order
+    size_t reported = 0;
   };
   std::vector<Worker> workers;
-  for (int k = 0; k < jobs; ++k) {
+  auto spawn = [&](std::vector<size_t> runs) {
     int fds[2];
     if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    std::fflush(nullptr);
     pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
       close(fds[0]);
-      for (size_t i = static_cast<size_t>(k); i < work.size(); i += static_cast<size_t>(jobs)) {
+      for (const Worker& other : workers) {
+        if (other.fd >= 0) close(other.fd);
+      }
+      for (size_t i : runs) {
         ScenarioOptions options;
         options.seed = work[i].seed;
         options.planted_bug = plant;
@@ -220,7 +229,18 @@ int Sweep(const std::string& scenario_name, SeedRange seeds, int jobs, const std
       _exit(0);
     }
     close(fds[1]);
-    workers.push_back({pid, fds[0], {}});
+    Worker w;
+    w.pid = pid;
+    w.fd = fds[0];
+    w.runs = std::move(runs);
+    workers.push_back(std::move(w));
+  };
+  for (int k = 0; k < jobs; ++k) {
+    std::vector<size_t> runs;
+    for (size_t i = static_cast<size_t>(k); i < work.size(); i += static_cast<size_t>(jobs)) {
+      runs.push_back(i);
+    }
+    spawn(std::move(runs));
   }
 
   struct PerScenario {
@@ -230,6 +250,7 @@ int Sweep(const std::string& scenario_name, SeedRange seeds, int jobs, const std
   std::map<std::string, PerScenario> per;
   std::vector<SweepLine> failures;
   size_t done = 0;
+  bool lost = false;
   const auto start = std::chrono::steady_clock::now();
   auto last_plain = start;
   auto progress = [&](bool final) {
@@ -248,55 +269,76 @@ int Sweep(const std::string& scenario_name, SeedRange seeds, int jobs, const std
                    work.size(), failures.size(), rate, left);
     }
   };
-  size_t open = workers.size();
-  while (open > 0) {
+  auto record = [&](const SweepLine& line) {
+    ++done;
+    PerScenario& p = per[line.scenario];
+    ++p.seeds;
+    p.simulated_s += line.simulated_ns / 1e9;
+    if (line.passed) return;
+    ++p.failures;
+    failures.push_back(line);
+    if (tty) std::fprintf(stderr, "\n");
+    std::fprintf(stderr, "FAIL %s seed %llu: %s\n  replay: netlayer-sim run %s --seed %llu%s\n",
+                 line.scenario.c_str(), static_cast<unsigned long long>(line.seed),
+                 line.invariant.c_str(), line.scenario.c_str(),
+                 static_cast<unsigned long long>(line.seed),
+                 plant.empty() ? "" : absl::StrCat(" --plant ", plant).c_str());
+  };
+  for (;;) {
     std::vector<pollfd> pfds;
-    for (const Worker& w : workers) {
-      if (w.fd >= 0) pfds.push_back({w.fd, POLLIN, 0});
+    std::vector<size_t> owner;
+    for (size_t k = 0; k < workers.size(); ++k) {
+      if (workers[k].fd < 0) continue;
+      pfds.push_back({workers[k].fd, POLLIN, 0});
+      owner.push_back(k);
     }
-    if (poll(pfds.data(), pfds.size(), 1000) < 0 && errno != EINTR) break;
-    for (Worker& w : workers) {
-      if (w.fd < 0) continue;
-      bool readable = false;
-      for (const pollfd& p : pfds) readable |= (p.fd == w.fd && p.revents != 0);
-      if (!readable) continue;
+    if (pfds.empty()) break;
+    if (poll(pfds.data(), pfds.size(), 1000) < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("poll failed");
+    }
+    for (size_t p = 0; p < pfds.size(); ++p) {
+      if (pfds[p].revents == 0) continue;
+      const size_t k = owner[p];
       char buf[4096];
-      ssize_t n = read(w.fd, buf, sizeof buf);
-      if (n <= 0) {
-        close(w.fd);
-        w.fd = -1;
-        --open;
+      ssize_t n = read(workers[k].fd, buf, sizeof buf);
+      if (n > 0) {
+        Worker& w = workers[k];
+        w.buffer.append(buf, static_cast<size_t>(n));
+        for (size_t nl; (nl = w.buffer.find('\n')) != std::string::npos;) {
+          std::optional<SweepLine> line = DecodeResult(absl::string_view(w.buffer).substr(0, nl));
+          w.buffer.erase(0, nl + 1);
+          if (!line) continue;
+          ++w.reported;
+          record(*line);
+        }
+        progress(false);
         continue;
       }
-      w.buffer.append(buf, static_cast<size_t>(n));
-      for (size_t nl; (nl = w.buffer.find('\n')) != std::string::npos;) {
-        std::optional<SweepLine> line = DecodeResult(absl::string_view(w.buffer).substr(0, nl));
-        w.buffer.erase(0, nl + 1);
-        if (!line) continue;
-        ++done;
-        PerScenario& p = per[line->scenario];
-        ++p.seeds;
-        p.simulated_s += line->simulated_ns / 1e9;
-        if (!line->passed) {
-          ++p.failures;
-          failures.push_back(*line);
-          if (tty) std::fprintf(stderr, "\n");
-          std::fprintf(stderr,
-                       "FAIL %s seed %llu: %s\n  replay: netlayer-sim run %s --seed %llu%s\n",
-                       line->scenario.c_str(), static_cast<unsigned long long>(line->seed),
-                       line->invariant.c_str(), line->scenario.c_str(),
-                       static_cast<unsigned long long>(line->seed),
-                       plant.empty() ? "" : absl::StrCat(" --plant ", plant).c_str());
-        }
+      if (n < 0 && errno == EINTR) continue;
+      // End of the worker's output: it finished, or it died in the middle of a run.
+      close(workers[k].fd);
+      workers[k].fd = -1;
+      int status = 0;
+      waitpid(workers[k].pid, &status, 0);
+      workers[k].pid = -1;
+      if (workers[k].reported < workers[k].runs.size()) {
+        const Job& crashed = work[workers[k].runs[workers[k].reported]];
+        SweepLine line;
+        line.scenario = crashed.scenario->name;
+        line.seed = crashed.seed;
+        line.passed = false;
+        line.invariant = WIFSIGNALED(status)
+                             ? absl::StrCat("the run crashed (signal ", WTERMSIG(status), ")")
+                             : absl::StrCat("the run crashed (exit ", WEXITSTATUS(status), ")");
+        record(line);
+        std::vector<size_t> rest(workers[k].runs.begin() + workers[k].reported + 1,
+                                 workers[k].runs.end());
+        if (!rest.empty()) spawn(std::move(rest));
+      } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        lost = true;
       }
-      progress(false);
     }
-  }
-  bool worker_crashed = false;
-  for (const Worker& w : workers) {
-    int status = 0;
-    waitpid(w.pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) worker_crashed = true;
   }
   progress(true);
   const double wall = Seconds(std::chrono::steady_clock::now() - start);
@@ -314,8 +356,8 @@ int Sweep(const std::string& scenario_name, SeedRange seeds, int jobs, const std
                 f.scenario.c_str(), static_cast<unsigned long long>(f.seed),
                 plant.empty() ? "" : absl::StrCat(" --plant ", plant).c_str());
   }
-  if (done != work.size() || worker_crashed) {
-    std::printf("ERROR: only %zu of %zu runs reported (a worker crashed)\n", done, work.size());
+  if (done != work.size() || lost) {
+    std::printf("ERROR: %zu of %zu runs reported\n", done, work.size());
     return kExitFailed;
   }
   std::printf("%zu passed, %zu failed\n", done - failures.size(), failures.size());
@@ -331,9 +373,11 @@ std::string SelfPath() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-// Runs `netlayer-sim run` in a fresh process, its trace to `trace_json`; returns the hash line.
-std::string RunFresh(const std::string& self, const std::string& scenario, uint64_t seed,
-                     const std::string& trace_json, const std::string& out_file) {
+// Runs `netlayer-sim run` in a fresh process, its trace to `trace_json`; returns the trace hash,
+// or an error if the run crashed (anything but exit 0 or 1) or printed no hash.
+absl::StatusOr<std::string> RunFresh(const std::string& self, const std::string& scenario,
+                                     uint64_t seed, const std::string& trace_json,
+                                     const std::string& out_file) {
   std::vector<std::string> argv_s = {
       self, "run", scenario, "--seed", absl::StrCat(seed), "--trace-json", trace_json};
   std::vector<char*> argv;
@@ -346,15 +390,21 @@ std::string RunFresh(const std::string& self, const std::string& scenario, uint6
   pid_t pid = 0;
   int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("posix_spawn failed");
+  if (rc != 0) return absl::InternalError("posix_spawn failed");
   int status = 0;
   waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) {
+    return absl::InternalError(absl::StrCat("the run crashed (signal ", WTERMSIG(status), ")"));
+  }
+  if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != kExitFailed)) {
+    return absl::InternalError(absl::StrCat("the run exited ", WEXITSTATUS(status)));
+  }
   std::ifstream in(out_file);
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("trace hash: ", 0) == 0) return line.substr(12, 16);
   }
-  return "(no hash: the run crashed)";
+  return absl::InternalError("the run printed no trace hash");
 }
 
 int CheckDeterminism(const std::string& scenario_name, SeedRange seeds) {
@@ -366,9 +416,20 @@ int CheckDeterminism(const std::string& scenario_name, SeedRange seeds) {
   for (const ScenarioInfo* s : Select(scenario_name)) {
     for (uint64_t seed = seeds.first;; ++seed) {
       const std::string a = dir + "/a.jsonl", b = dir + "/b.jsonl";
-      const std::string ha = RunFresh(self, s->name, seed, a, dir + "/a.out");
-      const std::string hb = RunFresh(self, s->name, seed, b, dir + "/b.out");
+      const absl::StatusOr<std::string> ra = RunFresh(self, s->name, seed, a, dir + "/a.out");
+      const absl::StatusOr<std::string> rb = RunFresh(self, s->name, seed, b, dir + "/b.out");
       ++checked;
+      if (!ra.ok() || !rb.ok()) {
+        ++mismatches;
+        std::printf("CRASH %s seed %llu: %s\n  replay: netlayer-sim run %s --seed %llu\n",
+                    s->name.c_str(), static_cast<unsigned long long>(seed),
+                    (!ra.ok() ? ra.status() : rb.status()).ToString().c_str(), s->name.c_str(),
+                    static_cast<unsigned long long>(seed));
+        if (seed == seeds.last) break;
+        continue;
+      }
+      const std::string& ha = *ra;
+      const std::string& hb = *rb;
       if (ha != hb) {
         ++mismatches;
         std::printf("MISMATCH %s seed %llu: %s vs %s\n", s->name.c_str(),

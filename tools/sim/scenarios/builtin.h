@@ -12,6 +12,8 @@ namespace netlayer::scenarios {
 
 // Bugs that can be planted (ScenarioOptions::planted_bug) to prove the invariants catch them.
 inline constexpr char kDropFirstByteOfSplitFrame[] = "drop-first-byte-of-split-frame";
+// Any scenario: the run aborts at its first event (tests that a sweep survives a crashing run).
+inline constexpr char kAbort[] = "abort";
 
 // A registry holding every built-in scenario, in a fixed order.
 const sim::ScenarioRegistry& BuiltinScenarios();

@@ -102,10 +102,16 @@ class ReconnectBackoff final : public sim::Scenario {
       checked += c->attempts_checked;
       world_->Note(c->host, absl::StrCat("connected=", c->connected, " failed=", c->failed,
                                          " attempts checked=", c->attempts_checked));
-      if (c->attempt) c->attempt->Cancel();
     }
     ctx.Check(checked > 0, "the oracle saw connect attempts",
               [] { return std::string("no attempt was traced"); });
+  }
+
+  void TearDown(ScenarioContext&) override {
+    stopping_ = true;
+    for (auto& c : clients_) {
+      if (c->attempt) c->attempt->Cancel();
+    }
   }
 
  private:

@@ -84,15 +84,21 @@ class RpcFaults final : public sim::Scenario {
       });
       world_->Note(c->host, absl::StrCat("calls ok=", c->ok, " failed=", c->failed,
                                          " pushes=", c->pushes_total));
-      c->rpc->Close();
     }
+  }
+
+  void TearDown(ScenarioContext&) override {
+    stopping_ = true;
+    for (auto& c : clients_) {
+      if (c->rpc) c->rpc->Close();  // pending calls complete now, while their state is alive
+    }
+    if (server_) server_->Close();
   }
 
  private:
   struct ClientState {
     std::string name;
     HostId host;
-    std::shared_ptr<rpc::Client> rpc;
     uint64_t next_call = 1;
     std::map<uint64_t, std::string> outstanding;  // call number -> its payload
     uint64_t ok = 0;
@@ -100,6 +106,8 @@ class RpcFaults final : public sim::Scenario {
     uint64_t ok_at_heal = 0;
     uint64_t pushes_seen = 0;  // on the current connection
     uint64_t pushes_total = 0;
+    // Last, so it is destroyed first: its callbacks use the members above.
+    std::shared_ptr<rpc::Client> rpc;
   };
 
   void StartServer() {

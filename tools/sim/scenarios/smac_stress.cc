@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "builtin.h"
+#include "netlayer/core/assert.h"
 #include "netlayer/smac/message_connection.h"
 
 namespace netlayer::scenarios {
@@ -114,6 +115,7 @@ class SmacStress final : public sim::Scenario {
   void Setup(ScenarioContext& ctx) override {
     ctx_ = &ctx;
     world_ = &ctx.world();
+    NETLAYER_ASSERT(!ctx.planted(kAbort), "planted abort (a sweep must report this run as crashed)");
     sender_host_ = *world_->AddHost("sender");
     receiver_host_ = *world_->AddHost("receiver");
     auto listener = world_->server_factory(receiver_host_)

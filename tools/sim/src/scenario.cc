@@ -12,7 +12,7 @@
 namespace netlayer::sim {
 
 void ScenarioContext::Fail(std::string invariant, std::string detail) {
-  if (failed_) return;  // the first failure is the one that counts
+  if (failed_ || checks_ended_) return;  // the first failure is the one that counts
   failed_ = true;
   // Recorded in the trace by RunScenario once the run stops (Fail may be called from inside a
   // trace observer, i.e. from inside Trace::Add).
@@ -132,8 +132,10 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   result.trace_events = world.trace().count();
   result.events_run = world.events_run();
   result.simulated = world.Elapsed();
-  // Observers belong to the scenario: detach them, then destroy the application objects before
-  // the world they run in.
+  // The application stops while the world still runs; observers belong to the scenario: detach
+  // them, then destroy the application objects before the world they run in.
+  ctx.EndChecks();
+  scenario.TearDown(ctx);
   world.trace().SetSink(nullptr);
   owned.reset();
   SetLogStamp(nullptr);

@@ -11,7 +11,8 @@
 // invariant, and the last trace events, and gives the one command that replays it.
 //
 // A run: World(seed, Profile(seed)) -> Setup -> run the fault phase -> StopFaults ->
-// OnFaultsStopped -> run until every Eventually holds (or the bound passes) -> Finish.
+// OnFaultsStopped -> run until every Eventually holds (or the bound passes) -> Finish ->
+// TearDown (always) -> the scenario is destroyed, then the world.
 //
 // Thread rules: single-threaded, like the World.
 #pragma once
@@ -61,6 +62,10 @@ class Scenario {
   virtual void OnFaultsStopped(ScenarioContext& /*ctx*/) {}
   // Every Eventually held: final safety checks (e.g. nothing completed twice).
   virtual void Finish(ScenarioContext& /*ctx*/) {}
+  // Always called last, whether the run passed or failed, while the world still runs: stop the
+  // workload and close the application (clients, servers) so nothing calls back into the
+  // scenario while it is destroyed. Checks made here are ignored.
+  virtual void TearDown(ScenarioContext& /*ctx*/) {}
 };
 
 class ScenarioContext {
@@ -79,6 +84,8 @@ class ScenarioContext {
   // Fail(invariant, detail()) unless `ok`.
   void Check(bool ok, std::string_view invariant, const std::function<std::string()>& detail);
   bool failed() const { return failed_; }
+  // Set by RunScenario before TearDown: later failures are ignored.
+  void EndChecks() { checks_ended_ = true; }
 
   // A liveness invariant: `holds` must be true within the liveness bound after faults stop.
   // `describe` says what is missing, for the failure report.
@@ -107,6 +114,7 @@ class ScenarioContext {
   World& world_;
   const ScenarioOptions& options_;
   bool failed_ = false;
+  bool checks_ended_ = false;
   Failure failure_;
   std::vector<Liveness> liveness_;
   std::vector<std::function<void(const TraceEvent&)>> observers_;
