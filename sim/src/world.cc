@@ -957,13 +957,22 @@ void World::Impl::Try(const std::shared_ptr<PendingConnect>& pc, size_t index,
   Record(pc->host, TraceKind::kConnect,
          absl::StrCat("connect#", pc->id, " round ", pc->schedule.round(), " try ",
                       pc->target_address.ToString()));
-  pc->deadline_event = Schedule(deadline, pc->host, false, [this, pc, try_no]() {
+  // The schedule's deadline is the attempt timeout or, if sooner, the give-up deadline of the
+  // whole connect: say which one cut the attempt short.
+  const ConnectOptions& copts = pc->schedule.options();
+  const absl::Time started = now;
+  const bool gives_up = deadline < now + copts.attempt_timeout;
+  pc->deadline_event = Schedule(deadline, pc->host, false, [this, pc, try_no, started, gives_up]() {
     if (!Current(*pc, try_no)) return;
     pc->deadline_event = 0;
-    AttemptFailed(pc, try_no,
-                  absl::DeadlineExceededError(absl::StrCat(
-                      "connect to ", pc->target_address.ToString(), " timed out after ",
-                      absl::FormatDuration(pc->schedule.options().attempt_timeout))));
+    const ConnectOptions& o = pc->schedule.options();
+    std::string why =
+        gives_up ? absl::StrCat("connect to ", pc->target_address.ToString(), " stopped after ",
+                                absl::FormatDuration(now - started), ": give_up_after (",
+                                absl::FormatDuration(o.give_up_after), ") reached")
+                 : absl::StrCat("connect to ", pc->target_address.ToString(), " timed out after ",
+                                absl::FormatDuration(o.attempt_timeout));
+    AttemptFailed(pc, try_no, absl::DeadlineExceededError(std::move(why)));
   });
   cancellable.emplace(pc->deadline_event, std::max(deadline, now));
   const FaultProfile& prof = options.profile;

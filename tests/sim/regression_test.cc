@@ -12,6 +12,7 @@ namespace netlayer::sim {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing_util::ConnectPair;
 using testing_util::Pattern;
 using testing_util::Recorder;
@@ -46,6 +47,31 @@ TEST(Regression, ASendLargerThanSixteenOutputChunks) {
   const auto sends = testing_util::Find(w, TraceKind::kSend, "conn#1 a->b");
   ASSERT_FALSE(sends.empty());
   EXPECT_EQ(sends[0].bytes, expected.size());
+}
+
+// When give_up_after ends an attempt before its attempt_timeout, the reason says so instead
+// of "timed out after <attempt_timeout>".
+TEST(Regression, AnAttemptCutShortByGiveUpAfterNamesTheRealReason) {
+  World w(WorldOptions{});
+  const HostId a = *w.AddHost("a");
+  const HostId b = *w.AddHost("b");
+  ASSERT_TRUE(w.server_factory(b).Listen(Address::HostName("b", 8100)).ok());
+  ASSERT_TRUE(w.Partition({a}, {b}).ok());
+  ConnectOptions o;
+  o.attempt_timeout = absl::Seconds(10);
+  o.give_up_after = absl::Milliseconds(1500);
+  auto r = w.client_factory(a).ConnectBlocking({Address::HostName("b", 8100)}, o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  const std::string message(r.status().message());
+  EXPECT_THAT(message, HasSubstr("b:8100 stopped after 1.5s: give_up_after (1.5s) reached"));
+  EXPECT_THAT(message, Not(HasSubstr("timed out after 10s")));
+  EXPECT_EQ(w.Elapsed(), absl::Milliseconds(1500));
+  // An attempt that really times out still says so.
+  o.give_up_after = absl::InfiniteDuration();
+  o.attempt_timeout = absl::Seconds(2);
+  o.max_attempts = 1;
+  r = w.client_factory(a).ConnectBlocking({Address::HostName("b", 8100)}, o);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("b:8100 timed out after 2s"));
 }
 
 }  // namespace
