@@ -230,6 +230,10 @@ struct Host {
   std::string name;
   bool up = true;
   bool crashable = false;
+  // Bumped by each crash: an event owned by the host (a timer, a connect step, the restart
+  // hook, a delivery to one of its connections) is dropped if the host crashed after it was
+  // scheduled, even if the host is up again.
+  uint64_t incarnation = 0;
   std::function<void()> restart_hook;
   uint16_t next_port = 49152;
   std::map<uint16_t, std::shared_ptr<SimListener>> listeners;  // open listeners by port
@@ -243,8 +247,9 @@ struct Host {
 
 struct World::Impl {
   struct Event {
-    HostId host;
+    HostId host;         // the owner, or kNoHost for the world
     bool timer = false;  // an Env timer: traced when it fires, cancelled when its host crashes
+    uint64_t incarnation = 0;  // the owner's incarnation when scheduled
     absl::AnyInvocable<void() &&> fn;
   };
   using EventKey = std::pair<absl::Time, uint64_t>;
@@ -439,7 +444,8 @@ uint64_t World::Impl::Schedule(absl::Time when, HostId host, bool timer,
                                absl::AnyInvocable<void() &&> fn) {
   if (when < now) when = now;
   const uint64_t id = next_event_id++;
-  events.emplace(EventKey{when, id}, Event{host, timer, std::move(fn)});
+  const uint64_t incarnation = ValidHost(host) ? hosts[host.value].incarnation : 0;
+  events.emplace(EventKey{when, id}, Event{host, timer, incarnation, std::move(fn)});
   return id;
 }
 
@@ -467,6 +473,8 @@ void World::Impl::RunOne() {
   cancellable.erase(key.second);
   if (key.first > now) now = key.first;
   ++events_run;
+  // The owner crashed since this was scheduled: the process that wanted it is gone.
+  if (ValidHost(event.host) && event.incarnation != hosts[event.host.value].incarnation) return;
   if (event.timer) {
     if (options.trace_timers) {
       Record(event.host, TraceKind::kTimer, absl::StrCat("timer#", key.second, " fired"));
@@ -1226,6 +1234,7 @@ void World::Impl::ClogInternal(HostId from, HostId to, absl::Duration d, const c
 void World::Impl::CrashInternal(HostId h, const char* how) {
   Host& hh = host(h);
   hh.up = false;
+  ++hh.incarnation;
   Record(h, TraceKind::kHost, absl::StrCat(how, " crash"));
   // Timers of the dead process.
   std::vector<EventKey> dead_timers;
@@ -1367,8 +1376,12 @@ void World::Impl::RandomFault() {
     if (candidates.empty()) return;
     const HostId h = candidates[UniformInt(generator, 0, candidates.size() - 1)];
     CrashInternal(h, "random");
-    Schedule(now + Exp(p.down_mean), kNoHost, false, [this, h]() {
-      if (!faults_stopped && !host(h).up) RestartInternal(h, "random");
+    // Only this crash's restart: a later scripted restart and crash must not be cut short.
+    const uint64_t incarnation = host(h).incarnation;
+    Schedule(now + Exp(p.down_mean), kNoHost, false, [this, h, incarnation]() {
+      if (!faults_stopped && !host(h).up && host(h).incarnation == incarnation) {
+        RestartInternal(h, "random");
+      }
     });
   }
 }

@@ -74,5 +74,32 @@ TEST(Regression, AnAttemptCutShortByGiveUpAfterNamesTheRealReason) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("b:8100 timed out after 2s"));
 }
 
+// Crash, Restart, Crash, Restart in one callback: the hook runs once (for the last restart);
+// the first restart's hook belongs to an incarnation that crashed.
+TEST(Regression, TheRestartHookRunsOncePerLiveRestart) {
+  World w(WorldOptions{});
+  const HostId a = *w.AddHost("a");
+  int hooks = 0;
+  w.SetRestartHook(a, [&] { ++hooks; });
+  ASSERT_TRUE(w.At(w.Now(), [&] {
+                 ASSERT_TRUE(w.Crash(a).ok());
+                 ASSERT_TRUE(w.Restart(a).ok());
+                 ASSERT_TRUE(w.Crash(a).ok());
+                 ASSERT_TRUE(w.Restart(a).ok());
+               }).ok());
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_EQ(hooks, 1);
+  EXPECT_TRUE(w.IsUp(a));
+  // A crash right after a restart cancels that restart's hook altogether.
+  ASSERT_TRUE(w.At(w.Now(), [&] {
+                 ASSERT_TRUE(w.Crash(a).ok());
+                 ASSERT_TRUE(w.Restart(a).ok());
+                 ASSERT_TRUE(w.Crash(a).ok());
+               }).ok());
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_EQ(hooks, 1);
+  EXPECT_FALSE(w.IsUp(a));
+}
+
 }  // namespace
 }  // namespace netlayer::sim
