@@ -27,10 +27,11 @@ fi
 if [ ! -f "build/$preset/build.ninja" ]; then
   cmake --preset "$preset"
 fi
-cmake --build --preset "$preset" -j "$jobs"
-
 if [ "$mode" = main ]; then
+  # The main job needs only the tools (the tests build in debug with the second command).
+  cmake --build --preset "$preset" -j "$jobs" --target netlayer-sim netlayer-bench
   exec tools/main-job.sh "build/$preset"
 else
+  cmake --build --preset "$preset" -j "$jobs"
   exec ctest --preset "$preset" -j "$jobs"
 fi
