@@ -72,11 +72,12 @@ struct Link {
 
 class SimConnection final : public Connection, public std::enable_shared_from_this<SimConnection> {
  public:
-  SimConnection(WorldRef world, Link* link, int side, Address local, Address peer,
+  SimConnection(WorldRef world, Link* link, int side, HostId host, Address local, Address peer,
                 ConnectionLimits limits)
       : world_(std::move(world)),
         link_(link),
         side_(side),
+        host_(host),
         local_(std::move(local)),
         peer_(std::move(peer)),
         state_(limits) {}
@@ -94,6 +95,8 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   Link* link() const { return link_; }
   void set_link(Link* link) { link_ = link; }
   int side() const { return side_; }
+  // The host this end lives on (still known after the stream has ended).
+  HostId host() const { return host_; }
   uint64_t stream_id() const { return stream_id_; }
   const WorldRef& world_ref() const { return world_; }
   void set_stream_id(uint64_t id) { stream_id_ = id; }
@@ -102,6 +105,7 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   WorldRef world_;
   Link* link_;  // nullptr once the stream has ended
   int side_;
+  HostId host_;
   uint64_t stream_id_ = 0;
   Address local_;
   Address peer_;
@@ -746,7 +750,8 @@ void World::Impl::DeliverPending(const std::shared_ptr<SimConnection>& conn) {
 }
 
 void World::Impl::ScheduleDeliverPending(const std::shared_ptr<SimConnection>& conn) {
-  Schedule(now, kNoHost, false, [this, conn]() { DeliverPending(conn); });
+  // Owned by the connection's host: dropped if that host crashes before it runs.
+  Schedule(now, conn->host(), false, [this, conn]() { DeliverPending(conn); });
 }
 
 void World::Impl::ResumeRead(SimConnection& conn) {
@@ -1047,9 +1052,9 @@ void World::Impl::SynArrive(const std::shared_ptr<PendingConnect>& pc, uint64_t 
   link->id = next_link_id++;
   link->host = {from, to};
   const Address client_address = Address::HostName(client.name, client_port);
-  link->end[0] = std::make_shared<SimConnection>(ref, link.get(), 0, client_address,
+  link->end[0] = std::make_shared<SimConnection>(ref, link.get(), 0, from, client_address,
                                                  listener->address(), options.connection_limits);
-  link->end[1] = std::make_shared<SimConnection>(ref, link.get(), 1, listener->address(),
+  link->end[1] = std::make_shared<SimConnection>(ref, link.get(), 1, to, listener->address(),
                                                  client_address, options.connection_limits);
   for (const auto& end : link->end) {
     end->set_stream_id(link->id);
@@ -1288,6 +1293,14 @@ void World::Impl::CrashInternal(HostId h, const char* how) {
       }
     }
   }
+  // Every end the dead process still holds, including streams that ended just before (a reset
+  // at the same instant, its notification still queued): its handlers are never called again.
+  std::vector<std::shared_ptr<SimConnection>> own;
+  for (const auto& weak : all_connections) {
+    std::shared_ptr<SimConnection> c = weak.lock();
+    if (c != nullptr && c->host() == h) own.push_back(std::move(c));
+  }
+  for (const auto& c : own) c->state().SetHandler(nullptr);  // may run handler destructors
 }
 
 void World::Impl::RestartInternal(HostId h, const char* how) {

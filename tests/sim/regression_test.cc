@@ -101,5 +101,32 @@ TEST(Regression, TheRestartHookRunsOncePerLiveRestart) {
   EXPECT_FALSE(w.IsUp(a));
 }
 
+// A stream reset and then its host crashed at the same instant: the reset's notification is
+// still queued when the process dies, and the dead process's handler must not get it.
+TEST(Regression, ACrashedHostsHandlerIsNotCalledForAResetJustBeforeTheCrash) {
+  World w(WorldOptions{});
+  const HostId a = *w.AddHost("a");
+  const HostId b = *w.AddHost("b");
+  std::shared_ptr<Listener> listener;
+  auto [c, s] = ConnectPair(w, a, listener, b);
+  ASSERT_NE(s, nullptr);
+  auto rc = std::make_shared<Recorder>();
+  auto rs = std::make_shared<Recorder>();
+  c->SetHandler(rc);
+  s->SetHandler(rs);
+  ASSERT_TRUE(w.At(w.Now(), [&] {
+                 ASSERT_TRUE(w.Reset(*c).ok());
+                 ASSERT_TRUE(w.Crash(a).ok());
+               }).ok());
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_TRUE(rc->closes.empty()) << "the dead process runs no handler";
+  ASSERT_EQ(rs->closes.size(), 1u);
+  EXPECT_EQ(rs->closes[0].kind(), CloseReason::Kind::kReset);
+  // Restarted, the host's old connection stays silent.
+  ASSERT_TRUE(w.Restart(a).ok());
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_TRUE(rc->closes.empty());
+}
+
 }  // namespace
 }  // namespace netlayer::sim
