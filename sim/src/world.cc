@@ -376,7 +376,8 @@ struct World::Impl {
   std::map<uint64_t, absl::Time> cancellable;  // event id -> time, for Cancel
   uint64_t next_event_id = 1;
   uint64_t events_run = 0;
-  int depth = 0;  // callbacks being run by the world (nested: SetHandler deliveries)
+  bool destroying = false;  // in ~Impl: nothing may be scheduled any more
+  int depth = 0;            // callbacks being run by the world (nested: SetHandler deliveries)
   absl::Status halted;
 
   std::vector<Host> hosts;
@@ -421,6 +422,10 @@ void World::Impl::RecordStream(HostId h, TraceKind kind, std::string detail, con
 
 World::Impl::~Impl() {
   *ref = nullptr;
+  // From here on, code run by the destructors below (an application object owned by a
+  // closure or a handler, answering or cleaning up as it dies) cannot schedule, cancel, connect
+  // or listen: the containers it would change are being torn down.
+  destroying = true;
   // Break handler <-> connection cycles and free what the network holds.
   for (auto& weak : all_connections) {
     if (std::shared_ptr<SimConnection> c = weak.lock()) {
@@ -436,16 +441,29 @@ World::Impl::~Impl() {
     }
     h.listeners.clear();
   }
-  events.clear();
-  for (auto& [id, link] : links) link->end = {};
-  links.clear();
-  connects.clear();
+  // Move each container out before its elements die, so a destructor that reaches back in
+  // finds it empty instead of half-destroyed.
+  {
+    std::map<EventKey, Event> doomed_events = std::move(events);
+    events.clear();
+    cancellable.clear();
+  }
+  {
+    std::map<uint64_t, std::shared_ptr<Link>> doomed_links = std::move(links);
+    links.clear();
+    for (auto& [id, link] : doomed_links) link->end = {};
+  }
+  {
+    std::map<uint64_t, std::shared_ptr<PendingConnect>> doomed_connects = std::move(connects);
+    connects.clear();
+  }
 }
 
 // ---- Event loop ----
 
 uint64_t World::Impl::Schedule(absl::Time when, HostId host, bool timer,
                                absl::AnyInvocable<void() &&> fn) {
+  if (destroying) return 0;  // the world is going away: `fn` never runs (0 is no event's id)
   if (when < now) when = now;
   const uint64_t id = next_event_id++;
   const uint64_t incarnation = ValidHost(host) ? hosts[host.value].incarnation : 0;
@@ -454,6 +472,7 @@ uint64_t World::Impl::Schedule(absl::Time when, HostId host, bool timer,
 }
 
 bool World::Impl::Cancel(uint64_t id) {
+  if (destroying) return false;
   auto it = cancellable.find(id);
   if (it == cancellable.end()) return false;
   events.erase(EventKey{it->second, id});
@@ -836,6 +855,7 @@ absl::StatusOr<std::shared_ptr<Listener>> SimServerFactory::Listen(const Address
 absl::StatusOr<std::shared_ptr<Listener>> SimServerFactory::Listen(const Address& address,
                                                                    AcceptCallback on_accept) {
   World::Impl& w = *world_;
+  if (w.destroying) return absl::FailedPreconditionError("sim: listen while the world is ending");
   Host& h = w.host(host_);
   if (address.kind() != Address::Kind::kHostName) {
     return absl::InvalidArgumentError(
@@ -894,6 +914,7 @@ absl::Status World::Impl::CheckTarget(const Address& a, HostId* target) const {
 absl::StatusOr<std::shared_ptr<PendingConnect>> World::Impl::StartConnect(
     HostId from, std::vector<Address> addresses, ConnectOptions options,
     std::shared_ptr<ConnectHandler> handler, bool blocking) {
+  if (destroying) return absl::FailedPreconditionError("sim: connect while the world is ending");
   if (handler == nullptr) return absl::InvalidArgumentError("sim: connect needs a handler");
   for (const Address& a : addresses) {
     if (absl::Status s = CheckTarget(a, nullptr); !s.ok()) return s;
@@ -1179,7 +1200,7 @@ absl::Time HostEnv::Now() const { return world_->now; }
 
 TimerId HostEnv::RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) {
   const uint64_t id = world_->Schedule(when, host_, true, std::move(fn));
-  world_->cancellable.emplace(id, std::max(when, world_->now));
+  if (id != 0) world_->cancellable.emplace(id, std::max(when, world_->now));
   return id;
 }
 

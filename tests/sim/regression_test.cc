@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "netlayer/sim/profile.h"
 #include "netlayer/sim/world.h"
@@ -126,6 +127,48 @@ TEST(Regression, ACrashedHostsHandlerIsNotCalledForAResetJustBeforeTheCrash) {
   ASSERT_TRUE(w.Restart(a).ok());
   ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
   EXPECT_TRUE(rc->closes.empty());
+}
+
+// Destroying the world destroys closures that may own application objects whose destructors
+// call back into the Env (an RPC responder answering as it dies, say). They find a world that
+// refuses politely (a dead timer id, nothing to cancel) instead of a container mid-clear.
+TEST(Regression, DestructorsRunByTheWorldsDestructionMayCallTheEnv) {
+  struct Calls {
+    std::vector<TimerId> ids;
+    std::vector<bool> cancelled;
+  };
+  struct CallsBackOnDestruction {
+    CallsBackOnDestruction(Env* e, Calls* c) : env(e), calls(c) {}
+    CallsBackOnDestruction(const CallsBackOnDestruction&) = delete;
+    CallsBackOnDestruction& operator=(const CallsBackOnDestruction&) = delete;
+    Env* env;
+    Calls* calls;
+    ~CallsBackOnDestruction() {
+      for (int i = 0; i < 20; ++i) {
+        const TimerId id = env->RunAt(env->Now() + absl::Seconds(i), [] {});
+        calls->ids.push_back(id);
+        calls->cancelled.push_back(env->CancelTimer(id));
+      }
+    }
+  };
+  Calls calls;
+  {
+    World w(WorldOptions{});
+    const HostId a = *w.AddHost("a");
+    Env& env = w.env(a);
+    for (int i = 0; i < 50; ++i) {
+      auto owned = std::make_shared<CallsBackOnDestruction>(&env, &calls);
+      env.RunAt(w.Now() + absl::Seconds(10 + i), [owned] {});
+      ASSERT_TRUE(w.At(w.Now() + absl::Seconds(100 + i), [owned] {}).ok());
+    }
+    ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+    EXPECT_TRUE(calls.ids.empty());
+  }
+  ASSERT_EQ(calls.ids.size(), 50u * 20u);
+  for (size_t i = 0; i < calls.ids.size(); ++i) {
+    EXPECT_EQ(calls.ids[i], 0u) << "no timer is scheduled in a world being destroyed";
+    EXPECT_FALSE(calls.cancelled[i]);
+  }
 }
 
 }  // namespace

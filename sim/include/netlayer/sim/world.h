@@ -73,6 +73,9 @@ class World {
   explicit World(WorldOptions options);
   // Detaches everything handed out: later calls on a connection, listener or factory of this
   // world fail cleanly (FailedPrecondition / nullptr) instead of touching freed memory.
+  // Destructors it runs (of objects owned by pending timers or handlers) may still use an Env or
+  // factory of this world: RunAt then schedules nothing and returns 0 (no timer's id),
+  // CancelTimer returns false, Connect and Listen fail FailedPrecondition.
   ~World();
   World(const World&) = delete;
   World& operator=(const World&) = delete;
