@@ -802,8 +802,14 @@ absl::Status SimConnection::WriteV(absl::Span<const std::string_view> pieces) {
 }
 
 void SimConnection::Close() {
-  if (state_.phase() != ConnectionState::Phase::kOpen) return;
+  // Always tell the state: after a remote close seen but not yet delivered (a reset, an end of
+  // stream queued for a handler not yet set), Close() still drops the queued input and close
+  // notification (connection.h: no ConnectionClosed after a local Close). Idempotent.
+  const bool was_open = state_.phase() == ConnectionState::Phase::kOpen;
   state_.Close();
+  // Only a close of an open stream sends anything (a flush, then a FIN); a stream that was
+  // already closing or ended has nothing left to shut down.
+  if (!was_open) return;
   if (World::Impl* w = *world_) w->OnLocalClose(*this);
 }
 

@@ -171,5 +171,53 @@ TEST(Regression, DestructorsRunByTheWorldsDestructionMayCallTheEnv) {
   }
 }
 
+// A local Close() after a remote close that is seen but not yet delivered drops it
+// (connection.h: undelivered input is discarded and no ConnectionClosed is delivered).
+TEST(Regression, CloseAfterAResetNotYetDeliveredDropsTheNotification) {
+  World w(WorldOptions{});
+  const HostId a = *w.AddHost("a");
+  const HostId b = *w.AddHost("b");
+  std::shared_ptr<Listener> listener;
+  auto [c, s] = ConnectPair(w, a, listener, b);
+  ASSERT_NE(s, nullptr);
+  auto rc = std::make_shared<Recorder>();
+  auto rs = std::make_shared<Recorder>();
+  c->SetHandler(rc);
+  s->SetHandler(rs);
+  ASSERT_TRUE(w.At(w.Now(), [&] {
+                 ASSERT_TRUE(w.Reset(*c).ok());
+                 c->Close();
+               }).ok());
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_TRUE(rc->closes.empty()) << "closed locally before the reset was delivered";
+  ASSERT_EQ(rs->closes.size(), 1u);
+  EXPECT_EQ(rs->closes[0].kind(), CloseReason::Kind::kReset);
+}
+
+TEST(Regression, CloseAfterAnEndOfStreamQueuedForNoHandlerDropsInputAndClose) {
+  World w(WorldOptions{});
+  const HostId a = *w.AddHost("a");
+  const HostId b = *w.AddHost("b");
+  std::shared_ptr<Listener> listener;
+  auto [c, s] = ConnectPair(w, a, listener, b);
+  ASSERT_NE(s, nullptr);
+  // No handler on c yet: the data and the end of stream wait in c's state.
+  ASSERT_TRUE(s->Write("hello").ok());
+  s->Close();
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_FALSE(c->IsOpen());
+  EXPECT_EQ(w.LiveConnections(), 0u);
+  c->Close();
+  auto rc = std::make_shared<Recorder>();
+  c->SetHandler(rc);
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  EXPECT_TRUE(rc->received.empty());
+  EXPECT_TRUE(rc->closes.empty());
+  // Closing twice, or closing an ended stream, traces no second local close.
+  c->Close();
+  s->Close();
+  EXPECT_EQ(testing_util::Find(w, TraceKind::kClose, "local close").size(), 1u);
+}
+
 }  // namespace
 }  // namespace netlayer::sim
