@@ -28,6 +28,8 @@ using Phase = ConnectionState::Phase;
 
 // Pieces per sendmsg (well below IOV_MAX).
 constexpr size_t kMaxIov = 64;
+// Sends a writer that found the socket free makes, at most, for what others queued meanwhile.
+constexpr int kMaxWriterDrainRounds = 4;
 
 class PosixConnection;
 
@@ -46,6 +48,18 @@ struct Core {
     output_done = true;
     WakeInputLocked();
   }
+  // REQUIRES: `lock` holds mu, and this thread holds the writer's claim. Sends what other
+  // writers queued meanwhile, without blocking, while the socket takes all of it (at most a few
+  // rounds): on a busy connection this saves waking the output thread for every write.
+  void DrainAsWriter(std::unique_lock<std::mutex>& lock);
+  // REQUIRES: mu held, and this thread holds the writer's claim. Ends the claim.
+  void EndWriterClaimLocked() {
+    NETLAYER_ASSERT(sender == Sender::kWriter, "only the claiming writer ends its claim");
+    sender = Sender::kNone;
+    claim_bytes = 0;
+    if (state.HasOutput()) out_cv.notify_one();  // hand what others queued to the output thread
+    if (claim_waiters > 0) claim_cv.notify_all();
+  }
   // REQUIRES: mu held. Wakes the input thread.
   void WakeInputLocked() {
     if (!fds_closed) internal::WakeFd(sys, wake_fd);
@@ -57,7 +71,7 @@ struct Core {
     linger lg{1, 0};
     sys.SetSockOpt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     // A send blocked on a peer that does not read returns EPIPE once the write side is shut.
-    if (sending) sys.Shutdown(fd, SHUT_RDWR);
+    if (sender == Sender::kOutputThread) sys.Shutdown(fd, SHUT_RDWR);
     out_cv.notify_all();
     WakeInputLocked();
   }
@@ -69,11 +83,21 @@ struct Core {
   Address local = Address::Unix("");
   Address peer = Address::Unix("");
 
+  // Who sends on the socket. There is one sender at a time, so bytes keep the order in which
+  // writes were accepted. kWriter: a WriteV that found nothing queued sends from its own buffers
+  // (non-blocking, without mu); writes meanwhile are queued behind its bytes, and it queues its
+  // unsent rest ahead of them and hands over to the output thread before ending the claim.
+  // kOutputThread: the output thread holds PeekOutput views and is in sendmsg.
+  enum class Sender { kNone, kWriter, kOutputThread };
+
   std::mutex mu;
-  std::condition_variable out_cv;  // output queued, or the phase changed
+  std::condition_variable out_cv;    // output queued, the phase changed, or a claim ended
+  std::condition_variable claim_cv;  // a writer's claim ended (Close() waits for it)
   // All below guarded by mu.
   ConnectionState state;
-  bool sending = false;       // the output thread holds PeekOutput views and is in sendmsg
+  Sender sender = Sender::kNone;
+  size_t claim_bytes = 0;     // kWriter: the claiming write's size (counted in the output bound)
+  int claim_waiters = 0;      // threads waiting on claim_cv
   bool local_closed = false;  // Close() was called
   bool write_shut = false;    // shutdown(SHUT_WR) done after the flush
   bool aborted = false;       // SO_LINGER 0 set: the final close resets
@@ -178,62 +202,159 @@ absl::Status PosixConnection::WriteV(absl::Span<const std::string_view> pieces) 
   size_t total = 0;
   for (std::string_view p : pieces) total += p.size();
   if (total == 0) return absl::OkStatus();
-  if (c.sending || c.state.HasOutput() || total > c.state.limits().max_output_bytes) {
-    // The output thread owns the stream (or the write is over the bound: the state says so).
+  const size_t max = c.state.limits().max_output_bytes;
+  if (c.sender != Core::Sender::kNone || c.state.HasOutput() || total > max) {
+    // Someone is sending, or output is queued: join the queue (or fail over the bound: the
+    // state says so). A claiming writer's unsent rest will be queued ahead of this: keep room
+    // for it so the bound holds then.
+    if (c.sender == Core::Sender::kWriter && total <= max &&
+        total > max - std::min(max, c.state.output_bytes() + c.claim_bytes)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "output queue full: ", c.state.output_bytes() + c.claim_bytes,
+          " bytes queued or being sent, writing ", total, " more would pass the limit of ", max));
+    }
     absl::Status status = c.state.Write(pieces);
-    if (status.ok()) c.out_cv.notify_one();
+    // The output thread sends it; a sender in progress takes it (or hands it over) itself.
+    if (status.ok() && c.sender == Core::Sender::kNone) c.out_cv.notify_one();
     return status;
   }
-  // Nothing queued and no one sending: send directly without blocking (this is the hot path of
-  // a request/response protocol: no thread hand-off). The lock is held so no one else can
-  // start sending or close meanwhile; a non-blocking send is short.
-  iovec iov[kMaxIov];
-  size_t count = 0;
-  for (std::string_view p : pieces) {
-    if (p.empty()) continue;
-    if (count == kMaxIov) break;
-    iov[count++] = iovec{const_cast<char*>(p.data()), p.size()};
-  }
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = count;
-  ssize_t sent;
-  do {
-    sent = c.sys.SendMsg(c.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) {
-    const int err = errno;
-    if (err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS) {
-      CloseReason reason = ErrnoCloseReason("send", err);
-      c.state.OnRemoteClosed(reason);
-      c.out_cv.notify_all();
-      c.WakeInputLocked();  // the input thread delivers ConnectionClosed and ends
-      return absl::FailedPreconditionError(
-          absl::StrCat("write on a closed connection: ", reason.ToString()));
+  // Nothing queued and no one sending: claim the socket and send directly from the caller's
+  // buffers without blocking and without the lock (the hot path of a request/response
+  // protocol: no thread hand-off, no copy, and the input thread is not held up meanwhile).
+  c.sender = Core::Sender::kWriter;
+  c.claim_bytes = total;
+  lock.unlock();
+  size_t sent = 0;
+  int err = 0;
+  size_t first = 0;   // the first piece not wholly sent
+  size_t offset = 0;  // bytes of pieces[first] already sent
+  while (first < pieces.size()) {
+    iovec iov[kMaxIov];
+    size_t count = 0;
+    size_t batch = 0;
+    for (size_t i = first; i < pieces.size() && count < kMaxIov; ++i) {
+      std::string_view p = pieces[i];
+      if (i == first) p.remove_prefix(offset);
+      if (p.empty()) continue;
+      iov[count++] = iovec{const_cast<char*>(p.data()), p.size()};
+      batch += p.size();
     }
-    sent = 0;
-  }
-  if (static_cast<size_t>(sent) == total) return absl::OkStatus();
-  // Queue the rest for the output thread. It fits: the queue was empty and total <= bound.
-  std::vector<std::string_view> rest;
-  size_t skip = static_cast<size_t>(sent);
-  for (std::string_view p : pieces) {
-    if (skip >= p.size()) {
-      skip -= p.size();
-      continue;
+    if (count == 0) break;
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    const ssize_t n = c.sys.SendMsg(c.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) err = errno;
+      break;
     }
-    rest.push_back(p.substr(skip));
-    skip = 0;
+    sent += static_cast<size_t>(n);
+    for (size_t left = static_cast<size_t>(n); left > 0;) {
+      const size_t in_piece = pieces[first].size() - offset;
+      if (left < in_piece) {
+        offset += left;
+        left = 0;
+      } else {
+        left -= in_piece;
+        ++first;
+        offset = 0;
+      }
+    }
+    while (first < pieces.size() && pieces[first].size() == offset) {
+      ++first;
+      offset = 0;
+    }
+    if (static_cast<size_t>(n) < batch) break;  // the socket buffer is full
   }
-  absl::Status status = c.state.Write(rest);
-  NETLAYER_ASSERT(status.ok(), "the rest of a direct send fits the empty output queue");
-  c.out_cv.notify_one();
+  lock.lock();
+  if (err != 0) {
+    CloseReason reason = ErrnoCloseReason("send", err);
+    c.state.OnRemoteClosed(reason);  // discards what others queued meanwhile
+    c.EndWriterClaimLocked();
+    c.out_cv.notify_all();
+    c.WakeInputLocked();  // the input thread delivers ConnectionClosed and ends
+    return absl::FailedPreconditionError(
+        absl::StrCat("write on a closed connection: ", reason.ToString()));
+  }
+  if (sent < total && c.state.IsOpen()) {
+    // Queue the rest ahead of what other writers queued meanwhile (the claim made this write
+    // theirs' predecessor). Close() waits for the claim, so the state is still open unless the
+    // stream ended; then the rest is dropped with the rest of the output, as on any remote close.
+    std::string later;
+    std::string_view views[kMaxIov];
+    while (size_t count = c.state.PeekOutput(absl::MakeSpan(views))) {
+      size_t n = 0;
+      for (size_t i = 0; i < count; ++i) {
+        later.append(views[i]);
+        n += views[i].size();
+      }
+      c.state.ConsumeOutput(n);
+    }
+    std::vector<std::string_view> rest;
+    rest.reserve(pieces.size() - first);
+    for (size_t i = first; i < pieces.size(); ++i) {
+      rest.push_back(i == first ? pieces[i].substr(offset) : pieces[i]);
+    }
+    // Both fit: the queue was empty at the claim, and others kept room for this write.
+    absl::Status status = c.state.Write(rest);
+    NETLAYER_ASSERT(status.ok(), "the rest of a direct send fits the output queue");
+    status = c.state.Write({std::string_view(later)});
+    NETLAYER_ASSERT(status.ok(), "output queued during a direct send still fits");
+  } else if (sent == total) {
+    c.DrainAsWriter(lock);
+  }
+  c.EndWriterClaimLocked();
   return absl::OkStatus();
+}
+
+void Core::DrainAsWriter(std::unique_lock<std::mutex>& lock) {
+  NETLAYER_ASSERT(sender == Sender::kWriter, "only the claiming writer drains");
+  for (int round = 0; round < kMaxWriterDrainRounds && state.HasOutput(); ++round) {
+    std::string_view pieces[kMaxIov];
+    const size_t count = state.PeekOutput(absl::MakeSpan(pieces));
+    iovec iov[kMaxIov];
+    size_t batch = 0;
+    for (size_t i = 0; i < count; ++i) {
+      iov[i] = iovec{const_cast<char*>(pieces[i].data()), pieces[i].size()};
+      batch += pieces[i].size();
+    }
+    lock.unlock();
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    ssize_t sent;
+    do {
+      sent = sys.SendMsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    const int err = errno;
+    lock.lock();
+    if (sent < 0) {
+      state.ConsumeOutput(0);                                             // releases the views
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) return;  // the output thread
+      if (state.OnRemoteClosed(ErrnoCloseReason("send", err))) {
+        out_cv.notify_all();
+        WakeInputLocked();  // the input thread delivers ConnectionClosed and ends
+      }
+      return;
+    }
+    // Close() waits for the claim, so this never finishes a flush.
+    const bool flushed = state.ConsumeOutput(static_cast<size_t>(sent));
+    NETLAYER_ASSERT(!flushed, "no flush after Close() while a writer holds the claim");
+    if (static_cast<size_t>(sent) < batch) return;  // the socket is full: the output thread
+  }
 }
 
 void PosixConnection::Close() {
   Core& c = *core_;
-  std::lock_guard<std::mutex> lock(c.mu);
+  std::unique_lock<std::mutex> lock(c.mu);
+  // A writer sending directly has not queued its unsent rest yet: wait for it (one non-blocking
+  // send), so that the flush includes it.
+  while (c.sender == Core::Sender::kWriter && !c.local_closed) {
+    ++c.claim_waiters;
+    c.claim_cv.wait(lock);
+    --c.claim_waiters;
+  }
   if (c.local_closed) return;
   if (c.state.phase() == Phase::kClosed) {
     // The stream already ended; drop what was not delivered yet (the close notification too).
@@ -257,9 +378,16 @@ bool PosixConnection::Reset() {
 }
 
 void Core::ThreadDone() {
-  std::lock_guard<std::mutex> lock(mu);
+  std::unique_lock<std::mutex> lock(mu);
   NETLAYER_ASSERT(threads_left > 0, "two threads per connection");
   if (--threads_left > 0) return;
+  // A writer may be sending directly on the socket (without mu): the descriptor must not be
+  // closed (and its number reused) under it. Its claim lasts one non-blocking send.
+  while (sender == Sender::kWriter) {
+    ++claim_waiters;
+    claim_cv.wait(lock);
+    --claim_waiters;
+  }
   fds_closed = true;
   internal::CloseFd(sys, fd);
   internal::CloseFd(sys, wake_fd);
@@ -268,8 +396,11 @@ void Core::ThreadDone() {
 void Core::OutputLoop() {
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
-    out_cv.wait(lock,
-                [&] { return state.phase() == Phase::kClosed || aborted || state.HasOutput(); });
+    // A writer's claim ends with its bytes sent or queued; it then hands over (notifies).
+    out_cv.wait(lock, [&] {
+      return state.phase() == Phase::kClosed || aborted ||
+             (state.HasOutput() && sender == Sender::kNone);
+    });
     if (aborted) return;
     if (state.phase() == Phase::kClosed) {
       if (local_closed && !write_shut) {
@@ -289,7 +420,7 @@ void Core::OutputLoop() {
     for (size_t i = 0; i < count; ++i) {
       iov[i] = iovec{const_cast<char*>(pieces[i].data()), pieces[i].size()};
     }
-    sending = true;
+    sender = Sender::kOutputThread;
     lock.unlock();
     msghdr msg{};
     msg.msg_iov = iov;
@@ -302,7 +433,7 @@ void Core::OutputLoop() {
       internal::WaitFds(sys, &w, 1, absl::Now() + absl::Milliseconds(100));
     }
     lock.lock();
-    sending = false;
+    sender = Sender::kNone;
     if (sent >= 0) {
       state.ConsumeOutput(static_cast<size_t>(sent));  // a finished flush shows as kClosed
       continue;
@@ -388,7 +519,7 @@ void Core::InputLoop() {
   std::unique_lock<std::mutex> lock(mu);
   // Unblock a send blocked on a peer that is gone; skip it after an abort, where a FIN would
   // precede the reset.
-  if (!aborted || sending) sys.Shutdown(fd, SHUT_RDWR);
+  if (!aborted || sender == Sender::kOutputThread) sys.Shutdown(fd, SHUT_RDWR);
   out_cv.notify_all();
   // ConnectionClosed, unless no handler is set yet (SetHandler delivers it then).
   if (handle != nullptr) DeliverEvents(lock, state, *handle);

@@ -10,8 +10,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "netlayer/posix/posix.h"
 #include "netlayer/posix/sys.h"
@@ -55,6 +61,74 @@ RawPair TcpPair() {
   ::close(lfd);
   return {c, s};
 }
+
+// Holds the next direct send (a write from the caller's thread: MSG_DONTWAIT) once armed, until
+// released, so a test can act while a writer is in the middle of it; that send then moves at
+// most `max_bytes`.
+class GatedSys : public FaultSys {
+ public:
+  void Arm(size_t max_bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    armed_ = true;
+    max_bytes_ = max_bytes;
+  }
+  bool WaitEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // errno of the held send (0 if it succeeded); -1 until it has returned.
+  int held_errno() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_errno_;
+  }
+
+  ssize_t SendMsg(int fd, const msghdr* msg, int flags) override {
+    size_t max_bytes;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!armed_ || (flags & MSG_DONTWAIT) == 0) {
+        lock.unlock();
+        return FaultSys::SendMsg(fd, msg, flags);
+      }
+      armed_ = false;
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return released_; });
+      max_bytes = max_bytes_;
+    }
+    std::vector<iovec> iov;
+    for (size_t i = 0; i < msg->msg_iovlen && max_bytes > 0; ++i) {
+      const size_t n = std::min(max_bytes, msg->msg_iov[i].iov_len);
+      iov.push_back(iovec{msg->msg_iov[i].iov_base, n});
+      max_bytes -= n;
+    }
+    msghdr limited = *msg;
+    limited.msg_iov = iov.data();
+    limited.msg_iovlen = iov.size();
+    const ssize_t n = FaultSys::SendMsg(fd, &limited, flags);
+    const int err = errno;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held_errno_ = n < 0 ? err : 0;
+    }
+    errno = err;
+    return n;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool armed_ = false;
+  bool entered_ = false;
+  bool released_ = false;
+  size_t max_bytes_ = 0;
+  int held_errno_ = -1;
+};
 
 class ConnectionTest : public ::testing::Test {
  protected:
@@ -333,6 +407,150 @@ TEST_F(ConnectionTest, DescriptorAboveFdSetSizeUsesPollNeverSelect) {
   ::close(p.theirs);
   conn.reset();
   if (rl.rlim_cur < want) ::setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+// A writer sending directly holds no lock: another writer is not blocked by it; its bytes are
+// queued behind the sending writer's, whose unsent rest goes first.
+TEST_F(ConnectionTest, AWriteDuringADirectSendDoesNotWaitAndFollowsItsBytes) {
+  GatedSys gate;
+  options_.sys = &gate;
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  const std::string first = Pattern(10000);
+  gate.Arm(3);  // the direct send moves 3 bytes, then the rest must be queued
+  std::thread writer([&] { EXPECT_TRUE(conn->Write(first).ok()); });
+  ASSERT_TRUE(gate.WaitEntered());
+  // The first writer is inside its send: these return at once (the test would hang otherwise).
+  ASSERT_TRUE(conn->Write("second;").ok());
+  ASSERT_TRUE(conn->WriteV({"third", ";"}).ok());
+  EXPECT_GE(conn->QueuedOutputBytes(), 13u);
+  gate.Release();
+  writer.join();
+  const std::string expected = first + "second;third;";
+  EXPECT_EQ(ReadRaw(p.theirs, expected.size()), expected);
+  EXPECT_EQ(gate.held_errno(), 0);
+  ::close(p.theirs);
+}
+
+// Output queued during a direct send keeps room for the sender's unsent rest: the bound holds.
+TEST_F(ConnectionTest, TheOutputBoundCountsAWriteBeingSentDirectly) {
+  GatedSys gate;
+  options_.sys = &gate;
+  options_.limits.max_output_bytes = 1000;
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  const std::string first = Pattern(600);
+  gate.Arm(1);
+  std::thread writer([&] { EXPECT_TRUE(conn->Write(first).ok()); });
+  ASSERT_TRUE(gate.WaitEntered());
+  EXPECT_EQ(conn->Write(Pattern(500)).code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(conn->Write(Pattern(400)).ok());
+  gate.Release();
+  writer.join();
+  EXPECT_LE(conn->QueuedOutputBytes(), 1000u);
+  const std::string expected = first + Pattern(400);
+  EXPECT_EQ(ReadRaw(p.theirs, expected.size()), expected);
+  ::close(p.theirs);
+}
+
+// Close() during a direct send flushes the sending writer's unsent rest too.
+TEST_F(ConnectionTest, CloseDuringADirectSendFlushesItsRest) {
+  GatedSys gate;
+  options_.sys = &gate;
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  const std::string first = Pattern(50000);
+  gate.Arm(7);
+  std::thread writer([&] { EXPECT_TRUE(conn->Write(first).ok()); });
+  ASSERT_TRUE(gate.WaitEntered());
+  std::thread closer([&] { conn->Close(); });
+  gate.Release();
+  writer.join();
+  closer.join();
+  EXPECT_EQ(conn->Write("late").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadRaw(p.theirs, first.size() + 1), first);  // then end of stream
+  ::close(p.theirs);
+  conn.reset();
+}
+
+// The peer goes away while a writer sends directly: the threads end, but the descriptor stays
+// open until that send returns (it must never reach a closed or reused descriptor).
+TEST_F(ConnectionTest, ARemoteCloseDuringADirectSendKeepsTheDescriptorUntilItReturns) {
+  GatedSys gate;
+  options_.sys = &gate;
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  gate.Arm(5);
+  absl::Status status;
+  std::thread writer([&] { status = conn->Write("doomed write"); });
+  ASSERT_TRUE(gate.WaitEntered());
+  ::close(p.theirs);
+  ASSERT_TRUE(WaitFor([&] { return rec->closed() == 1; }));
+  // Had the backend's threads closed the socket by now, this would take its number and the held
+  // send would reach /dev/null (ENOTSOCK) or nothing (EBADF).
+  const int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  gate.Release();
+  writer.join();
+  EXPECT_NE(gate.held_errno(), EBADF);
+  EXPECT_NE(gate.held_errno(), ENOTSOCK);
+  EXPECT_TRUE(status.ok() || status.code() == absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_EQ(rec->closed(), 1);
+  ::close(probe);
+  conn.reset();
+}
+
+// Many threads writing at once over a socket that takes only a little per send (so direct sends
+// leave rests while others queue): every write arrives whole, each thread's in its order.
+TEST_F(ConnectionTest, ConcurrentWritersKeepEachWriteWholeAndInOrder) {
+  sys_.Inject(Op::kSend, FaultSys::Fault{0, 1500, FaultSys::kForever, -1});
+  RawPair p = UnixPair();
+  auto conn = Adopt(p.ours);
+  constexpr int kThreads = 6;
+  constexpr int kWrites = 300;
+  // A write: "<thread> <index> <size> " then `size` bytes of the thread's letter, then '\n'.
+  std::vector<std::thread> writers;
+  size_t total = 0;
+  std::vector<std::vector<std::string>> messages(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kWrites; ++i) {
+      const size_t size = static_cast<size_t>((i * 977 + t * 131) % 5000);
+      std::string m = std::to_string(t) + " " + std::to_string(i) + " " + std::to_string(size) +
+                      " " + std::string(size, static_cast<char>('a' + t)) + "\n";
+      total += m.size();
+      messages[t].push_back(std::move(m));
+    }
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      for (const std::string& m : messages[t]) {
+        // Two pieces: a write is whole even when split across pieces.
+        const size_t half = m.size() / 2;
+        ASSERT_TRUE(
+            conn->WriteV({std::string_view(m).substr(0, half), std::string_view(m).substr(half)})
+                .ok());
+      }
+    });
+  }
+  const std::string got = ReadRaw(p.theirs, total);
+  for (std::thread& w : writers) w.join();
+  ASSERT_EQ(got.size(), total);
+  std::vector<int> next(kThreads, 0);
+  size_t pos = 0;
+  while (pos < got.size()) {
+    const size_t end = got.find('\n', pos);
+    ASSERT_NE(end, std::string::npos);
+    const std::string line = got.substr(pos, end + 1 - pos);
+    const int t = line[0] - '0';
+    ASSERT_TRUE(t >= 0 && t < kThreads) << line.substr(0, 40);
+    ASSERT_LT(next[t], kWrites);
+    ASSERT_EQ(line, messages[t][next[t]]) << "thread " << t << " write " << next[t];
+    ++next[t];
+    pos = end + 1;
+  }
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(next[t], kWrites);
+  ::close(p.theirs);
 }
 
 TEST_F(ConnectionTest, TcpConnectionsSetNoDelay) {
