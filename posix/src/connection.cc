@@ -451,6 +451,8 @@ void Core::InputLoop() {
   std::vector<char> buffer(options.read_buffer_bytes);
   bool closed_remotely = false;
   bool peer_eof = false;
+  // The last read filled the buffer: more is likely waiting, so read again before waiting.
+  bool read_again = false;
   for (;;) {
     bool watch_socket = false;
     absl::Time deadline = absl::InfiniteFuture();
@@ -482,7 +484,9 @@ void Core::InputLoop() {
       input_paused = !watch_socket;
     }
     WaitFd fds[2] = {{watch_socket ? fd : -1, true, false}, {wake_fd, true, false}};
-    const int rc = internal::WaitFds(sys, fds, 2, deadline);
+    const int rc = read_again && watch_socket ? 1 : internal::WaitFds(sys, fds, 2, deadline);
+    if (read_again && watch_socket) fds[0].ready = true;  // the wake-up waits for the next wait
+    read_again = false;
     if (rc < 0) {
       const int err = errno;
       if (err == EINTR || err == EAGAIN || err == ENOMEM) continue;
@@ -499,6 +503,7 @@ void Core::InputLoop() {
     if (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)) continue;
     std::unique_lock<std::mutex> lock(mu);
     if (n > 0) {
+      read_again = static_cast<size_t>(n) == buffer.size();
       if (local_closed || handle == nullptr) continue;  // closing: input is discarded
       // If a handler drops the last reference here, the destructor runs inside it and removes
       // the handler, so the delivery loop touches the handle no more.

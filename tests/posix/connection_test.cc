@@ -553,6 +553,23 @@ TEST_F(ConnectionTest, ConcurrentWritersKeepEachWriteWholeAndInOrder) {
   ::close(p.theirs);
 }
 
+// A read that fills the buffer is followed by another read at once, not by a wait in select().
+TEST_F(ConnectionTest, AFullReadIsFollowedByAnotherReadWithoutWaiting) {
+  options_.read_buffer_bytes = 1024;
+  RawPair p = UnixPair();
+  const std::string data = Pattern(64 << 10);
+  ASSERT_TRUE(WriteRaw(p.theirs, data));  // all of it waits in the socket before the first read
+  auto conn = Adopt(p.ours);
+  auto rec = std::make_shared<Recorder>();
+  conn->SetHandler(rec);
+  ASSERT_TRUE(WaitFor([&] { return rec->bytes() == data.size(); }));
+  EXPECT_EQ(rec->Received(), data);
+  EXPECT_GE(sys_.Calls(Op::kRecv), 64u);
+  // One wait before the data, perhaps one after a wake-up, and one once the data is read.
+  EXPECT_LE(sys_.Calls(Op::kSelect), 8u) << sys_.Calls(Op::kRecv) << " reads";
+  ::close(p.theirs);
+}
+
 TEST_F(ConnectionTest, TcpConnectionsSetNoDelay) {
   RawPair p = TcpPair();
   auto conn = Adopt(p.ours);
