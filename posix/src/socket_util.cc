@@ -49,7 +49,38 @@ CloseReason ErrnoCloseReason(std::string_view what, int err) {
                      ErrnoText(what, err));
 }
 
+namespace {
+// RFC 6761 §6.3: "localhost" and names under ".localhost" are the loopback addresses, whether or
+// not the machine's resolver knows them (a minimal system may have no /etc/hosts).
+bool IsLocalhostName(std::string_view host) {
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return out;
+  };
+  const std::string name = lower(host);
+  return name == "localhost" ||
+         (name.size() > 10 && name.compare(name.size() - 10, 10, ".localhost") == 0);
+}
+}  // namespace
+
 absl::StatusOr<std::vector<SockAddr>> Resolve(Sys& sys, const Address& address) {
+  if (address.kind() == Address::Kind::kHostName && IsLocalhostName(address.host())) {
+    // 127.0.0.1 first, then ::1; no resolver involved.
+    SockAddr v4;
+    auto* in = reinterpret_cast<sockaddr_in*>(&v4.storage);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(address.port());
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    v4.len = sizeof(sockaddr_in);
+    SockAddr v6;
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&v6.storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(address.port());
+    in6->sin6_addr = in6addr_loopback;
+    v6.len = sizeof(sockaddr_in6);
+    return std::vector<SockAddr>{v4, v6};
+  }
   std::vector<SockAddr> out;
   if (address.kind() == Address::Kind::kUnix) {
     SockAddr sa;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -174,6 +175,27 @@ TEST(ClientTest, HostNamesResolve) {
       {Address::HostName("localhost", (*listener)->address().port())}, Fast(2));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_NE((*listener)->Accept(absl::Now() + absl::Seconds(10)), nullptr);
+}
+
+// "localhost" is the loopback address even without /etc/hosts (RFC 6761), in any case.
+TEST(ClientTest, LocalhostNamesAreLoopbackWithoutAResolver) {
+  PosixServerFactory server;
+  auto listener = server.Listen(Address::IPv4("127.0.0.1", 0));
+  ASSERT_TRUE(listener.ok());
+  FaultSys no_resolver(RealSys());
+  no_resolver.FailNext(FaultSys::Op::kGetAddrInfo, EAI_NONAME, FaultSys::kForever);
+  PosixOptions options;
+  options.sys = &no_resolver;
+  PosixClientFactory client(options);
+  for (const char* name : {"localhost", "LocalHost", "db.localhost"}) {
+    auto result =
+        client.ConnectBlocking({Address::HostName(name, (*listener)->address().port())}, Fast(2));
+    ASSERT_TRUE(result.ok()) << name << ": " << result.status();
+    EXPECT_NE((*listener)->Accept(absl::Now() + absl::Seconds(10)), nullptr);
+  }
+  // Other names still go to the resolver (here: refused by it).
+  auto other = client.ConnectBlocking({Address::HostName("zeo.example", 1)}, Fast(1));
+  EXPECT_FALSE(other.ok());
 }
 
 TEST(ClientTest, AHangingConnectIsBoundedByTheAttemptTimeout) {
