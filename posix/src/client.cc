@@ -153,8 +153,11 @@ absl::StatusOr<int> RunSchedule(Sys& sys, ConnectSchedule& schedule, AttemptCont
             return absl::CancelledError("connect: cancelled");
           }
         } else {
-          std::this_thread::sleep_for(absl::ToChronoNanoseconds(
-              std::max(action.wake_at - absl::Now(), absl::ZeroDuration())));
+          // ConnectBlocking waits out the schedule's delay on the caller's own thread; nothing
+          // else can end the wait (the blocking form has no Cancel): not synchronisation.
+          const auto wait = absl::ToChronoNanoseconds(
+              std::max(action.wake_at - absl::Now(), absl::ZeroDuration()));
+          std::this_thread::sleep_for(wait);  // NOLINT(determinism)
         }
         action = schedule.OnWakeUp(absl::Now());
         break;
