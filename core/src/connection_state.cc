@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
+#include "netlayer/core/log.h"
 
 namespace netlayer {
 namespace {
@@ -25,20 +26,42 @@ std::shared_ptr<ConnectionHandler> ConnectionState::SetHandler(
   return handler;
 }
 
-absl::Status ConnectionState::Write(absl::Span<const std::string_view> pieces) {
+ConnectionState::WriteStart ConnectionState::BeginWrite(absl::Span<const std::string_view> pieces) {
+  WriteStart start;
   if (phase_ != Phase::kOpen) {
-    return absl::FailedPreconditionError(phase_ == Phase::kClosing
-                                             ? "write on a connection that is closing"
-                                             : "write on a closed connection");
+    start.status = absl::FailedPreconditionError(aborted_ ? "write on a connection that was aborted"
+                                                 : phase_ == Phase::kClosing
+                                                     ? "write on a connection that is closing"
+                                                     : "write on a closed connection");
+    return start;
   }
   size_t total = 0;
   for (std::string_view piece : pieces) total += piece.size();
-  if (total == 0) return absl::OkStatus();
-  if (total > limits_.max_output_bytes - output_bytes_) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("output queue full: ", output_bytes_, " bytes queued, writing ", total,
-                     " more would pass the limit of ", limits_.max_output_bytes));
+  if (total == 0) return start;
+  const size_t max = limits_.max_output_bytes;
+  const size_t in_flight = output_bytes_ + claim_bytes_;
+  if (total > max - std::min(max, in_flight)) {
+    start.status = absl::ResourceExhaustedError(
+        absl::StrCat("output queue full: ", in_flight, " bytes queued or being sent, writing ",
+                     total, " more would pass the limit of ", max));
+    return start;
   }
+  if (sender_ == Sender::kNone && output_bytes_ == 0) {
+    // Nothing queued and no one sending: the writer sends its own bytes (no copy, no hand-off).
+    NETLAYER_ASSERT(pinned_chunks_ == 0 && claim_bytes_ == 0, "an idle sender side holds nothing");
+    sender_ = Sender::kWriter;
+    claim_bytes_ = total;
+    writer_whole_ = true;
+    writer_rounds_ = 0;
+    start.send_direct = true;
+    return start;
+  }
+  Append(pieces, total);
+  start.actions.wake_transport = sender_ == Sender::kNone;
+  return start;
+}
+
+void ConnectionState::Append(absl::Span<const std::string_view> pieces, size_t total) {
   // Append to the last chunk only if the sender holds no view into it.
   const bool can_append = output_.size() > pinned_chunks_ && !output_.empty() &&
                           output_.back().size() + total <= kCoalesceOutputUpTo;
@@ -51,23 +74,94 @@ absl::Status ConnectionState::Write(absl::Span<const std::string_view> pieces) {
   }
   for (std::string_view piece : pieces) chunk->append(piece);
   output_bytes_ += total;
-  return absl::OkStatus();
 }
 
-bool ConnectionState::Close() {
-  if (closed_locally_) return false;
+void ConnectionState::OnDirectSent(absl::Span<const std::string_view> pieces, size_t sent) {
+  NETLAYER_ASSERT(sender_ == Sender::kWriter, "OnDirectSent is for the claiming writer");
+  NETLAYER_ASSERT(sent <= claim_bytes_, "a direct send sends at most its own bytes");
+  const size_t rest = claim_bytes_ - sent;
+  claim_bytes_ = 0;
+  if (rest == 0) return;
+  writer_whole_ = false;
+  if (phase_ == Phase::kClosed) return;  // the stream ended meanwhile: dropped with the output
+  // The rest goes ahead of what others queued meanwhile: this write was accepted before theirs.
+  NETLAYER_ASSERT(pinned_chunks_ == 0 && output_offset_ == 0,
+                  "while a writer holds the claim no one else sends");
+  std::string chunk;
+  chunk.reserve(rest);
+  size_t skip = sent;
+  for (std::string_view piece : pieces) {
+    if (skip >= piece.size()) {
+      skip -= piece.size();
+      continue;
+    }
+    chunk.append(piece.substr(skip));
+    skip = 0;
+  }
+  NETLAYER_ASSERT(chunk.size() == rest, "the unsent rest matches the claim");
+  output_.push_front(std::move(chunk));
+  output_bytes_ += rest;
+  NETLAYER_ASSERT(output_bytes_ <= limits_.max_output_bytes, "the claim kept room for its rest");
+}
+
+bool ConnectionState::ContinueAsWriter() {
+  NETLAYER_ASSERT(sender_ == Sender::kWriter, "ContinueAsWriter is for the claiming writer");
+  if (!writer_whole_ || claim_bytes_ != 0 || !HasOutput() || phase_ == Phase::kClosed ||
+      writer_rounds_ >= limits_.max_writer_drain_rounds) {
+    return false;
+  }
+  ++writer_rounds_;
+  return true;
+}
+
+ConnectionState::Actions ConnectionState::EndWriterClaim(absl::Time now) {
+  NETLAYER_ASSERT(sender_ == Sender::kWriter, "only the claiming writer ends its claim");
+  NETLAYER_ASSERT(pinned_chunks_ == 0, "the writer reported what it peeked");
+  sender_ = Sender::kNone;
+  claim_bytes_ = 0;
+  return AfterSend(now);
+}
+
+void ConnectionState::DropEvents() {
+  events_.clear();
+  pending_input_bytes_ = 0;
+}
+
+ConnectionState::Actions ConnectionState::Close(absl::Time now) {
+  Actions a;
+  if (closed_locally_) return a;
   closed_locally_ = true;
   // Whatever was not yet delivered is dropped, even a remote close already seen but still
   // queued: after a local Close() the handler hears nothing more (promise 4).
-  events_.clear();
-  pending_input_bytes_ = 0;
-  if (phase_ == Phase::kClosed) return false;  // the stream already ended; nothing to shut down
-  if (output_bytes_ == 0) {
-    phase_ = Phase::kClosed;
-    return true;
-  }
+  DropEvents();
+  a.wake_reader = true;
+  if (phase_ == Phase::kClosed) return a;  // the stream already ended; nothing to flush
   phase_ = Phase::kClosing;
-  return false;
+  linger_deadline_ = now + limits_.close_linger;
+  a |= AfterSend(now);  // nothing to flush: FIN now; else the sender goes on
+  return a;
+}
+
+ConnectionState::Actions ConnectionState::Abort() {
+  Actions a;
+  if (aborted_ || released_) return a;
+  if (phase_ == Phase::kClosed && !closed_locally_) return a;  // a remote close came first
+  closed_locally_ = true;
+  DropEvents();
+  a |= AbortStream();
+  return a;
+}
+
+ConnectionState::Actions ConnectionState::AbortStream() {
+  Actions a;
+  aborted_ = true;
+  phase_ = Phase::kClosed;
+  DiscardOutput();
+  a.reset = true;
+  a.unblock_sender = sender_ == Sender::kTransport;
+  a.wake_transport = true;
+  a.wake_reader = true;
+  return a;
 }
 
 std::shared_ptr<ConnectionHandler> ConnectionState::OnInput(std::string_view data) {
@@ -86,45 +180,109 @@ std::shared_ptr<ConnectionHandler> ConnectionState::OnInput(std::string_view dat
   return nullptr;
 }
 
-bool ConnectionState::OnRemoteClosed(CloseReason reason) {
-  if (phase_ == Phase::kClosed) return false;
+ConnectionState::Actions ConnectionState::OnEndOfStream() {
+  if (phase_ == Phase::kOpen) {
+    return OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, ""));
+  }
+  Actions a;
+  if (closed_locally_ && !peer_eof_) {
+    // The peer is done sending; it may still read what this end flushes.
+    peer_eof_ = true;
+    a.wake_reader = true;
+  }
+  return a;
+}
+
+ConnectionState::Actions ConnectionState::OnRemoteClosed(CloseReason reason) {
+  Actions a;
+  if (aborted_ || released_) return a;
+  if (phase_ == Phase::kClosed && !closed_locally_) return a;  // already ended
   const bool notify = phase_ == Phase::kOpen;
+  a.unblock_sender = sender_ == Sender::kTransport;
+  a.wake_transport = true;
+  a.wake_reader = true;
   phase_ = Phase::kClosed;
+  peer_eof_ = true;  // nothing more will come
   DiscardOutput();
   if (notify) {
     NETLAYER_ASSERT(!close_queued_, "a connection's close is notified once");
     close_queued_ = true;
     events_.push_back(Event{std::nullopt, std::move(reason)});
   }
-  return true;
+  return a;
 }
 
 void ConnectionState::DiscardOutput() {
   output_bytes_ = 0;
   output_offset_ = 0;
-  // Chunks the sender is still reading from are freed by its ConsumeOutput call.
-  if (pinned_chunks_ == 0) output_.clear();
+  // Chunks the sender is still reading from are freed by its OnSent/OnSendError.
+  if (pinned_chunks_ == 0) {
+    output_.clear();
+  } else {
+    discard_pinned_ = true;
+  }
+}
+
+bool ConnectionState::ClaimTransport() {
+  if (sender_ != Sender::kNone || output_bytes_ == 0 || phase_ == Phase::kClosed) return false;
+  sender_ = Sender::kTransport;
+  return true;
 }
 
 size_t ConnectionState::PeekOutput(absl::Span<std::string_view> out) {
+  NETLAYER_ASSERT(sender_ != Sender::kNone, "PeekOutput is for the sender");
+  NETLAYER_ASSERT(pinned_chunks_ == 0, "one peek per send");
+  peeked_bytes_ = 0;
   if (phase_ == Phase::kClosed || output_bytes_ == 0) return 0;
   size_t filled = 0;
   for (size_t i = 0; i < output_.size() && filled < out.size(); ++i) {
     std::string_view chunk = output_[i];
     if (i == 0) chunk.remove_prefix(output_offset_);
     out[filled++] = chunk;
+    peeked_bytes_ += chunk.size();
   }
   pinned_chunks_ = filled;
   return filled;
 }
 
-bool ConnectionState::ConsumeOutput(size_t n) {
+ConnectionState::Actions ConnectionState::OnSent(size_t n, absl::Time now) {
+  NETLAYER_ASSERT(sender_ != Sender::kNone, "OnSent is for the sender");
+  NETLAYER_ASSERT(n <= peeked_bytes_, "a send sends at most what it peeked");
   pinned_chunks_ = 0;
-  if (phase_ == Phase::kClosed) {
-    // Closed by the peer or an error while the sender was busy: drop what is left.
+  if (discard_pinned_) {
+    // Closed by the peer, an error or an abort while the sender was busy: drop what is left.
+    discard_pinned_ = false;
     output_.clear();
-    return false;
+  } else {
+    Consume(n);
   }
+  if (n < peeked_bytes_) writer_whole_ = false;
+  peeked_bytes_ = 0;
+  if (sender_ == Sender::kWriter) return {};  // EndWriterClaim finishes
+  sender_ = Sender::kNone;
+  return AfterSend(now);
+}
+
+ConnectionState::Actions ConnectionState::OnSendError(CloseReason reason) {
+  NETLAYER_ASSERT(sender_ != Sender::kNone, "OnSendError is for the sender");
+  pinned_chunks_ = 0;
+  peeked_bytes_ = 0;
+  if (discard_pinned_) {
+    discard_pinned_ = false;
+    output_.clear();
+  }
+  Actions a = OnRemoteClosed(std::move(reason));
+  if (sender_ == Sender::kWriter) {
+    writer_whole_ = false;
+    return a;  // EndWriterClaim finishes
+  }
+  sender_ = Sender::kNone;
+  a.unblock_sender = false;
+  a |= MaybeRelease();
+  return a;
+}
+
+void ConnectionState::Consume(size_t n) {
   NETLAYER_ASSERT(n <= output_bytes_, "cannot consume more output than is queued");
   output_bytes_ -= n;
   while (n > 0) {
@@ -139,11 +297,83 @@ bool ConnectionState::ConsumeOutput(size_t n) {
       output_offset_ = 0;
     }
   }
+  NETLAYER_ASSERT(output_bytes_ != 0 || output_.empty(), "no chunk is left once all is sent");
+}
+
+ConnectionState::Actions ConnectionState::AfterSend(absl::Time now) {
+  Actions a;
+  if (sender_ != Sender::kNone) return a;  // the sender decides when its claim ends
   if (phase_ == Phase::kClosing && output_bytes_ == 0) {
+    // Everything written before Close() is sent: end the write side, then drain briefly.
     phase_ = Phase::kClosed;
-    return true;
+    fin_sent_ = true;
+    drain_deadline_ = now + limits_.close_drain;
+    a.shutdown_write = true;
+    a.wake_reader = true;
+    a.wake_transport = true;  // the transport sender has nothing more to do: let it end
+  } else if (HasOutput() && phase_ != Phase::kClosed) {
+    a.wake_transport = true;
   }
-  return false;
+  a |= MaybeRelease();
+  return a;
+}
+
+ConnectionState::ReadPlan ConnectionState::PlanRead() const {
+  ReadPlan plan;
+  if (released_ || aborted_) {
+    plan.kind = ReadPlan::Kind::kStop;
+    return plan;
+  }
+  if (!closed_locally_) {
+    if (phase_ == Phase::kClosed) {
+      plan.kind = ReadPlan::Kind::kStop;  // a remote close: deliver it and end
+    } else if (!WantRead()) {
+      plan.kind = ReadPlan::Kind::kPause;
+    }
+    return plan;
+  }
+  plan.discard = true;
+  if (phase_ == Phase::kClosing) {
+    // Flushing: bounded by the linger. Input is read and discarded until the peer's end.
+    plan.kind = peer_eof_ ? ReadPlan::Kind::kPause : ReadPlan::Kind::kRead;
+    plan.deadline = linger_deadline_;
+    return plan;
+  }
+  if (!fin_sent_ || peer_eof_ || drain_over_) {
+    plan.kind = ReadPlan::Kind::kStop;
+    return plan;
+  }
+  plan.deadline = drain_deadline_;  // draining: until the peer's end or the deadline
+  return plan;
+}
+
+ConnectionState::Actions ConnectionState::OnDeadline(absl::Time now) {
+  Actions a;
+  if (closed_locally_ && phase_ == Phase::kClosing && now >= linger_deadline_) {
+    Log(LogLayer::kCore)
+        .warn("close: {} bytes not flushed within close_linger ({}); resetting the connection",
+              output_bytes_ + claim_bytes_, absl::FormatDuration(limits_.close_linger));
+    a |= AbortStream();
+  }
+  if (fin_sent_ && !peer_eof_ && !drain_over_ && now >= drain_deadline_) {
+    drain_over_ = true;
+    a.wake_reader = true;
+  }
+  return a;
+}
+
+ConnectionState::Actions ConnectionState::OnTransportDone() {
+  transport_done_ = true;
+  return MaybeRelease();
+}
+
+ConnectionState::Actions ConnectionState::MaybeRelease() {
+  Actions a;
+  if (transport_done_ && !released_ && sender_ != Sender::kWriter) {
+    released_ = true;
+    a.release = true;
+  }
+  return a;
 }
 
 bool ConnectionState::WantRead() const {

@@ -9,6 +9,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "netlayer/core/assert.h"
+#include "netlayer/posix/posix.h"
+
 namespace netlayer::posix {
 namespace {
 
@@ -70,6 +74,11 @@ class RealSysImpl final : public Sys {
 Sys& RealSys() {
   static Sys* const sys = new RealSysImpl();  // never destroyed: threads may outlive statics
   return *sys;
+}
+
+FaultSys::~FaultSys() {
+  const bool ended = WaitForConnectionThreads(absl::Now() + absl::Minutes(1));
+  NETLAYER_ASSERT(ended, "a FaultSys outlives the connection threads that use it");
 }
 
 void FaultSys::Inject(Op op, Fault fault) {

@@ -87,6 +87,7 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
       std::shared_ptr<ConnectionHandler> handler) override;
   absl::Status WriteV(absl::Span<const std::string_view> pieces) override;
   void Close() override;
+  void Abort() override;
   size_t QueuedOutputBytes() const override { return state_.output_bytes(); }
   Address local_address() const override { return local_; }
   Address peer_address() const override { return peer_; }
@@ -100,6 +101,8 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   uint64_t stream_id() const { return stream_id_; }
   const WorldRef& world_ref() const { return world_; }
   void set_stream_id(uint64_t id) { stream_id_ = id; }
+  // The time of the pending deadline check (ConnectionState::OnDeadline), if any.
+  absl::Time deadline_check = absl::InfiniteFuture();
 
  private:
   WorldRef world_;
@@ -329,8 +332,15 @@ struct World::Impl {
   void ResumeRead(SimConnection& conn);
   void Kick();
   void ScheduleKick(absl::Time at);
-  void OnLocalClose(SimConnection& conn);
-  void OnWrite(SimConnection& conn);
+  void OnLocalClose(SimConnection& conn, ConnectionState::Actions actions);
+  // A write that holds the writer claim: sends what the pipe takes now, like a non-blocking send.
+  void DirectSend(SimConnection& conn, absl::Span<const std::string_view> pieces);
+  // Puts up to `most` bytes of `views` on the wire as one segment (a partial write is drawn from
+  // the seed, as in a real send); returns how many bytes went.
+  size_t Transmit(Link& link, int side, absl::Span<const std::string_view> views, size_t most);
+  // Carries out what a connection's state returned (the sim's mapping of ConnectionState
+  // actions: a send event, a FIN, a reset, a deadline check, a release).
+  void Carry(SimConnection& conn, ConnectionState::Actions actions);
 
   // ---- Connect ----
   absl::StatusOr<std::shared_ptr<PendingConnect>> StartConnect(
@@ -533,30 +543,100 @@ bool World::Impl::RunUntil(const std::function<bool()>& pred, absl::Time deadlin
 
 // ---- Network ----
 
-void World::Impl::OnWrite(SimConnection& conn) {
-  if (conn.link() != nullptr) SchedulePump(*conn.link(), conn.side());
-}
-
-void World::Impl::OnLocalClose(SimConnection& conn) {
+void World::Impl::OnLocalClose(SimConnection& conn, ConnectionState::Actions actions) {
   Link* link = conn.link();
-  if (link == nullptr) return;
-  RecordStream(link->host[conn.side()], TraceKind::kClose,
-               absl::StrCat("conn#", link->id, " local close, ", conn.state().output_bytes(),
-                            " bytes to flush"),
-               *link);
-  if (conn.state().phase() == ConnectionState::Phase::kClosed) {
-    SendFin(*link, conn.side());
-  } else {
-    SchedulePump(*link, conn.side());
+  if (link != nullptr) {
+    RecordStream(link->host[conn.side()], TraceKind::kClose,
+                 absl::StrCat("conn#", link->id, " local close, ", conn.state().output_bytes(),
+                              " bytes to flush"),
+                 *link);
   }
+  Carry(conn, actions);
   // Input held back for a reader that is gone is now discarded, which unblocks the peer.
-  if (!link->dead) {
+  link = conn.link();
+  if (link != nullptr && !link->dead) {
     Pipe& in = link->pipe[1 - conn.side()];
     if (in.wait == Pipe::Wait::kReadBlocked) {
       in.wait = Pipe::Wait::kNone;
       ScheduleDelivery(*link, 1 - conn.side(), now);
     }
   }
+}
+
+void World::Impl::Carry(SimConnection& conn, ConnectionState::Actions a) {
+  ConnectionState& state = conn.state();
+  Link* link = conn.link();
+  if (link != nullptr && !link->dead) {
+    if (a.wake_transport && state.HasOutput()) SchedulePump(*link, conn.side());
+    if (a.shutdown_write) SendFin(*link, conn.side());
+    if (a.reset) {
+      RecordStream(link->host[conn.side()], TraceKind::kClose,
+                   absl::StrCat("conn#", link->id, " aborted by ", Label(link->host[conn.side()])),
+                   *link);
+      ResetLink(*link, "connection reset by peer (abort)");
+    }
+  }
+  if (!a.wake_reader && !a.release) return;
+  const ConnectionState::ReadPlan plan = state.PlanRead();
+  if (state.closed_locally() && plan.kind == ConnectionState::ReadPlan::Kind::kStop &&
+      !state.released()) {
+    // The closing end's reader is done (flushed and drained, or cut short): the socket is closed
+    // for good. Unread input then resets the stream, as a real close() does.
+    state.OnTransportDone();
+    link = conn.link();
+    if (link != nullptr && !link->dead && link->pipe[1 - conn.side()].bytes > 0) {
+      ResetLink(*link, "connection reset by peer (closed with unread data)");
+    }
+    return;
+  }
+  if (plan.deadline != absl::InfiniteFuture() && plan.deadline < conn.deadline_check) {
+    conn.deadline_check = plan.deadline;
+    std::shared_ptr<SimConnection> keep = conn.shared_from_this();
+    Schedule(std::max(now, plan.deadline), conn.host(), false, [this, keep]() {
+      keep->deadline_check = absl::InfiniteFuture();
+      Carry(*keep, keep->state().OnDeadline(now));
+    });
+  }
+}
+
+size_t World::Impl::Transmit(Link& link, int side, absl::Span<const std::string_view> views,
+                             size_t most) {
+  Pipe& p = link.pipe[side];
+  const FaultProfile& prof = options.profile;
+  NETLAYER_ASSERT(p.bytes <= prof.send_buffer_bytes, "a pipe holds at most its send buffer");
+  NETLAYER_ASSERT(!p.fin, "no data after a FIN");
+  size_t available = 0;
+  for (std::string_view v : views) available += v.size();
+  most = std::min({most, available, prof.send_buffer_bytes - p.bytes, prof.max_write_chunk});
+  if (most == 0) return 0;
+  const size_t n = Bernoulli(generator, prof.full_write_probability)
+                       ? most
+                       : static_cast<size_t>(UniformInt(generator, 1, most));
+  std::string data;
+  data.reserve(n);
+  for (size_t i = 0; i < views.size() && data.size() < n; ++i) {
+    data.append(views[i].substr(0, n - data.size()));
+  }
+  NETLAYER_ASSERT(data.size() == n, "a segment carries what was taken");
+  const absl::Time arrive = std::max(now + Latency(), p.last_arrival);
+  p.last_arrival = arrive;
+  p.bytes += n;
+  p.segments.push_back(Pipe::Segment{std::move(data), 0, arrive});
+  RecordStream(link.host[side], TraceKind::kSend,
+               absl::StrCat(Stream(link, side), " ", n, " bytes"), link, n);
+  ScheduleDelivery(link, side, arrive);
+  return n;
+}
+
+void World::Impl::DirectSend(SimConnection& conn, absl::Span<const std::string_view> pieces) {
+  ConnectionState& state = conn.state();
+  Link* link = conn.link();
+  NETLAYER_ASSERT(link != nullptr && !link->dead, "an open connection has a live stream");
+  Pipe& p = link->pipe[conn.side()];
+  const size_t sent = Transmit(*link, conn.side(), pieces, SIZE_MAX);
+  state.OnDirectSent(pieces, sent);
+  if (p.bytes >= options.profile.send_buffer_bytes) p.sender_waiting = true;
+  Carry(conn, state.EndWriterClaim(now));
 }
 
 void World::Impl::SchedulePump(Link& link, int side) {
@@ -573,44 +653,18 @@ void World::Impl::Pump(const std::shared_ptr<Link>& link, int side) {
   if (link->dead || p.fin) return;
   SimConnection& tx = *link->end[side];
   ConnectionState& state = tx.state();
-  if (state.phase() == ConnectionState::Phase::kClosed || !state.HasOutput()) return;
-  const FaultProfile& prof = options.profile;
-  if (p.bytes >= prof.send_buffer_bytes) {
-    p.sender_waiting = true;
+  if (p.bytes >= options.profile.send_buffer_bytes) {
+    if (state.HasOutput()) p.sender_waiting = true;
     return;
   }
-  const size_t most =
-      std::min({prof.send_buffer_bytes - p.bytes, prof.max_write_chunk, state.output_bytes()});
-  const size_t n = Bernoulli(generator, prof.full_write_probability)
-                       ? most
-                       : static_cast<size_t>(UniformInt(generator, 1, most));
-  // One peek sees at most 16 chunks, which may hold less than `n` (a big max_write_chunk over
-  // many small chunks): peek and consume until `n` bytes are taken.
-  std::string data;
-  data.reserve(n);
-  bool flushed = false;
-  while (data.size() < n) {
-    std::array<std::string_view, 16> views;
-    const size_t pieces = state.PeekOutput(absl::MakeSpan(views));
-    NETLAYER_ASSERT(pieces > 0, "the output queue holds what it reports");
-    const size_t before = data.size();
-    for (size_t i = 0; i < pieces && data.size() < n; ++i) {
-      data.append(views[i].substr(0, n - data.size()));
-    }
-    flushed = state.ConsumeOutput(data.size() - before);
-  }
-  const absl::Time arrive = std::max(now + Latency(), p.last_arrival);
-  p.last_arrival = arrive;
-  p.bytes += n;
-  p.segments.push_back(Pipe::Segment{std::move(data), 0, arrive});
-  RecordStream(link->host[side], TraceKind::kSend,
-               absl::StrCat(Stream(*link, side), " ", n, " bytes"), *link, n);
-  ScheduleDelivery(*link, side, arrive);
-  if (flushed) {
-    SendFin(*link, side);
-  } else if (state.HasOutput()) {
-    SchedulePump(*link, side);
-  }
+  if (!state.ClaimTransport()) return;
+  std::array<std::string_view, 64> views;
+  const size_t pieces = state.PeekOutput(absl::MakeSpan(views));
+  NETLAYER_ASSERT(pieces > 0, "the output queue holds what it reports");
+  const size_t n = Transmit(*link, side, absl::MakeConstSpan(views.data(), pieces), SIZE_MAX);
+  NETLAYER_ASSERT(n > 0, "a pipe with room takes at least one byte");
+  // The pump sends again (wake_transport) while output remains, or ends the flush with a FIN.
+  Carry(tx, state.OnSent(n, now));
 }
 
 void World::Impl::SendFin(Link& link, int side) {
@@ -671,9 +725,9 @@ void World::Impl::Deliver(const std::shared_ptr<Link>& link, int side) {
       return;
     }
     RecordStream(to, TraceKind::kClose, absl::StrCat(Stream(*link, side), " end of stream"), *link);
-    if (state.OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, ""))) {
-      DeliverPending(rx);
-    }
+    const ConnectionState::Actions a = state.OnEndOfStream();
+    if (a.wake_reader) DeliverPending(rx);
+    Carry(*rx, a);
     MaybeTeardown(*link);
     return;
   }
@@ -682,6 +736,11 @@ void World::Impl::Deliver(const std::shared_ptr<Link>& link, int side) {
     return;
   }
   const FaultProfile& prof = options.profile;
+  if (state.released()) {
+    // The socket is closed for good: data for it resets the stream, as TCP does.
+    ResetLink(*link, "connection reset by peer (data after close)");
+    return;
+  }
   if (state.phase() != ConnectionState::Phase::kOpen) {
     // Closed locally: what arrives is discarded (the application will never read it).
     RecordStream(to, TraceKind::kDeliver,
@@ -755,9 +814,9 @@ void World::Impl::ResetLink(Link& link, const std::string& detail) {
   std::array<std::shared_ptr<SimConnection>, 2> ends = link.end;
   Teardown(link);
   for (const auto& end : ends) {
-    if (end->state().OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, detail))) {
-      ScheduleDeliverPending(end);
-    }
+    const ConnectionState::Actions a =
+        end->state().OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, detail));
+    if (a.wake_reader) ScheduleDeliverPending(end);
   }
 }
 
@@ -796,21 +855,34 @@ std::shared_ptr<ConnectionHandler> SimConnection::SetHandler(
 absl::Status SimConnection::WriteV(absl::Span<const std::string_view> pieces) {
   World::Impl* w = *world_;
   if (w == nullptr) return absl::FailedPreconditionError("write after the simulation ended");
-  absl::Status s = state_.Write(pieces);
-  if (s.ok()) w->OnWrite(*this);
-  return s;
+  ConnectionState::WriteStart start = state_.BeginWrite(pieces);
+  if (start.send_direct) {
+    w->DirectSend(*this, pieces);
+  } else {
+    w->Carry(*this, start.actions);
+  }
+  return start.status;
 }
 
 void SimConnection::Close() {
   // Always tell the state: after a remote close seen but not yet delivered (a reset, an end of
   // stream queued for a handler not yet set), Close() still drops the queued input and close
   // notification (connection.h: no ConnectionClosed after a local Close). Idempotent.
+  World::Impl* w = *world_;
   const bool was_open = state_.phase() == ConnectionState::Phase::kOpen;
-  state_.Close();
-  // Only a close of an open stream sends anything (a flush, then a FIN); a stream that was
-  // already closing or ended has nothing left to shut down.
-  if (!was_open) return;
-  if (World::Impl* w = *world_) w->OnLocalClose(*this);
+  ConnectionState::Actions a = state_.Close(w != nullptr ? w->now : absl::InfinitePast());
+  if (w == nullptr) return;
+  if (was_open) {
+    w->OnLocalClose(*this, a);
+  } else {
+    w->Carry(*this, a);
+  }
+}
+
+void SimConnection::Abort() {
+  World::Impl* w = *world_;
+  ConnectionState::Actions a = state_.Abort();
+  if (w != nullptr) w->Carry(*this, a);
 }
 
 // ---- Listener ----
@@ -1314,8 +1386,10 @@ void World::Impl::CrashInternal(HostId h, const char* how) {
         // The process is dead: its handlers are never called again.
         state.SetHandler(nullptr);
         state.OnRemoteClosed(CloseReason(CloseReason::Kind::kHostDown, "host crashed"));
-      } else if (state.OnRemoteClosed(CloseReason(
-                     CloseReason::Kind::kReset, absl::StrCat("peer host ", hh.name, " crashed")))) {
+      } else if (state
+                     .OnRemoteClosed(CloseReason(CloseReason::Kind::kReset,
+                                                 absl::StrCat("peer host ", hh.name, " crashed")))
+                     .wake_reader) {
         ScheduleDeliverPending(ends[side]);
       }
     }

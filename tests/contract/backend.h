@@ -38,9 +38,9 @@ class ContractBackend {
   // happen (no second close notification, no delivery after a local close).
   virtual void Quiesce(absl::Duration quiet) = 0;
 
-  // Breaks the pair's transport abruptly, as a TCP reset seen by both ends (posix: SO_LINGER 0
-  // then close on the server socket; sim: an injected RST). Afterwards both ends are closed.
-  virtual void ResetServerSide(Pair& pair) = 0;
+  // The close kind a peer sees when the other end calls Abort(): kReset, except on transports
+  // that carry no reset (unix-domain streams: the peer of an abortive close sees end of stream).
+  virtual CloseReason::Kind AbortSeenAs() const { return CloseReason::Kind::kReset; }
 
   // Whether handler callbacks run on threads other than the test's (posix: yes).
   virtual bool threaded() const = 0;

@@ -215,17 +215,17 @@ TEST_P(ContractTest, LocalCloseInsideHandlerSuppressesAQueuedRemoteClose) {
   EXPECT_EQ(pair.client->Write("x").code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_P(ContractTest, ResetIsNotifiedOnceAsAReset) {
+TEST_P(ContractTest, AbortIsSeenOnceAsAResetByThePeer) {
   auto pair = backend().Connect();
   auto client_sink = std::make_shared<Sink>();
   pair.client->SetHandler(std::make_shared<Recorder>(client_sink));
   ASSERT_TRUE(pair.server->Write("before reset").ok());
   ASSERT_TRUE(backend().WaitFor([&] { return client_sink->received_bytes.load() == 12; }, kWait));
-  backend().ResetServerSide(pair);
+  pair.server->Abort();
   ASSERT_TRUE(backend().WaitFor([&] { return client_sink->close_count.load() == 1; }, kWait));
   backend().Quiesce(absl::Milliseconds(200));
   EXPECT_EQ(client_sink->close_count.load(), 1);
-  EXPECT_EQ(client_sink->Closes()[0].kind(), CloseReason::Kind::kReset) << client_sink->Closes()[0];
+  EXPECT_EQ(client_sink->Closes()[0].kind(), backend().AbortSeenAs()) << client_sink->Closes()[0];
   EXPECT_FALSE(pair.client->IsOpen());
   EXPECT_EQ(pair.client->Write("after").code(), absl::StatusCode::kFailedPrecondition);
 }

@@ -65,13 +65,8 @@ class PosixContractBackend final : public ContractBackend {
     std::this_thread::sleep_for(absl::ToChronoNanoseconds(quiet));
   }
 
-  void ResetServerSide(Pair& pair) override {
-    if (is_unix_) {
-      // Unix-domain streams have no reset on the wire (the peer of an abortive close sees end
-      // of stream), so both ends are aborted, client first: each reports kReset once.
-      posix::ResetConnection(*pair.client);
-    }
-    posix::ResetConnection(*pair.server);
+  CloseReason::Kind AbortSeenAs() const override {
+    return is_unix_ ? CloseReason::Kind::kPeerClosed : CloseReason::Kind::kReset;
   }
 
   bool threaded() const override { return true; }

@@ -64,11 +64,6 @@ class SimBackend final : public ContractBackend {
     world_->RunUntil([] { return false; }, world_->Now() + quiet);
   }
 
-  void ResetServerSide(Pair& pair) override {
-    absl::Status s = world_->Reset(*pair.server);
-    EXPECT_TRUE(s.ok()) << s;
-  }
-
   bool threaded() const override { return false; }
   Env& env() override { return world_->env(client_); }
 

@@ -216,6 +216,7 @@ class RecordingConnection final : public Connection {
     return absl::OkStatus();
   }
   void Close() override {}
+  void Abort() override {}
   size_t QueuedOutputBytes() const override { return 0; }
   Address local_address() const override { return Address::HostName("a", 1); }
   Address peer_address() const override { return Address::HostName("b", 1); }

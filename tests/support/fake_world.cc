@@ -28,11 +28,24 @@ std::shared_ptr<ConnectionHandler> MemoryConnection::SetHandler(
 }
 
 absl::Status MemoryConnection::WriteV(absl::Span<const std::string_view> pieces) {
-  return state_.Write(pieces);
+  ConnectionState::WriteStart start = state_.BeginWrite(pieces);
+  if (start.send_direct) {
+    // No direct sends here: everything goes through the queue and Pump.
+    state_.OnDirectSent(pieces, 0);
+    state_.EndWriterClaim(world_->Now());
+  }
+  return start.status;
 }
 
 void MemoryConnection::Close() {
-  if (state_.Close()) eof_pending_ = true;
+  if (state_.Close(world_->Now()).shutdown_write) eof_pending_ = true;
+}
+
+void MemoryConnection::Abort() {
+  if (state_.Abort().reset) {
+    auto peer = peer_.lock();
+    if (peer) peer->RemoteClosed(CloseReason(CloseReason::Kind::kReset, "aborted by peer"));
+  }
 }
 
 void MemoryConnection::Reset(const std::string& why) {
@@ -48,7 +61,7 @@ void MemoryConnection::Freeze(bool frozen) {
 
 void MemoryConnection::RemoteClosed(CloseReason reason) {
   eof_pending_ = false;
-  if (!state_.OnRemoteClosed(std::move(reason))) return;
+  if (!state_.OnRemoteClosed(std::move(reason)).wake_reader) return;
   NoLock lock;
   ++world_->callback_depth_;
   DeliverEvents(lock, state_, *this);
@@ -58,12 +71,12 @@ void MemoryConnection::RemoteClosed(CloseReason reason) {
 bool MemoryConnection::Pump(size_t max) {
   if (frozen_) return false;
   auto peer = peer_.lock();
-  if (state_.HasOutput()) {
+  if (state_.ClaimTransport()) {
     std::string_view pieces[1];
     NETLAYER_ASSERT(state_.PeekOutput(pieces) == 1, "output to pump");
     const size_t n = std::min(max, pieces[0].size());
     std::string chunk(pieces[0].substr(0, n));
-    if (state_.ConsumeOutput(n)) eof_pending_ = true;
+    if (state_.OnSent(n, world_->Now()).shutdown_write) eof_pending_ = true;
     if (peer && peer->state_.IsOpen()) {
       NoLock lock;
       ++world_->callback_depth_;

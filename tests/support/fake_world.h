@@ -40,6 +40,7 @@ class MemoryConnection final : public Connection,
       std::shared_ptr<ConnectionHandler> handler) override;
   absl::Status WriteV(absl::Span<const std::string_view> pieces) override;
   void Close() override;
+  void Abort() override;
   size_t QueuedOutputBytes() const override { return state_.output_bytes(); }
   Address local_address() const override { return local_; }
   Address peer_address() const override { return peer_address_; }

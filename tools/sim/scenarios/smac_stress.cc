@@ -56,6 +56,7 @@ class DropFirstByteOfSplitFrame final : public Connection {
     return inner_->WriteV(pieces);
   }
   void Close() override { inner_->Close(); }
+  void Abort() override { inner_->Abort(); }
   size_t QueuedOutputBytes() const override { return inner_->QueuedOutputBytes(); }
   Address local_address() const override { return inner_->local_address(); }
   Address peer_address() const override { return inner_->peer_address(); }

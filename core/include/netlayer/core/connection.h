@@ -63,6 +63,12 @@ class Connection {
   // input is discarded and no ConnectionClosed is delivered. Idempotent.
   virtual void Close() = 0;
 
+  // Aborts locally: unsent output is discarded and the stream is reset (a TCP peer sees
+  // ECONNRESET; a simulated peer a kReset close). Like Close(), undelivered input is discarded and
+  // no ConnectionClosed is delivered to this end. After Close() it cuts the flush short. No-op
+  // once the stream has ended. Idempotent.
+  virtual void Abort() = 0;
+
   // Bytes written but not yet handed to the network (for back-pressure decisions).
   virtual size_t QueuedOutputBytes() const = 0;
 

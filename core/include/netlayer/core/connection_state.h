@@ -1,15 +1,34 @@
 // ConnectionState: the sans-I/O state machine behind every Connection, on every backend.
 //
 // It holds the handler slot, the events waiting for delivery, the output queue with its bound,
-// and the open / closing / closed phases. It never calls out: methods return what the driver
-// (a backend) must do, and the driver does it after releasing its own lock. This is where the
-// promises of connection.h are enforced, once:
+// the single-sender claim, and the close sequence (flush bounded by a linger, FIN, a bounded
+// drain of the peer's end, or an abort). It never calls out, reads no clock and makes no system
+// call: methods take the time when they need it and return what the driver (a backend) must do,
+// and the driver does it after releasing its own lock. This is where the promises of
+// connection.h are enforced, once:
 //   1 (queue until a handler)     -> events_ is delivered only while handler_ is set.
 //   2 (never re-entered)          -> the delivery claim: one deliverer at a time (ClaimDelivery).
-//   3 (close flushes)             -> kClosing keeps the output queue until it drains.
-//   4 (closed once, never local)  -> close_delivered_ / local close drops pending events.
-//   5 (write after close errors)  -> Write checks the phase.
-//   6 (in order, no duplicates)   -> one FIFO for input, one for output, consumed by byte count.
+//   3 (close flushes)             -> kClosing keeps the output queue until it is sent (or the
+//                                    linger passes: then an abort, never a silent drop).
+//   4 (closed once, never local)  -> close_queued_ / a local Close or Abort drops pending events.
+//   5 (write after close errors)  -> BeginWrite checks the phase.
+//   6 (in order, no duplicates)   -> one FIFO for input; one for output with ONE sender at a time
+//                                    (a direct writer's unsent rest goes ahead of later writes).
+//
+// Output, the single-sender claim. Bytes leave in the order writes were accepted because only
+// one party sends at a time:
+//   - kWriter: BeginWrite found nothing queued and no one sending, so the writing thread sends
+//     its own pieces directly (non-blocking, without the driver's lock), then OnDirectSent queues
+//     its unsent rest AHEAD of what others queued meanwhile, counted in the bound from the start.
+//     While it holds the claim it may go on sending the queue (ContinueAsWriter, a few rounds).
+//   - kTransport: the backend's own sender (posix: the output thread; sim: the network pump)
+//     claims with ClaimTransport, sends PeekOutput's views, reports OnSent.
+//
+// Close sequence (local): Close(now) -> kClosing: output is flushed for at most close_linger
+// (OnDeadline after it: abort, the peer sees a reset) -> all sent: Actions::shutdown_write (FIN),
+// kClosed -> input is read and discarded until the peer's end of stream or close_drain passes
+// (ReadPlan::kStop). Abort(): output discarded, Actions::reset, no FIN. The driver asks PlanRead()
+// what its reader should do and until when.
 //
 // Thread rules: not thread-safe. A threaded backend guards it with one mutex; the sim calls it
 // from the world's thread. Driving loop for deliveries (see DeliverEvents below):
@@ -24,6 +43,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "netlayer/core/close_reason.h"
 #include "netlayer/core/connection.h"
@@ -31,20 +51,79 @@
 namespace netlayer {
 
 struct ConnectionLimits {
-  // Bytes written but not yet sent. A Write that would exceed it fails ResourceExhausted.
+  // Bytes written but not yet sent (a direct writer's bytes count from the moment it claims).
+  // A Write that would exceed it fails ResourceExhausted.
   size_t max_output_bytes = size_t{64} << 20;
   // Bytes received but not yet delivered (no handler set, or a slow handler). Above it the
-  // backend stops reading (WantRead() is false): back-pressure to the peer, never unbounded
-  // memory.
+  // backend stops reading (PlanRead() pauses): back-pressure to the peer, never unbounded memory.
   size_t max_pending_input_bytes = size_t{16} << 20;
+  // After Close(), output still queued is sent for at most this long; then the connection is
+  // aborted (reset), so a peer that never reads cannot hold the connection forever.
+  absl::Duration close_linger = absl::Seconds(10);
+  // After the flush and the FIN, input is read (and discarded) for at most this long waiting for
+  // the peer's end of stream, so the peer rarely sees a reset for data it sends meanwhile.
+  absl::Duration close_drain = absl::Seconds(1);
+  // A writer that sent its own bytes directly goes on sending what others queued meanwhile for at
+  // most this many rounds before handing over to the transport sender.
+  int max_writer_drain_rounds = 4;
 };
 
 class ConnectionState {
  public:
   enum class Phase {
     kOpen,     // reading and writing
-    kClosing,  // closed locally; flushing output, then shut down
-    kClosed,   // nothing more is sent or delivered (but a queued close notification)
+    kClosing,  // closed locally; flushing output (bounded by close_linger)
+    kClosed,   // nothing more is sent (flushed and FIN, remote close, error or abort)
+  };
+  enum class Sender { kNone, kWriter, kTransport };
+
+  // What the driver must do after a call, in this order. Several may be set.
+  struct Actions {
+    // Output waits and no one is sending: posix notifies its output thread; sim schedules a send.
+    bool wake_transport = false;
+    // Abort: a transport send may be blocked on a peer that does not read: unblock it (posix:
+    // shutdown(SHUT_RDWR)).
+    bool unblock_sender = false;
+    // Everything written before Close() was sent: end the write side (FIN, shutdown(SHUT_WR)).
+    bool shutdown_write = false;
+    // Abort the stream: the peer sees a reset (posix: SO_LINGER 0, then the final close).
+    bool reset = false;
+    // The reader's plan changed (a deadline set, a close to deliver, reading may resume): wake it.
+    bool wake_reader = false;
+    // The driver's threads are done and no writer sends: the descriptors may be closed now.
+    bool release = false;
+
+    Actions& operator|=(const Actions& o) {
+      wake_transport |= o.wake_transport;
+      unblock_sender |= o.unblock_sender;
+      shutdown_write |= o.shutdown_write;
+      reset |= o.reset;
+      wake_reader |= o.wake_reader;
+      release |= o.release;
+      return *this;
+    }
+  };
+
+  // BeginWrite's answer. `status` not ok: rejected, nothing queued. `send_direct`: the caller
+  // now holds the writer claim and must send `pieces` itself without the lock, then call
+  // OnDirectSent (and EndWriterClaim).
+  struct WriteStart {
+    absl::Status status;
+    bool send_direct = false;
+    Actions actions;
+  };
+
+  // What the reader should do now (PlanRead).
+  struct ReadPlan {
+    enum class Kind {
+      kRead,   // watch the stream and read it (discarding what is read once closed locally)
+      kPause,  // do not read: back-pressure, or the peer's end already seen while flushing;
+               // wait for a wake-up or the deadline
+      kStop,   // the reader's work is done: deliver what is pending and end
+    };
+    Kind kind = Kind::kRead;
+    absl::Time deadline = absl::InfiniteFuture();  // call OnDeadline at or after it
+    bool discard = false;                          // input is read and thrown away (closed locally)
   };
 
   // One event for the handler. `handler` is the handler it goes to (a snapshot, so the driver
@@ -61,6 +140,9 @@ class ConnectionState {
   Phase phase() const { return phase_; }
   bool IsOpen() const { return phase_ == Phase::kOpen; }
   const ConnectionLimits& limits() const { return limits_; }
+  Sender sender() const { return sender_; }
+  bool closed_locally() const { return closed_locally_; }
+  bool aborted() const { return aborted_; }
 
   // ---- Application side ----
 
@@ -68,15 +150,32 @@ class ConnectionState {
   // ClaimDelivery() and deliver.
   std::shared_ptr<ConnectionHandler> SetHandler(std::shared_ptr<ConnectionHandler> handler);
 
-  // Appends the pieces to the output queue, all or nothing.
-  // FailedPrecondition after Close() or a remote close; ResourceExhausted over the bound.
-  absl::Status Write(absl::Span<const std::string_view> pieces);
+  // A write of the concatenation of `pieces`, all or nothing. FailedPrecondition after Close(),
+  // Abort() or a remote close; ResourceExhausted over the bound (counting a direct writer's
+  // bytes still in its hands). With nothing queued and no one sending, the caller gets the
+  // writer claim (send_direct); otherwise the bytes are copied into the queue.
+  WriteStart BeginWrite(absl::Span<const std::string_view> pieces);
 
-  // Local close. Returns true if the driver must shut the stream down now (nothing left to
-  // flush); false if it is already closed or must first flush (then ConsumeOutput returns true
-  // when the last byte is sent). Undelivered events are dropped, including a remote close that
-  // was seen but not yet delivered: after Close() the handler is called no more. Idempotent.
-  bool Close();
+  // REQUIRES: the writer claim. The direct send of `pieces` sent `sent` bytes (all of them, or
+  // fewer when the socket was full). The unsent rest is queued ahead of what others wrote
+  // meanwhile, unless the stream ended meanwhile (then it is dropped with the rest of the output,
+  // as on any remote close). A send error is reported with OnSendError instead.
+  void OnDirectSent(absl::Span<const std::string_view> pieces, size_t sent);
+  // REQUIRES: the writer claim. True if the writer should send more of the queue itself
+  // (PeekOutput, send without blocking, OnSent): everything it sent so far went out whole, output
+  // waits, and it has made fewer than max_writer_drain_rounds rounds.
+  bool ContinueAsWriter();
+  // REQUIRES: the writer claim. Ends it; output still queued goes to the transport sender.
+  Actions EndWriterClaim(absl::Time now);
+
+  // Local close. Undelivered events are dropped, including a remote close that was seen but not
+  // yet delivered: after Close() the handler is called no more. If the stream is open, output is
+  // flushed (bounded by close_linger), then the write side is shut. Idempotent.
+  Actions Close(absl::Time now);
+  // Local abort: like Close, but unsent output is discarded and the stream is reset (the peer
+  // sees a reset). After Close(), it cuts the flush short. Idempotent; nothing after a remote
+  // close.
+  Actions Abort();
 
   // ---- Network side ----
 
@@ -86,23 +185,43 @@ class ConnectionState {
   // bytes are copied into the queue and nullptr is returned. Input after a close is discarded.
   std::shared_ptr<ConnectionHandler> OnInput(std::string_view data);
 
-  // The stream ended: end of file from the peer, a reset, or an error. The output queue is
-  // discarded; the close notification is queued (once) unless the connection was closed
-  // locally. Returns true if the driver must release the stream's resources now (it was not
-  // already closed).
-  bool OnRemoteClosed(CloseReason reason);
+  // The peer's end of stream. While open, the connection ends (kPeerClosed, as OnRemoteClosed).
+  // After a local Close(), it only ends the drain (the flush goes on: the peer may still read).
+  Actions OnEndOfStream();
+
+  // The stream broke: a reset or an error (or, while open, the end of stream). The output queue
+  // is discarded; the close notification is queued (once) unless the connection was closed
+  // locally.
+  Actions OnRemoteClosed(CloseReason reason);
 
   // ---- Output ----
 
   size_t output_bytes() const { return output_bytes_; }
   bool HasOutput() const { return output_bytes_ > 0; }
-  // Fills `out` with views of the first queued bytes, in order (at most out.size() pieces);
-  // returns how many were filled. The views stay valid until ConsumeOutput or Close/
-  // OnRemoteClosed discard them; only the single sender may hold them.
+  // Claims the send side for the transport sender: true if output waits, no one is sending, and
+  // the stream is still sending (not kClosed).
+  bool ClaimTransport();
+  // REQUIRES: the sender claim (either kind). Fills `out` with views of the first queued bytes,
+  // in order (at most out.size() pieces); returns how many were filled. The views stay valid
+  // until OnSent/OnSendError, also across a remote close or an abort.
   size_t PeekOutput(absl::Span<std::string_view> out);
-  // `n` bytes from the front were sent. Returns true if this finished a flush after Close():
-  // the driver must now shut the stream down.
-  bool ConsumeOutput(size_t n);
+  // REQUIRES: the sender claim. `n` bytes from the front were sent. The transport's claim ends
+  // here (the writer keeps its claim until EndWriterClaim).
+  Actions OnSent(size_t n, absl::Time now);
+  // REQUIRES: the sender claim. The send failed: the stream is broken (as OnRemoteClosed). The
+  // transport's claim ends here.
+  Actions OnSendError(CloseReason reason);
+
+  // ---- Reading and deadlines ----
+
+  ReadPlan PlanRead() const;
+  // Deadlines that passed by `now`: the linger with output unsent aborts the stream (logged);
+  // the drain ends the reader's wait for the peer's end of stream.
+  Actions OnDeadline(absl::Time now);
+  // The driver's own threads have finished with the stream. Actions::release tells when the
+  // descriptors may be closed: now, or later from EndWriterClaim if a writer is still sending.
+  Actions OnTransportDone();
+  bool released() const { return released_; }
 
   // ---- Delivery ----
 
@@ -124,12 +243,26 @@ class ConnectionState {
   };
 
   bool HasDeliverable() const { return handler_ != nullptr && !events_.empty(); }
+  void Append(absl::Span<const std::string_view> pieces, size_t total);
   void DiscardOutput();
+  void DropEvents();
+  void Consume(size_t n);
+  Actions AbortStream();
+  // After the sender claim ends or output shrinks: the flush may be complete, or the transport
+  // may need waking.
+  Actions AfterSend(absl::Time now);
+  Actions MaybeRelease();
 
   ConnectionLimits limits_;
   Phase phase_ = Phase::kOpen;
   bool closed_locally_ = false;
+  bool aborted_ = false;
+  bool fin_sent_ = false;      // shutdown_write was returned
+  bool peer_eof_ = false;      // the peer's end of stream (or an error) seen after a local close
+  bool drain_over_ = false;    // close_drain passed
   bool close_queued_ = false;  // the one close notification has been queued
+  absl::Time linger_deadline_ = absl::InfiniteFuture();
+  absl::Time drain_deadline_ = absl::InfiniteFuture();
   std::shared_ptr<ConnectionHandler> handler_;
   std::deque<Event> events_;
   size_t pending_input_bytes_ = 0;
@@ -138,9 +271,17 @@ class ConnectionState {
   std::deque<std::string> output_;
   size_t output_offset_ = 0;
   size_t output_bytes_ = 0;
-  // The first pinned_chunks_ chunks are viewed by the sender (PeekOutput) until ConsumeOutput:
-  // they are neither appended to nor freed.
+  // The first pinned_chunks_ chunks are viewed by the sender (PeekOutput) until OnSent: they are
+  // neither appended to nor freed (a discard while pinned frees them at OnSent).
   size_t pinned_chunks_ = 0;
+  bool discard_pinned_ = false;
+  size_t peeked_bytes_ = 0;  // bytes in the pinned views
+  Sender sender_ = Sender::kNone;
+  size_t claim_bytes_ = 0;    // kWriter: its bytes not yet sent or queued (counted in the bound)
+  bool writer_whole_ = true;  // kWriter: every send of this claim went out whole
+  int writer_rounds_ = 0;     // kWriter: ContinueAsWriter rounds
+  bool transport_done_ = false;
+  bool released_ = false;
 };
 
 // The one delivery loop both backends use. REQUIRES: `lock` is locked. Delivers every deliverable

@@ -11,15 +11,17 @@
 // on the socket and an eventfd, reads, and feeds core::ConnectionState; the output thread waits
 // on a condition variable and sends queued output with one sendmsg of many pieces. Write() sends
 // directly with a non-blocking send when nothing is queued and queues only the rest; it never
-// blocks. Close() flushes (bounded by close_linger, then the socket is reset), shuts the write
-// side down and waits briefly (close_drain) for the peer's end of stream.
+// blocks. Close() flushes (bounded by ConnectionLimits::close_linger, then the socket is reset),
+// shuts the write side down and waits briefly (close_drain) for the peer's end of stream; Abort()
+// resets at once. Every one of these decisions is core::ConnectionState's (the simulator runs the
+// same code); this backend only carries out its Actions with system calls.
 //
 // Lifetimes: the application's shared_ptr<Connection> owns the connection; the backend's threads
-// hold no reference to it. Dropping the last reference closes it (as Close()) and joins its
-// threads, on the thread that dropped it; if that is the connection's own input thread (a handler
-// dropped the last reference), the threads are detached instead and end by themselves, bounded by
-// close_linger and close_drain (the Sys must outlive them). The threads end when the connection
-// ends; the last one closes the descriptors.
+// hold no reference to it. Dropping the last reference closes it (as Close()) and returns at
+// once, never waiting for the teardown: the connection's own threads finish it (bounded by
+// close_linger and close_drain) and end by themselves; the last one closes the descriptors. So a
+// timer, a handler or any thread that drops a connection is never held up by a slow peer.
+// WaitForConnectionThreads waits for them (a Sys passed in PosixOptions must outlive them).
 #pragma once
 
 #include <cstddef>
@@ -39,13 +41,8 @@ namespace netlayer::posix {
 struct PosixOptions {
   // The system calls; nullptr means RealSys(). Must outlive everything made with these options.
   Sys* sys = nullptr;
+  // Output and input bounds, and the close linger and drain (core/connection_state.h).
   ConnectionLimits limits;
-  // After Close(), output still queued is sent for at most this long; then the connection is
-  // reset (SO_LINGER 0), so a peer that never reads cannot keep the threads forever.
-  absl::Duration close_linger = absl::Seconds(10);
-  // After the flush and shutdown(SHUT_WR), how long to wait for the peer's end of stream before
-  // closing the descriptor (so the peer rarely sees a reset for data it sends meanwhile).
-  absl::Duration close_drain = absl::Seconds(1);
   // Size of each connection's read buffer: one recv reads at most this much, and it is the
   // input thread's only buffer per connection beside the state's bounded queues. After a read
   // that fills it, the input thread reads again at once rather than waiting in select() first.
@@ -103,10 +100,9 @@ class PosixServerFactory final : public ServerConnectionFactory {
 // FD_SETSIZE). The connection owns `fd` from then on, also on failure (it is closed then).
 absl::StatusOr<std::shared_ptr<Connection>> AdoptSocket(int fd, const PosixOptions& options = {});
 
-// Aborts a posix connection with a reset (SO_LINGER 0, then close): unsent output is discarded;
-// a TCP peer sees ECONNRESET. This end is closed too and its handler gets ConnectionClosed with
-// kind kReset (it is an abort, not a Close()). False if `connection` is not a posix connection
-// or is already closed.
-bool ResetConnection(Connection& connection);
+// Waits until every posix connection thread of the process has ended (or `deadline` passes;
+// returns whether they all ended). For tests and orderly shutdown: a connection's threads outlive
+// its last reference while they flush and drain (bounded by close_linger and close_drain).
+bool WaitForConnectionThreads(absl::Time deadline);
 
 }  // namespace netlayer::posix

@@ -101,6 +101,10 @@ class FaultSys : public Sys {
   static constexpr int kForever = -1;
 
   explicit FaultSys(Sys& base = RealSys()) : base_(base) {}
+  // Waits (up to a minute) for every posix connection thread of the process to end: a
+  // connection's threads outlive its last reference while they finish its teardown, and may be
+  // using this FaultSys.
+  ~FaultSys() override;
 
   void Inject(Op op, Fault fault);
   // Shorthands.
