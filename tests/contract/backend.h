@@ -12,6 +12,7 @@
 
 #include "absl/time/time.h"
 #include "netlayer/core/connection.h"
+#include "netlayer/core/connection_state.h"
 #include "netlayer/core/env.h"
 
 namespace netlayer::contract {
@@ -47,6 +48,16 @@ class ContractBackend {
 
   virtual Env& env() = 0;
 };
+
+// The connection limits every contract backend uses: a short close linger (the suite closes to
+// peers that never read) and a small pending-input bound (back-pressure is reached quickly).
+inline ConnectionLimits ContractLimits() {
+  ConnectionLimits limits;
+  limits.close_linger = absl::Seconds(2);
+  limits.close_drain = absl::Milliseconds(500);
+  limits.max_pending_input_bytes = size_t{1} << 20;
+  return limits;
+}
 
 // A named way to make a backend, for INSTANTIATE_TEST_SUITE_P.
 struct BackendMaker {

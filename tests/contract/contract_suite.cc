@@ -4,6 +4,7 @@
 #include "contract_suite.h"
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -304,6 +305,180 @@ TEST_P(ContractTest, ManyMegabytesBeforeAHandlerAreAllDelivered) {
   ASSERT_TRUE(backend().WaitFor([&] { return sink->received_bytes.load() >= data.size(); }, kWait));
   EXPECT_TRUE(sink->Received() == data);
   pair.client->Close();
+  pair.server->Close();
+}
+
+// A frame of `size` bytes naming its writer and sequence number: "<w,seq>" then padding.
+std::string Frame(int writer, int seq, size_t size) {
+  std::string f = "<" + std::to_string(writer) + "," + std::to_string(seq) + ">";
+  f.resize(size, static_cast<char>('a' + (writer * 7 + seq) % 26));
+  return f;
+}
+
+// Parses `received` as whole frames of `size` bytes; fails the test on a torn or unknown frame.
+// Returns the sequence numbers seen per writer, in arrival order.
+std::vector<std::vector<int>> ParseFrames(std::string_view received, size_t size, int writers) {
+  std::vector<std::vector<int>> seen(static_cast<size_t>(writers));
+  EXPECT_EQ(received.size() % size, 0u) << "a frame was torn";
+  for (size_t off = 0; off + size <= received.size(); off += size) {
+    std::string_view f = received.substr(off, size);
+    int w = -1;
+    int seq = -1;
+    if (std::sscanf(std::string(f.substr(0, 24)).c_str(), "<%d,%d>", &w, &seq) != 2 || w < 0 ||
+        w >= writers || f != Frame(w, seq, size)) {
+      ADD_FAILURE() << "frame at offset " << off << " is not a whole frame";
+      return seen;
+    }
+    seen[static_cast<size_t>(w)].push_back(seq);
+  }
+  return seen;
+}
+
+// Promises 3 and 6 under load: several writers at once (threads on a threaded backend), while
+// the peer reads slowly (no handler at first: back-pressure fills every buffer and bound). Each
+// write is one whole frame on the wire, each writer's frames arrive in its order, none is lost.
+TEST_P(ContractTest, ManyWritersKeepTheirOrderWhileThePeerReadsSlowly) {
+  auto pair = backend().Connect();
+  constexpr int kWriters = 4;
+  constexpr int kFrames = 400;
+  constexpr size_t kSize = 4096;
+  std::vector<int> accepted(kWriters, 0);
+  auto write_one = [&](int w) {
+    absl::Status s = pair.client->Write(Frame(w, accepted[static_cast<size_t>(w)], kSize));
+    if (s.ok()) ++accepted[static_cast<size_t>(w)];
+    return s;
+  };
+  if (backend().threaded()) {
+    std::vector<std::thread> threads;
+    std::atomic<bool> failed{false};
+    std::atomic<int> done{0};
+    for (int w = 0; w < kWriters; ++w) {
+      threads.emplace_back([&, w] {
+        while (accepted[static_cast<size_t>(w)] < kFrames && !failed) {
+          absl::Status s = write_one(w);
+          if (!s.ok() && s.code() != absl::StatusCode::kResourceExhausted) failed = true;
+        }
+        ++done;
+      });
+    }
+    // The peer starts reading after a while: the writers meet back-pressure meanwhile (or, with
+    // buffers larger than all the data, finish first).
+    auto sink = std::make_shared<Sink>();
+    ASSERT_TRUE(backend().WaitFor(
+        [&] { return pair.client->QueuedOutputBytes() > 0 || done.load() == kWriters; }, kWait));
+    pair.server->SetHandler(std::make_shared<Recorder>(sink));
+    for (std::thread& t : threads) t.join();
+    ASSERT_FALSE(failed);
+    ASSERT_TRUE(backend().WaitFor(
+        [&] { return sink->received_bytes.load() == kWriters * kFrames * kSize; }, kWait));
+    std::vector<std::vector<int>> seen = ParseFrames(sink->Received(), kSize, kWriters);
+    for (int w = 0; w < kWriters; ++w) {
+      std::vector<int> want(kFrames);
+      for (int i = 0; i < kFrames; ++i) want[static_cast<size_t>(i)] = i;
+      EXPECT_EQ(seen[static_cast<size_t>(w)], want) << "writer " << w;
+    }
+  } else {
+    // One thread: the writers take turns, letting the network run a little between turns.
+    auto sink = std::make_shared<Sink>();
+    for (int round = 0; round < kFrames; ++round) {
+      for (int w = 0; w < kWriters; ++w) {
+        absl::Status s = write_one(w);
+        ASSERT_TRUE(s.ok() || s.code() == absl::StatusCode::kResourceExhausted) << s;
+      }
+      if (round % 16 == 0) backend().Quiesce(absl::Microseconds(200));
+      if (round == kFrames / 2) pair.server->SetHandler(std::make_shared<Recorder>(sink));
+    }
+    size_t total = 0;
+    for (int n : accepted) total += static_cast<size_t>(n) * kSize;
+    ASSERT_TRUE(backend().WaitFor([&] { return sink->received_bytes.load() == total; }, kWait));
+    std::vector<std::vector<int>> seen = ParseFrames(sink->Received(), kSize, kWriters);
+    for (int w = 0; w < kWriters; ++w) {
+      const std::vector<int>& got = seen[static_cast<size_t>(w)];
+      ASSERT_EQ(got.size(), static_cast<size_t>(accepted[static_cast<size_t>(w)]));
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], static_cast<int>(i));
+    }
+  }
+  pair.client->Close();
+  pair.server->Close();
+}
+
+// Close() to a peer that never reads is bounded: the flush waits at most the close linger, then
+// the stream is reset. The peer, once it reads, finds a prefix of what was written, then the
+// reset (never a silent end of stream, never more than was written). The closing end hears
+// nothing (a local close).
+TEST_P(ContractTest, CloseToAPeerThatNeverReadsEndsWithAResetAfterTheLinger) {
+  auto pair = backend().Connect();
+  auto client_sink = std::make_shared<Sink>();
+  pair.client->SetHandler(std::make_shared<Recorder>(client_sink));
+  const std::string data = Pattern(32 << 20, 41);  // far more than every buffer on the way
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    ASSERT_TRUE(pair.client->Write(std::string_view(data).substr(off, 1 << 20)).ok());
+  }
+  ASSERT_TRUE(backend().WaitFor([&] { return pair.client->QueuedOutputBytes() > 0; }, kWait));
+  pair.client->Close();
+  // The linger passes with output unsent: the output is discarded and the stream reset.
+  ASSERT_TRUE(backend().WaitFor([&] { return pair.client->QueuedOutputBytes() == 0; }, kWait));
+  auto sink = std::make_shared<Sink>();
+  pair.server->SetHandler(std::make_shared<Recorder>(sink));
+  ASSERT_TRUE(backend().WaitFor([&] { return sink->close_count.load() == 1; }, kWait));
+  const std::string got = sink->Received();
+  EXPECT_LT(got.size(), data.size());
+  EXPECT_TRUE(got == std::string_view(data).substr(0, got.size())) << "not a prefix";
+  EXPECT_EQ(sink->Closes()[0].kind(), backend().AbortSeenAs()) << sink->Closes()[0];
+  backend().Quiesce(absl::Milliseconds(100));
+  EXPECT_EQ(client_sink->close_count.load(), 0);
+  pair.server->Close();
+}
+
+// Promise 3 against the direct-send path: writes racing Close() (threads on a threaded
+// backend; on one thread, a write whose direct send was partial right before Close()). Every
+// write that returned OK arrives whole and in its writer's order; none that failed arrives.
+TEST_P(ContractTest, CloseRacingDirectSendsFlushesEveryAcceptedWrite) {
+  auto pair = backend().Connect();
+  auto sink = std::make_shared<Sink>();
+  pair.server->SetHandler(std::make_shared<Recorder>(sink));
+  constexpr int kWriters = 4;
+  constexpr size_t kSize = 1500;
+  std::vector<int> accepted(kWriters, 0);
+  if (backend().threaded()) {
+    std::vector<std::thread> threads;
+    std::atomic<int> started{0};
+    for (int w = 0; w < kWriters; ++w) {
+      threads.emplace_back([&, w] {
+        ++started;
+        for (;;) {
+          absl::Status s = pair.client->Write(Frame(w, accepted[static_cast<size_t>(w)], kSize));
+          if (s.ok()) {
+            ++accepted[static_cast<size_t>(w)];
+          } else if (s.code() != absl::StatusCode::kResourceExhausted) {
+            EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+            return;
+          }
+        }
+      });
+    }
+    ASSERT_TRUE(
+        backend().WaitFor([&] { return sink->received_bytes.load() > 100 * kSize; }, kWait));
+    pair.client->Close();
+    for (std::thread& t : threads) t.join();
+  } else {
+    for (int i = 0; i < 50; ++i) {
+      for (int w = 0; w < kWriters; ++w) {
+        ASSERT_TRUE(pair.client->Write(Frame(w, accepted[static_cast<size_t>(w)], kSize)).ok());
+        ++accepted[static_cast<size_t>(w)];
+      }
+      if (i == 25) backend().Quiesce(absl::Microseconds(300));
+    }
+    pair.client->Close();
+  }
+  ASSERT_TRUE(backend().WaitFor([&] { return sink->close_count.load() == 1; }, kWait));
+  EXPECT_EQ(sink->Closes()[0].kind(), CloseReason::Kind::kPeerClosed) << sink->Closes()[0];
+  std::vector<std::vector<int>> seen = ParseFrames(sink->Received(), kSize, kWriters);
+  for (int w = 0; w < kWriters; ++w) {
+    const std::vector<int>& got = seen[static_cast<size_t>(w)];
+    ASSERT_EQ(got.size(), static_cast<size_t>(accepted[static_cast<size_t>(w)])) << "writer " << w;
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], static_cast<int>(i));
+  }
   pair.server->Close();
 }
 

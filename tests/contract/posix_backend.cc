@@ -16,13 +16,18 @@
 namespace netlayer::contract {
 namespace {
 
+posix::PosixOptions WithContractLimits(posix::PosixOptions options) {
+  options.limits = ContractLimits();
+  return options;
+}
+
 class PosixContractBackend final : public ContractBackend {
  public:
   // `listen_at`: where the listener binds (port 0 for TCP). `unix_dir`: a temporary directory
   // removed at the end, or empty.
   PosixContractBackend(Address listen_at, std::string unix_dir, posix::PosixOptions options = {})
-      : client_(options),
-        server_(options),
+      : client_(WithContractLimits(options)),
+        server_(WithContractLimits(options)),
         unix_dir_(std::move(unix_dir)),
         is_unix_(listen_at.kind() == Address::Kind::kUnix) {
     absl::StatusOr<std::shared_ptr<Listener>> listener = server_.Listen(listen_at);

@@ -24,6 +24,7 @@ class SimBackend final : public ContractBackend {
     options.seed = seed;
     options.profile = sim::DrawNetworkProfile(seed);
     options.trace_timers = false;
+    options.connection_limits = ContractLimits();
     absl::StatusOr<std::unique_ptr<sim::World>> world = sim::World::Create(options);
     NETLAYER_ASSERT(world.ok(), "the drawn network profile is valid");
     world_ = *std::move(world);
