@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -19,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "netlayer/posix/env.h"
 #include "netlayer/posix/posix.h"
 #include "netlayer/posix/sys.h"
 #include "test_util.h"
@@ -301,6 +303,29 @@ TEST_F(ConnectionTest, ClosingToAPeerThatNeverReadsIsBoundedByTheLinger) {
   EXPECT_EQ(r, -1);
   EXPECT_EQ(errno, ECONNRESET);
   ::close(p.theirs);
+}
+
+// Issue 12, bug 2: dropping a connection whose close must wait (a peer that never reads) from
+// a timer callback returns at once, so the Env's next timer still fires; the teardown runs on
+// the connection's own threads. (Before: the destructor joined the input thread, which waited
+// for the whole close linger, and every later timer of the Env waited with it.)
+TEST_F(ConnectionTest, DroppingAClosingConnectionInATimerNeverHoldsUpTheNextTimer) {
+  options_.limits.close_linger = absl::Minutes(10);
+  RawPair p = TcpPair();
+  auto conn = Adopt(p.ours);
+  ASSERT_TRUE(conn->Write(Pattern(32 << 20)).ok());  // the peer never reads: the flush waits
+  PosixEnv env;
+  std::atomic<bool> dropped{false};
+  std::atomic<bool> next_fired{false};
+  env.RunAt(absl::Now(), [&] {
+    conn.reset();  // the last reference: Close() and return
+    dropped = true;
+  });
+  env.RunAt(absl::Now() + absl::Milliseconds(1), [&] { next_fired = true; });
+  EXPECT_TRUE(WaitFor([&] { return next_fired.load(); }, absl::Seconds(30)))
+      << "a timer waited for a connection's teardown";
+  EXPECT_TRUE(dropped.load());
+  ::close(p.theirs);  // the peer goes away: the teardown ends (a send error) long before the linger
 }
 
 TEST_F(ConnectionTest, OutputQueueIsBounded) {
