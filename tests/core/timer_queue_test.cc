@@ -243,6 +243,13 @@ TEST(TimerQueueTest, DestructorsMayUseTheQueue) {
   EXPECT_EQ(added, 3);
   EXPECT_EQ(q.size(), 2u) << "added by destructors after the queue was emptied";
   EXPECT_EQ(q.NextDeadline(), At(100));
+
+  int added_at_end = 0;
+  {
+    TimerQueue dying;
+    ASSERT_TRUE(dying.Add(At(1), ReachesBack(&dying, &added_at_end)).ok());
+  }  // the queue's destructor clears it first: the value's Add lands in a live, empty queue
+  EXPECT_EQ(added_at_end, 1);
 }
 
 }  // namespace

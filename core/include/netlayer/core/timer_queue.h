@@ -56,6 +56,8 @@ class BasicTimerQueue {
   explicit BasicTimerQueue(size_t max_pending = kDefaultMaxPending) : max_pending_(max_pending) {
     NETLAYER_ASSERT(max_pending_ > 0, "TimerQueue: max_pending must be positive");
   }
+  // Pending values are destroyed as by Clear (a destructor that reaches back finds it empty).
+  ~BasicTimerQueue() { Clear(); }
   BasicTimerQueue(const BasicTimerQueue&) = delete;
   BasicTimerQueue& operator=(const BasicTimerQueue&) = delete;
 
