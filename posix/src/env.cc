@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "netlayer/core/assert.h"
@@ -57,7 +58,8 @@ void PosixEnv::TimerLoop() {
     const absl::Time now = absl::Now();
     std::optional<TimerQueue::Entry> due = timers_.PopDue(now);
     if (!due.has_value()) {
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(*next - now));
+      // At most kMaxConditionWait at a time: a timer set for the infinite future must not spin.
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(*next - now, kMaxConditionWait)));
       continue;
     }
     lock.unlock();

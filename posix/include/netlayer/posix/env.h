@@ -1,6 +1,7 @@
 // PosixEnv: the real clock, a timer thread and condition-variable notifications.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -62,8 +63,12 @@ class PosixNotification final : public Notification {
   bool notified_ = false;
 };
 
+// The longest single condition-variable wait: a wait for a deadline centuries away would
+// overflow the clock arithmetic inside wait_for and return at once, turning the wait into a spin.
+inline constexpr absl::Duration kMaxConditionWait = absl::Hours(1);
+
 // Waits on `cv` with `lock` until `done()` or `deadline`; returns done(). Spurious wake-ups and
-// an infinite deadline are handled.
+// an infinite or far-off deadline are handled.
 template <typename Pred>
 bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                        absl::Time deadline, Pred done) {
@@ -73,7 +78,7 @@ bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>
     } else {
       const absl::Time now = absl::Now();
       if (now >= deadline) return done();
-      cv.wait_for(lock, absl::ToChronoNanoseconds(deadline - now));
+      cv.wait_for(lock, absl::ToChronoNanoseconds(std::min(deadline - now, kMaxConditionWait)));
     }
   }
   return true;
