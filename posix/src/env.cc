@@ -2,6 +2,9 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "netlayer/core/assert.h"
 
 namespace netlayer::posix {
@@ -13,8 +16,7 @@ PosixEnv::~PosixEnv() {
     NETLAYER_ASSERT(!thread_.joinable() || thread_.get_id() != std::this_thread::get_id(),
                     "a PosixEnv may not be destroyed by one of its timers");
     stop_ = true;
-    timers_.clear();
-    when_.clear();
+    timers_.Clear();
     thread = std::move(thread_);
   }
   cv_.notify_all();
@@ -28,22 +30,17 @@ PosixEnv& PosixEnv::Default() {
 
 TimerId PosixEnv::RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  const TimerId id = next_id_++;
-  if (stop_) return id;  // being destroyed: the timer never runs
-  timers_.emplace(std::make_pair(when, id), std::move(fn));
-  when_.emplace(id, when);
+  if (stop_) return 0;  // being destroyed: the timer never runs (0 is no timer's id)
+  absl::StatusOr<TimerId> id = timers_.Add(when, std::move(fn));
+  NETLAYER_ASSERT(id.ok(), "PosixEnv: too many timers pending (TimerQueue bound): a timer leak");
   if (!thread_.joinable()) thread_ = std::thread([this] { TimerLoop(); });
   cv_.notify_all();
-  return id;
+  return *id;
 }
 
 bool PosixEnv::CancelTimer(TimerId id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = when_.find(id);
-  if (it == when_.end()) return false;
-  timers_.erase(std::make_pair(it->second, id));
-  when_.erase(it);
-  return true;
+  return timers_.Cancel(id);
 }
 
 std::unique_ptr<Notification> PosixEnv::NewNotification() {
@@ -53,22 +50,21 @@ std::unique_ptr<Notification> PosixEnv::NewNotification() {
 void PosixEnv::TimerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    if (timers_.empty()) {
+    const std::optional<absl::Time> next = timers_.NextDeadline();
+    if (!next.has_value()) {
       cv_.wait(lock);
       continue;
     }
-    auto first = timers_.begin();
     const absl::Time now = absl::Now();
-    if (first->first.first > now) {
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(first->first.first - now));
+    std::optional<TimerQueue::Entry> due = timers_.PopDue(now);
+    if (!due.has_value()) {
+      // At most kMaxConditionWait at a time: a timer set for the infinite future must not spin.
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(*next - now, kMaxConditionWait)));
       continue;
     }
-    absl::AnyInvocable<void()&&> fn = std::move(first->second);
-    when_.erase(first->first.second);
-    timers_.erase(first);
     lock.unlock();
-    std::move(fn)();
-    fn = nullptr;  // destroy captured state outside the lock
+    std::move(due->value)();
+    due.reset();  // destroy captured state outside the lock
     lock.lock();
   }
 }

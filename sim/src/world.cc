@@ -7,6 +7,7 @@
 #include <array>
 #include <deque>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "netlayer/core/assert.h"
 #include "netlayer/core/connect_schedule.h"
 #include "netlayer/core/log.h"
+#include "netlayer/core/timer_queue.h"
 
 namespace netlayer::sim {
 
@@ -259,7 +261,6 @@ struct World::Impl {
     uint64_t incarnation = 0;  // the owner's incarnation when scheduled
     absl::AnyInvocable<void() &&> fn;
   };
-  using EventKey = std::pair<absl::Time, uint64_t>;
 
   explicit Impl(WorldOptions o)
       : options(std::move(o)),
@@ -382,9 +383,7 @@ struct World::Impl {
   WorldRef ref;
   absl::Time start = absl::UnixEpoch();
   absl::Time now = absl::UnixEpoch();
-  std::map<EventKey, Event> events;
-  std::map<uint64_t, absl::Time> cancellable;  // event id -> time, for Cancel
-  uint64_t next_event_id = 1;
+  BasicTimerQueue<Event> events;  // (time, sequence number) order; an event's id is its number
   uint64_t events_run = 0;
   bool destroying = false;  // in ~Impl: nothing may be scheduled any more
   int depth = 0;            // callbacks being run by the world (nested: SetHandler deliveries)
@@ -453,11 +452,7 @@ World::Impl::~Impl() {
   }
   // Move each container out before its elements die, so a destructor that reaches back in
   // finds it empty instead of half-destroyed.
-  {
-    std::map<EventKey, Event> doomed_events = std::move(events);
-    events.clear();
-    cancellable.clear();
-  }
+  events.Clear();
   {
     std::map<uint64_t, std::shared_ptr<Link>> doomed_links = std::move(links);
     links.clear();
@@ -475,19 +470,18 @@ uint64_t World::Impl::Schedule(absl::Time when, HostId host, bool timer,
                                absl::AnyInvocable<void() &&> fn) {
   if (destroying) return 0;  // the world is going away: `fn` never runs (0 is no event's id)
   if (when < now) when = now;
-  const uint64_t id = next_event_id++;
   const uint64_t incarnation = ValidHost(host) ? hosts[host.value].incarnation : 0;
-  events.emplace(EventKey{when, id}, Event{host, timer, incarnation, std::move(fn)});
-  return id;
+  absl::StatusOr<TimerId> id = events.Add(when, Event{host, timer, incarnation, std::move(fn)});
+  if (!id.ok()) {
+    Halt(absl::ResourceExhaustedError(absl::StrCat("sim: ", id.status().message())));
+    return 0;  // the world has halted: `fn` never runs
+  }
+  return *id;
 }
 
 bool World::Impl::Cancel(uint64_t id) {
   if (destroying) return false;
-  auto it = cancellable.find(id);
-  if (it == cancellable.end()) return false;
-  events.erase(EventKey{it->second, id});
-  cancellable.erase(it);
-  return true;
+  return events.Cancel(id);
 }
 
 void World::Impl::Halt(absl::Status why) {
@@ -499,18 +493,16 @@ void World::Impl::Halt(absl::Status why) {
 }
 
 void World::Impl::RunOne() {
-  auto it = events.begin();
-  const EventKey key = it->first;
-  Event event = std::move(it->second);
-  events.erase(it);
-  cancellable.erase(key.second);
-  if (key.first > now) now = key.first;
+  std::optional<BasicTimerQueue<Event>::Entry> due = events.PopDue(absl::InfiniteFuture());
+  NETLAYER_ASSERT(due.has_value(), "RunOne: no event pending");
+  Event& event = due->value;
+  if (due->when > now) now = due->when;
   ++events_run;
   // The owner crashed since this was scheduled: the process that wanted it is gone.
   if (ValidHost(event.host) && event.incarnation != hosts[event.host.value].incarnation) return;
   if (event.timer) {
     if (options.trace_timers) {
-      Record(event.host, TraceKind::kTimer, absl::StrCat("timer#", key.second, " fired"));
+      Record(event.host, TraceKind::kTimer, absl::StrCat("timer#", due->id, " fired"));
     }
   }
   CallbackScope scope(*this);
@@ -525,8 +517,8 @@ bool World::Impl::RunUntil(const std::function<bool()>& pred, absl::Time deadlin
   while (!pred()) {
     if (!halted.ok()) return false;
     // An event at the infinite future (a timer set for "never") never runs.
-    if (events.empty() || events.begin()->first.first > deadline ||
-        events.begin()->first.first == absl::InfiniteFuture()) {
+    const std::optional<absl::Time> next = events.NextDeadline();
+    if (!next.has_value() || *next > deadline || *next == absl::InfiniteFuture()) {
       if (deadline != absl::InfiniteFuture() && deadline > now) now = deadline;
       return pred();
     }
@@ -1086,7 +1078,6 @@ void World::Impl::Try(const std::shared_ptr<PendingConnect>& pc, size_t index,
                                 absl::FormatDuration(o.attempt_timeout));
     AttemptFailed(pc, try_no, absl::DeadlineExceededError(std::move(why)));
   });
-  cancellable.emplace(pc->deadline_event, std::max(deadline, now));
   const FaultProfile& prof = options.profile;
   if (!faults_stopped && prof.connect_fail_probability > 0 &&
       Bernoulli(generator, prof.connect_fail_probability)) {
@@ -1277,12 +1268,14 @@ bool SimNotification::WaitUntil(absl::Time deadline) {
 absl::Time HostEnv::Now() const { return world_->now; }
 
 TimerId HostEnv::RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) {
-  const uint64_t id = world_->Schedule(when, host_, true, std::move(fn));
-  if (id != 0) world_->cancellable.emplace(id, std::max(when, world_->now));
-  return id;
+  return world_->Schedule(when, host_, true, std::move(fn));
 }
 
-bool HostEnv::CancelTimer(TimerId id) { return world_->Cancel(id); }
+bool HostEnv::CancelTimer(TimerId id) {
+  // An Env cancels only timers: an id naming one of the world's own events is not its to cancel.
+  const auto* event = world_->events.Find(id);
+  return event != nullptr && event->timer && world_->Cancel(id);
+}
 
 std::unique_ptr<Notification> HostEnv::NewNotification() {
   return std::make_unique<SimNotification>(world_->ref);
@@ -1341,14 +1334,7 @@ void World::Impl::CrashInternal(HostId h, const char* how) {
   ++hh.incarnation;
   Record(h, TraceKind::kHost, absl::StrCat(how, " crash"));
   // Timers of the dead process.
-  std::vector<EventKey> dead_timers;
-  for (const auto& [key, event] : events) {
-    if (event.timer && event.host == h) dead_timers.push_back(key);
-  }
-  for (const EventKey& key : dead_timers) {
-    events.erase(key);
-    cancellable.erase(key.second);
-  }
+  events.CancelIf([h](const Event& event) { return event.timer && event.host == h; });
   // Listeners vanish.
   std::vector<std::shared_ptr<SimListener>> listeners;
   for (const auto& [port, l] : hh.listeners) listeners.push_back(l);

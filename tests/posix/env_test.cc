@@ -76,6 +76,26 @@ TEST(PosixEnvTest, DestroyingDropsPendingTimers) {
   EXPECT_EQ(ran.load(), 0);
 }
 
+TEST(PosixEnvTest, FarFutureTimersNeitherSpinNorBlockOthersOrTeardown) {
+  // A wait for these deadlines once overflowed inside wait_for and returned at once: the timer
+  // thread spun holding the mutex, and the destructor could starve on it (this test then hung).
+  std::atomic<int> ran{0};
+  {
+    PosixEnv env;
+    env.RunAt(absl::InfiniteFuture(), [&] { ++ran; });
+    env.RunAt(env.Now() + absl::Hours(24 * 365 * 400), [&] { ++ran; });
+    auto done = env.NewNotification();
+    env.RunAt(env.Now() + absl::Milliseconds(5), [&] { done->Notify(); });
+    ASSERT_TRUE(done->WaitUntil(absl::Now() + absl::Seconds(20)));
+    // A far-off deadline in a notification wait is clamped the same way.
+    auto n = env.NewNotification();
+    std::thread notifier([&] { n->Notify(); });
+    EXPECT_TRUE(n->WaitUntil(absl::Now() + absl::Hours(24 * 365 * 400)));
+    notifier.join();
+  }
+  EXPECT_EQ(ran.load(), 0);
+}
+
 TEST(PosixEnvTest, OsSeededGeneratorsDiffer) {
   auto a = NewOsSeededGenerator();
   auto b = NewOsSeededGenerator();

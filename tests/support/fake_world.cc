@@ -1,6 +1,7 @@
 #include "fake_world.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -225,20 +226,12 @@ FakeWorld::~FakeWorld() = default;
 ClientConnectionFactory& FakeWorld::client_factory() { return *factory_; }
 
 TimerId FakeWorld::RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) {
-  const TimerId id = next_timer_++;
-  when = std::max(when, now_);
-  timer_order_.emplace(std::make_pair(when, id), id);
-  timers_.emplace(id, Timer{when, std::move(fn)});
-  return id;
+  absl::StatusOr<TimerId> id = timers_.Add(std::max(when, now_), std::move(fn));
+  NETLAYER_ASSERT(id.ok(), "FakeWorld: too many timers pending (TimerQueue bound): a timer leak");
+  return *id;
 }
 
-bool FakeWorld::CancelTimer(TimerId id) {
-  auto it = timers_.find(id);
-  if (it == timers_.end()) return false;
-  timer_order_.erase({it->second.when, id});
-  timers_.erase(it);
-  return true;
-}
+bool FakeWorld::CancelTimer(TimerId id) { return timers_.Cancel(id); }
 
 std::unique_ptr<Notification> FakeWorld::NewNotification() {
   return std::make_unique<FakeNotification>(this);
@@ -281,15 +274,11 @@ bool FakeWorld::PumpAll() {
 
 bool FakeWorld::Step(absl::Time limit) {
   if (PumpAll()) return true;
-  if (timer_order_.empty()) return false;
-  auto first = timer_order_.begin();
-  if (first->first.first > limit) return false;
-  const TimerId id = first->second;
-  timer_order_.erase(first);
-  auto node = timers_.extract(id);
-  now_ = std::max(now_, node.mapped().when);
+  std::optional<TimerQueue::Entry> due = timers_.PopDue(limit);
+  if (!due.has_value()) return false;
+  now_ = std::max(now_, due->when);
   ++callback_depth_;
-  std::move(node.mapped().fn)();
+  std::move(due->value)();
   --callback_depth_;
   return true;
 }

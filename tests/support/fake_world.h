@@ -26,6 +26,7 @@
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/core/timer_queue.h"
 
 namespace netlayer::testing {
 
@@ -114,18 +115,12 @@ class FakeWorld final : public Env {
  private:
   friend class MemoryConnection;
   class Factory;
-  struct Timer {
-    absl::Time when;
-    absl::AnyInvocable<void() &&> fn;
-  };
   bool PumpAll();
 
   absl::Time now_ = absl::FromUnixSeconds(1'000'000);
   Xoshiro256 gen_;
   size_t max_chunk_;
-  std::map<std::pair<absl::Time, TimerId>, TimerId> timer_order_;
-  std::map<TimerId, Timer> timers_;
-  TimerId next_timer_ = 1;
+  TimerQueue timers_;
   // Strong references, as a real backend holds its sockets: a connection closed locally and then
   // dropped by the application still flushes and tells its peer. Forgotten once fully closed.
   std::vector<std::shared_ptr<MemoryConnection>> connections_;

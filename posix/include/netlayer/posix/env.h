@@ -1,25 +1,29 @@
 // PosixEnv: the real clock, a timer thread and condition-variable notifications.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <utility>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "netlayer/core/env.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/core/timer_queue.h"
 
 namespace netlayer::posix {
 
 // Thread rules: every method may be called from any thread, including from a timer callback.
 // Timer callbacks run one at a time on the Env's timer thread (started on the first RunAt),
 // with no lock held. The destructor cancels pending timers and joins the timer thread; it must
-// not run on the timer thread itself (from a timer callback).
+// not run on the timer thread itself (from a timer callback); RunAt during or after destruction
+// schedules nothing and returns 0 (no timer's id).
+// Bound: at most TimerQueue::kDefaultMaxPending timers pending at once; RunAt past it stops the
+// process with a clear message (a timer leak: a timer that silently never ran would break every
+// deadline built on it).
 class PosixEnv final : public Env {
  public:
   PosixEnv() = default;
@@ -40,10 +44,8 @@ class PosixEnv final : public Env {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  // Ordered by (time, id): timers due at the same time run in the order they were set.
-  std::map<std::pair<absl::Time, TimerId>, absl::AnyInvocable<void() &&>> timers_;
-  std::map<TimerId, absl::Time> when_;  // id -> time, for CancelTimer
-  TimerId next_id_ = 1;
+  // Timers due at the same time run in the order they were set.
+  TimerQueue timers_;
   bool stop_ = false;
   std::thread thread_;  // started by the first RunAt
 };
@@ -61,8 +63,12 @@ class PosixNotification final : public Notification {
   bool notified_ = false;
 };
 
+// The longest single condition-variable wait: a wait for a deadline centuries away would
+// overflow the clock arithmetic inside wait_for and return at once, turning the wait into a spin.
+inline constexpr absl::Duration kMaxConditionWait = absl::Hours(1);
+
 // Waits on `cv` with `lock` until `done()` or `deadline`; returns done(). Spurious wake-ups and
-// an infinite deadline are handled.
+// an infinite or far-off deadline are handled.
 template <typename Pred>
 bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                        absl::Time deadline, Pred done) {
@@ -72,7 +78,7 @@ bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>
     } else {
       const absl::Time now = absl::Now();
       if (now >= deadline) return done();
-      cv.wait_for(lock, absl::ToChronoNanoseconds(deadline - now));
+      cv.wait_for(lock, absl::ToChronoNanoseconds(std::min(deadline - now, kMaxConditionWait)));
     }
   }
   return true;
