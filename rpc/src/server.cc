@@ -40,22 +40,23 @@ Responder::~Responder() {
 }
 
 absl::Status Responder::Reply(std::string_view payload) {
-  if (one_way_) return absl::OkStatus();
-  NETLAYER_ASSERT(!answered_, "a call is answered once");
-  answered_ = true;
-  auto session = session_.lock();
-  if (!session) return absl::FailedPreconditionError("rpc server: the session has ended");
-  return session->Answer(id_, absl::OkStatus(), payload);
+  return Answer(absl::OkStatus(), payload);
 }
 
 absl::Status Responder::Fail(const absl::Status& status) {
+  return Answer(status.ok() ? absl::UnknownError("handler failed with an OK status") : status, {});
+}
+
+absl::Status Responder::Answer(const absl::Status& status, std::string_view payload) {
   if (one_way_) return absl::OkStatus();
-  NETLAYER_ASSERT(!answered_, "a call is answered once");
+  if (answered_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("rpc server: call ", id_, " was already answered (a call is answered once)"));
+  }
   answered_ = true;
   auto session = session_.lock();
   if (!session) return absl::FailedPreconditionError("rpc server: the session has ended");
-  return session->Answer(
-      id_, status.ok() ? absl::UnknownError("handler failed with an OK status") : status, {});
+  return session->Answer(id_, status, payload);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,14 +118,28 @@ absl::Status Session::Send(const Envelope& e) {
 }
 
 absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::string_view payload) {
+  absl::Status sent;
   if (status.ok()) {
     Envelope e;
     e.kind = MessageKind::kReply;
     e.id = id;
     e.payload = payload;
-    return Send(e);
+    sent = Send(e);
+  } else {
+    sent = Send(ErrorEnvelope(id, status));
   }
-  return Send(ErrorEnvelope(id, status));
+  // Closed: the client fails the call itself (kUnavailable) when it sees the close.
+  if (sent.ok() || sent.code() == absl::StatusCode::kFailedPrecondition) return sent;
+  // InvalidArgument (over the frame limit) or ResourceExhausted (output queue full): answer with
+  // a small error reply instead, or close, so the caller never waits for its deadline.
+  const absl::Status instead = absl::ResourceExhaustedError(
+      absl::StrCat("rpc server: the ", status.ok() ? "reply" : "error reply", " to call ", id,
+                   " could not be sent: ", sent.message()));
+  Log(LogLayer::kRpc).warn("rpc session {}: {}", id_, instead.ToString());
+  if (!Send(ErrorEnvelope(id, instead)).ok()) {
+    conn_->CloseWithReason(CloseReason(CloseReason::Kind::kError, std::string(instead.message())));
+  }
+  return instead;
 }
 
 absl::Status Session::Push(std::string_view method, std::string_view payload) {
@@ -190,7 +205,7 @@ void Session::OnMessage(std::string_view message) {
         if (one_way) {
           Log(LogLayer::kRpc).warn("rpc session {}: one-way call to {} dropped", id_, why);
         } else {
-          (void)Send(ErrorEnvelope(e->id, absl::UnimplementedError(why)));
+          (void)Answer(e->id, absl::UnimplementedError(why), {});
         }
         return;
       }

@@ -35,10 +35,18 @@ namespace netlayer::rpc {
 class Server;
 class Session;
 
-// Answers one call, exactly once: Reply or Fail, now or later, from any thread. Move-only. A
-// Responder destroyed without answering a call fails it (kInternal, "handler dropped the call"),
-// so a client never waits forever. For a one-way call every method is a no-op. Answers to a
-// session that has closed are dropped (FailedPrecondition).
+// Answers one call, exactly once: Reply or Fail, now or later, from any thread (one thread at a
+// time: a Responder itself is not synchronised). Move-only. A Responder destroyed without
+// answering a call fails it (kInternal, "handler dropped the call"), so a client never waits
+// forever. For a one-way call every method is a no-op returning OK.
+//
+// Every call gets exactly one answer on the wire (docs/PROTOCOL.md §5): the first Reply/Fail
+// answers it, whatever it returns. A reply that cannot be sent (larger than the frame limit, or
+// the connection's output queue is full) becomes an error reply RESOURCE_EXHAUSTED naming why;
+// if even that cannot be sent, the connection is closed, so the client fails the call at once.
+// Reply/Fail then return that ResourceExhausted status (the call *was* answered).
+// Errors: FailedPrecondition for a second answer (never an abort) or when the session has ended
+// (its client already failed the call with kUnavailable).
 class Responder {
  public:
   Responder() = default;
@@ -47,6 +55,7 @@ class Responder {
   ~Responder();
 
   absl::Status Reply(std::string_view payload);
+  // An OK `status` is sent as kUnknown ("handler failed with an OK status").
   absl::Status Fail(const absl::Status& status);
   bool answered() const { return session_.expired() || answered_; }
   bool one_way() const { return one_way_; }
@@ -55,6 +64,7 @@ class Responder {
   friend class Session;
   Responder(std::weak_ptr<Session> session, uint64_t id, bool one_way)
       : session_(std::move(session)), id_(id), one_way_(one_way), answered_(one_way) {}
+  absl::Status Answer(const absl::Status& status, std::string_view payload);
   std::weak_ptr<Session> session_;
   uint64_t id_ = 0;
   bool one_way_ = true;
@@ -115,6 +125,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnClosed(const CloseReason& reason);
   void IdleTick();
   absl::Status Send(const Envelope& e);
+  // Sends the one answer to call `id`: a reply with `payload` if `status` is OK, else an error
+  // reply. One that cannot be sent becomes an error reply RESOURCE_EXHAUSTED, and if that cannot
+  // be sent either the connection closes (kError): never silence. Returns OK, the
+  // ResourceExhausted sent instead, or FailedPrecondition if the connection was already closed.
   absl::Status Answer(uint64_t id, const absl::Status& status, std::string_view payload);
 
   std::weak_ptr<Server> server_;
