@@ -4,6 +4,7 @@
 #include <array>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/connect_schedule.h"
@@ -68,22 +69,35 @@ class Client::ConnHandler final : public smac::MessageHandler {
   uint64_t generation_;
 };
 
+// One attempt of the client's connect schedule: a factory connect to one address, one round.
 class Client::ConnectCallbacks final : public ConnectHandler {
  public:
-  explicit ConnectCallbacks(std::weak_ptr<Client> client) : client_(std::move(client)) {}
+  ConnectCallbacks(std::weak_ptr<Client> client, uint64_t epoch, Address address)
+      : client_(std::move(client)), epoch_(epoch), address_(std::move(address)) {}
   void Connected(std::shared_ptr<Connection> connection) override {
     if (auto c = client_.lock()) {
-      c->Attach(std::move(connection));
+      c->Attach(std::move(connection), epoch_);
     } else {
       connection->Close();
     }
   }
   void FailedConnection(const absl::Status& status) override {
-    if (auto c = client_.lock()) c->OnConnectFailed(status);
+    auto c = client_.lock();
+    if (c == nullptr) return;
+    // The factory ran a one-round schedule for this one address; its report wraps the reason in
+    // "connect: no address connected in 1 round: round 1 <address>: ". The client's schedule
+    // adds its own round and address.
+    const std::string wrapper = absl::StrCat("connect: no address connected in 1 round: round 1 ",
+                                             address_.ToString(), ": ");
+    absl::string_view message = status.message();
+    if (absl::StartsWith(message, wrapper)) message.remove_prefix(wrapper.size());
+    c->OnAttemptFailed(epoch_, absl::Status(status.code(), message));
   }
 
  private:
   std::weak_ptr<Client> client_;
+  const uint64_t epoch_;
+  const Address address_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -102,7 +116,7 @@ Client::Client(Env& env, ClientOptions options) : env_(env), options_(std::move(
 std::shared_ptr<Client> Client::Create(Env& env, std::shared_ptr<Connection> connection,
                                        ClientOptions options) {
   std::shared_ptr<Client> client(new Client(env, std::move(options)));
-  client->Attach(std::move(connection));
+  client->Attach(std::move(connection), std::nullopt);
   return client;
 }
 
@@ -111,7 +125,12 @@ absl::StatusOr<std::shared_ptr<Client>> Client::CreateReconnecting(Env& env,
                                                                    std::vector<Address> addresses,
                                                                    ConnectOptions connect_options,
                                                                    ClientOptions options) {
-  if (absl::Status s = ValidateConnectRequest(addresses, connect_options); !s.ok()) return s;
+  // The schedule the client will drive (checks the jitter source too).
+  if (absl::StatusOr<ConnectSchedule> s =
+          ConnectSchedule::Create(addresses, connect_options, options.jitter_source);
+      !s.ok()) {
+    return s.status();
+  }
   std::shared_ptr<Client> client(new Client(env, std::move(options)));
   client->factory_ = &factory;
   client->addresses_ = std::move(addresses);
@@ -126,10 +145,11 @@ void Client::Close() {
   std::vector<Completion> completions;
   std::shared_ptr<smac::MessageConnection> conn;
   std::shared_ptr<ConnectAttempt> attempt;
-  std::optional<TimerId> handshake_timer;
+  std::optional<TimerId> handshake_timer, schedule_timer;
   {
     std::lock_guard lock(mu_);
-    if (phase_ == Phase::kClosed && conn_ == nullptr && attempt_ == nullptr && pending_.empty()) {
+    if (phase_ == Phase::kClosed && conn_ == nullptr && attempt_ == nullptr && pending_.empty() &&
+        !schedule_timer_) {
       return;
     }
     phase_ = Phase::kClosed;
@@ -137,6 +157,9 @@ void Client::Close() {
     conn = std::move(conn_);
     attempt = std::move(attempt_);
     handshake_timer = std::exchange(handshake_timer_, std::nullopt);
+    schedule_timer = std::exchange(schedule_timer_, std::nullopt);
+    schedule_.reset();
+    ++schedule_epoch_;  // and so are those of the connect schedule
     FailLocked([](const PendingCall&) { return true; }, absl::CancelledError("rpc client closed"),
                &completions);
     unsent_.clear();
@@ -146,6 +169,7 @@ void Client::Close() {
   if (attempt) attempt->Cancel();
   if (conn) conn->Close();
   if (handshake_timer) env_.CancelTimer(*handshake_timer);
+  if (schedule_timer) env_.CancelTimer(*schedule_timer);
   Complete(std::move(completions));
 }
 
@@ -153,33 +177,99 @@ void Client::Close() {
 // Connecting and the handshake
 
 void Client::StartConnecting() {
-  auto callbacks = std::make_shared<ConnectCallbacks>(weak_from_this());
-  absl::StatusOr<std::shared_ptr<ConnectAttempt>> attempt =
-      factory_->Connect(addresses_, connect_options_, std::move(callbacks));
-  if (!attempt.ok()) {
-    // Validated at creation, so this is the factory refusing: nothing will ever connect.
-    Log(LogLayer::kRpc).error("rpc client cannot connect: {}", attempt.status().ToString());
-    OnConnectFailed(attempt.status());
-    return;
-  }
+  uint64_t epoch = 0;
+  ConnectSchedule::Action action;
   {
     std::lock_guard lock(mu_);
-    if (phase_ != Phase::kClosed) {
-      // (If it already connected, this keeps a finished attempt: harmless.)
-      attempt_ = std::move(*attempt);
-      return;
-    }
+    if (phase_ == Phase::kClosed) return;
+    absl::StatusOr<ConnectSchedule> schedule =
+        ConnectSchedule::Create(addresses_, connect_options_, options_.jitter_source);
+    NETLAYER_ASSERT(schedule.ok(), "the connect request was validated at creation");
+    schedule_.emplace(std::move(*schedule));
+    epoch = ++schedule_epoch_;
+    action = schedule_->Start(env_.Now());
   }
-  // Closed meanwhile. Cancel outside the lock: it may wait for a callback that needs the lock.
-  (*attempt)->Cancel();
+  Perform(epoch, std::move(action));
 }
 
-void Client::Attach(std::shared_ptr<Connection> connection) {
+void Client::Perform(uint64_t epoch, ConnectSchedule::Action action) {
+  using Kind = ConnectSchedule::Action::Kind;
+  switch (action.kind) {
+    case Kind::kTryAddress: {
+      // One round to one address: the factory makes the connection, the schedule is ours.
+      ConnectOptions one = connect_options_;
+      one.max_attempts = 1;
+      one.give_up_after = absl::InfiniteDuration();
+      one.jitter = 0;
+      one.attempt_timeout = std::max(action.attempt_deadline - env_.Now(), absl::Nanoseconds(1));
+      const Address& address = addresses_[action.address_index];
+      absl::StatusOr<std::shared_ptr<ConnectAttempt>> attempt = factory_->Connect(
+          {address}, one, std::make_shared<ConnectCallbacks>(weak_from_this(), epoch, address));
+      if (!attempt.ok()) {
+        OnAttemptFailed(epoch, attempt.status());
+        return;
+      }
+      {
+        std::lock_guard lock(mu_);
+        if (phase_ != Phase::kClosed && epoch == schedule_epoch_) {
+          // (If it already connected, this keeps a finished attempt: harmless.)
+          attempt_ = std::move(*attempt);
+          return;
+        }
+      }
+      // Closed or abandoned meanwhile. Cancel outside the lock: it may wait for a callback that
+      // needs the lock.
+      (*attempt)->Cancel();
+      return;
+    }
+    case Kind::kWaitUntil: {
+      std::lock_guard lock(mu_);
+      if (phase_ == Phase::kClosed || epoch != schedule_epoch_) return;
+      std::weak_ptr<Client> weak = weak_from_this();
+      schedule_timer_ = env_.RunAt(action.wake_at, [weak, epoch] {
+        if (auto c = weak.lock()) c->OnScheduleWakeUp(epoch);
+      });
+      return;
+    }
+    case Kind::kConnected:
+      return;  // the handshake completed; nothing left to do
+    case Kind::kFailed:
+      OnConnectFailed(action.status);
+      return;
+  }
+}
+
+void Client::OnScheduleWakeUp(uint64_t epoch) {
+  ConnectSchedule::Action action;
+  {
+    std::lock_guard lock(mu_);
+    if (phase_ == Phase::kClosed || epoch != schedule_epoch_ || !schedule_) return;
+    schedule_timer_.reset();  // this is the timer
+    action = schedule_->OnWakeUp(env_.Now());
+    epoch = ++schedule_epoch_;
+  }
+  Perform(epoch, std::move(action));
+}
+
+void Client::OnAttemptFailed(uint64_t epoch, const absl::Status& reason) {
+  ConnectSchedule::Action action;
+  {
+    std::lock_guard lock(mu_);
+    if (phase_ == Phase::kClosed || epoch != schedule_epoch_ || !schedule_) return;
+    attempt_.reset();
+    last_error_ = reason;
+    action = schedule_->OnAttemptFailed(env_.Now(), reason);
+    epoch = ++schedule_epoch_;
+  }
+  Perform(epoch, std::move(action));
+}
+
+void Client::Attach(std::shared_ptr<Connection> connection, std::optional<uint64_t> epoch) {
   std::shared_ptr<smac::MessageConnection> mc;
   uint64_t generation;
   {
     std::lock_guard lock(mu_);
-    if (phase_ == Phase::kClosed) {
+    if (phase_ == Phase::kClosed || (epoch && *epoch != schedule_epoch_)) {
       connection->Close();
       return;
     }
@@ -233,6 +323,12 @@ void Client::OnHandshake(std::unique_lock<std::mutex>& lock, std::string_view me
   }
   version_ = *version;
   phase_ = Phase::kReady;
+  if (schedule_) {
+    // The connection proved healthy: the schedule ends, and the next loss starts a fresh one.
+    (void)schedule_->OnAttemptSucceeded(env_.Now());
+    schedule_.reset();
+    ++schedule_epoch_;
+  }
   std::optional<TimerId> handshake_timer = std::exchange(handshake_timer_, std::nullopt);
   // Flush what waited for the connection, in order, before any later call can be sent.
   std::vector<Completion> failed;
@@ -372,9 +468,11 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
   std::vector<Completion> completions;
   std::optional<TimerId> handshake_timer;
   bool reconnect = false;
+  std::optional<uint64_t> failed_attempt;  // the schedule's epoch, if it closed in the handshake
   {
     std::lock_guard lock(mu_);
     if (generation != generation_ || conn_ == nullptr) return;
+    if (phase_ == Phase::kHandshaking && schedule_) failed_attempt = schedule_epoch_;
     conn_.reset();
     last_error_ = reason.ToStatus();
     handshake_timer = std::exchange(handshake_timer_, std::nullopt);
@@ -401,7 +499,16 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
     CallbackScope scope;
     options_.on_disconnected(reason);
   }
-  if (reconnect) StartConnecting();
+  if (!reconnect) return;
+  if (failed_attempt) {
+    // Never healthy: a failed attempt of the same schedule (it backs off, max_attempts counts).
+    OnAttemptFailed(
+        *failed_attempt,
+        absl::UnavailableError(absl::StrCat(
+            "the connection closed before the rpc handshake completed: ", reason.ToString())));
+  } else {
+    StartConnecting();
+  }
 }
 
 void Client::OnConnectFailed(const absl::Status& status) {
@@ -410,6 +517,8 @@ void Client::OnConnectFailed(const absl::Status& status) {
     std::lock_guard lock(mu_);
     if (phase_ == Phase::kClosed) return;
     attempt_.reset();
+    schedule_.reset();
+    ++schedule_epoch_;
     phase_ = Phase::kClosed;
     last_error_ =
         absl::UnavailableError(absl::StrCat("rpc client gave up connecting: ", status.message()));

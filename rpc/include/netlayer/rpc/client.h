@@ -40,9 +40,11 @@
 #include "absl/time/time.h"
 #include "netlayer/core/address.h"
 #include "netlayer/core/close_reason.h"
+#include "netlayer/core/connect_schedule.h"
 #include "netlayer/core/connection.h"
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
+#include "netlayer/core/generator.h"
 #include "netlayer/rpc/envelope.h"
 #include "netlayer/smac/message_connection.h"
 
@@ -68,6 +70,10 @@ struct ClientOptions {
   // The handshake completed (version chosen) / a connection was lost.
   std::function<void(uint16_t version)> on_ready;
   std::function<void(const CloseReason& reason)> on_disconnected;
+  // Reconnecting clients whose ConnectOptions::jitter > 0 draw the jitter from this generator
+  // (the world's under the simulator, an OS-seeded Xoshiro256 on posix); it must outlive the
+  // client. Required then (CreateReconnecting fails InvalidArgument without it), unused otherwise.
+  Generator* jitter_source = nullptr;
 };
 
 using CallResult = absl::StatusOr<std::string>;
@@ -97,9 +103,16 @@ class Client : public std::enable_shared_from_this<Client> {
   static std::shared_ptr<Client> Create(Env& env, std::shared_ptr<Connection> connection,
                                         ClientOptions options = {});
   // A client that connects with `factory` following `connect_options` (the core connect
-  // schedule), redoes the handshake after every loss and stays usable. `factory` must outlive
-  // the client. InvalidArgument for bad addresses or options. If the schedule gives up
-  // (max_attempts, give_up_after) the client closes and every waiting call fails kUnavailable.
+  // schedule, which this client drives itself, one factory attempt per address tried), redoes
+  // the handshake after every loss and stays usable. `factory` must outlive the client.
+  // InvalidArgument for bad addresses or options.
+  //
+  // An attempt succeeds only when the rpc handshake completes: a connection that closes before
+  // (a server that accepts and drops, speaks another protocol or version, or never says hello)
+  // counts as a failed attempt of the same schedule, so the delay keeps growing and
+  // max_attempts counts it. The delay starts again at min_delay only after a connection proved
+  // healthy (its handshake completed). If the schedule gives up (max_attempts, give_up_after) the
+  // client closes and every waiting call fails kUnavailable, naming every attempt's reason.
   static absl::StatusOr<std::shared_ptr<Client>> CreateReconnecting(
       Env& env, ClientConnectionFactory& factory, std::vector<Address> addresses,
       ConnectOptions connect_options, ClientOptions options = {});
@@ -161,8 +174,16 @@ class Client : public std::enable_shared_from_this<Client> {
                      bool arm_timer, CallCallback done);
   // Sends one message on conn_. REQUIRES mu_ held and phase_ == kReady.
   absl::Status SendLocked(const Envelope& e);
-  void Attach(std::shared_ptr<Connection> connection);
+  // `epoch`: the schedule attempt that made the connection (reconnecting clients); a connection
+  // of an abandoned attempt is closed.
+  void Attach(std::shared_ptr<Connection> connection, std::optional<uint64_t> epoch);
+  // Starts a fresh connect schedule (first attempt at once).
   void StartConnecting();
+  // Carries out what the schedule said. REQUIRES mu_ not held.
+  void Perform(uint64_t epoch, ConnectSchedule::Action action);
+  // The current attempt (its epoch) failed: a connect error or a close before the handshake.
+  void OnAttemptFailed(uint64_t epoch, const absl::Status& reason);
+  void OnScheduleWakeUp(uint64_t epoch);
   void OnMessage(uint64_t generation, std::string_view message);
   void OnHandshake(std::unique_lock<std::mutex>& lock, std::string_view message);
   void OnClosed(uint64_t generation, const CloseReason& reason);
@@ -185,10 +206,16 @@ class Client : public std::enable_shared_from_this<Client> {
   ConnectOptions connect_options_;
 
   mutable std::mutex mu_;
-  Phase phase_ = Phase::kConnecting;                          // GUARDED_BY(mu_)
-  uint64_t generation_ = 0;                                   // GUARDED_BY(mu_): current connection
-  std::shared_ptr<smac::MessageConnection> conn_;             // GUARDED_BY(mu_)
-  std::shared_ptr<ConnectAttempt> attempt_;                   // GUARDED_BY(mu_)
+  Phase phase_ = Phase::kConnecting;               // GUARDED_BY(mu_)
+  uint64_t generation_ = 0;                        // GUARDED_BY(mu_): current connection
+  std::shared_ptr<smac::MessageConnection> conn_;  // GUARDED_BY(mu_)
+  std::shared_ptr<ConnectAttempt> attempt_;        // GUARDED_BY(mu_)
+  // The connect schedule in progress (reconnecting clients): from a loss (or creation) until a
+  // handshake completes. Its attempt (a factory connect, then the handshake) and its waits carry
+  // schedule_epoch_, so callbacks of an abandoned attempt change nothing.
+  std::optional<ConnectSchedule> schedule_;                   // GUARDED_BY(mu_)
+  uint64_t schedule_epoch_ = 0;                               // GUARDED_BY(mu_)
+  std::optional<TimerId> schedule_timer_;                     // GUARDED_BY(mu_)
   uint64_t next_id_ = 1;                                      // GUARDED_BY(mu_)
   std::map<uint64_t, PendingCall> pending_;                   // GUARDED_BY(mu_), by id
   std::deque<Outgoing> unsent_;                               // GUARDED_BY(mu_)
