@@ -221,6 +221,59 @@ TEST(RpcTest, EveryCallIsAnsweredWhenTheOutputQueueIsFull) {
   EXPECT_EQ(client->pending_calls(), 0u);
 }
 
+// Issue 10 item 5: an application's mistakes return a Status; nothing aborts.
+TEST(RpcTest, ApplicationMistakesAreStatusesNotAborts) {
+  Fixture f;
+  const std::string too_long(kMaxMethodLength + 1, 'm');
+  EXPECT_EQ(f.client->Call(too_long, "", f.In(absl::Seconds(1))).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f.client->Call("", "", f.In(absl::Seconds(1))).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f.client->Notify(too_long, "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CallFuture().Wait().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(CallFuture().WaitUntil(f.In(absl::Seconds(1))));
+  f.server->Register(too_long, [](const Request&, Responder) {});  // logged, not registered
+  f.server->Register("nohandler", nullptr);
+  EXPECT_EQ(f.client->Call("nohandler", "", f.In(absl::Seconds(1))).status().code(),
+            absl::StatusCode::kUnimplemented);
+  ASSERT_TRUE(f.client->WaitReady(f.In(absl::Seconds(1))));
+  f.world.RunUntilIdle();
+  EXPECT_EQ(f.session->Push(too_long, "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*f.client->Call("echo", "fine", f.In(absl::Seconds(1))), "echo:fine");
+
+  // Bad options: a closed client whose calls say why; a server that serves nothing.
+  ClientOptions bad;
+  bad.max_pending_calls = 0;
+  EXPECT_EQ(ValidateClientOptions(bad).code(), absl::StatusCode::kInvalidArgument);
+  auto pair = f.world.NewPair();
+  auto closed = Client::Create(f.world, pair.client, bad);
+  auto r = closed->Call("echo", "", f.In(absl::Seconds(1)));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Msg(r.status()), HasSubstr("max_pending_calls"));
+  EXPECT_EQ(closed->last_error().code(), absl::StatusCode::kInvalidArgument);
+  ClientOptions bad_protocol;
+  bad_protocol.protocol = "";
+  EXPECT_EQ(Client::CreateReconnecting(f.world, f.world.client_factory(),
+                                       {Address::HostName("server", 1)}, {}, bad_protocol)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  ConnectOptions jittered;
+  jittered.jitter = 0.5;  // needs ClientOptions::jitter_source
+  EXPECT_EQ(Client::CreateReconnecting(f.world, f.world.client_factory(),
+                                       {Address::HostName("server", 1)}, jittered)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  ServerOptions bad_server;
+  bad_server.min_version = 3;
+  bad_server.max_version = 2;
+  EXPECT_EQ(ValidateServerOptions(bad_server).code(), absl::StatusCode::kInvalidArgument);
+  auto server = Server::Create(f.world, bad_server);
+  auto pair2 = f.world.NewPair();
+  EXPECT_EQ(server->Serve(pair2.server), nullptr);
+}
+
 TEST(RpcTest, ConnectionLossFailsEveryPendingCallAtOnce) {
   Fixture f;
   int answered = 0;
