@@ -44,6 +44,20 @@ absl::Status ReadName(internal::Reader& r, std::string* name, std::string_view w
 }
 }  // namespace
 
+absl::Status CheckHelloSettings(const EnvelopeCodec* codec, std::string_view protocol,
+                                uint16_t min_version, uint16_t max_version) {
+  if (codec == nullptr) return absl::InvalidArgumentError("no envelope codec (codec is null)");
+  if (min_version > max_version) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_version ", min_version, " > max_version ", max_version));
+  }
+  if (protocol.empty() || protocol.size() > kMaxProtocolNameLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the protocol name must be 1..", kMaxProtocolNameLength, " bytes, got ", protocol.size()));
+  }
+  return absl::OkStatus();
+}
+
 std::string EncodeServerHello(const ServerHello& hello) {
   NETLAYER_ASSERT(!hello.protocol.empty() && hello.protocol.size() <= kMaxProtocolNameLength,
                   "protocol name must be 1..255 bytes");

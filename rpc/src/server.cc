@@ -1,13 +1,12 @@
 #include "netlayer/rpc/server.h"
 
-#include <array>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
-#include "wire.h"
+#include "send.h"
 
 namespace netlayer::rpc {
 
@@ -40,22 +39,23 @@ Responder::~Responder() {
 }
 
 absl::Status Responder::Reply(std::string_view payload) {
-  if (one_way_) return absl::OkStatus();
-  NETLAYER_ASSERT(!answered_, "a call is answered once");
-  answered_ = true;
-  auto session = session_.lock();
-  if (!session) return absl::FailedPreconditionError("rpc server: the session has ended");
-  return session->Answer(id_, absl::OkStatus(), payload);
+  return Answer(absl::OkStatus(), payload);
 }
 
 absl::Status Responder::Fail(const absl::Status& status) {
+  return Answer(status.ok() ? absl::UnknownError("handler failed with an OK status") : status, {});
+}
+
+absl::Status Responder::Answer(const absl::Status& status, std::string_view payload) {
   if (one_way_) return absl::OkStatus();
-  NETLAYER_ASSERT(!answered_, "a call is answered once");
+  if (answered_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("rpc server: call ", id_, " was already answered (a call is answered once)"));
+  }
   answered_ = true;
   auto session = session_.lock();
   if (!session) return absl::FailedPreconditionError("rpc server: the session has ended");
-  return session->Answer(
-      id_, status.ok() ? absl::UnknownError("handler failed with an OK status") : status, {});
+  return session->Answer(id_, status, payload);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -82,170 +82,141 @@ Session::Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptio
       env_(env),
       id_(id),
       conn_(std::move(conn)),
-      hello_{options_->protocol, options_->min_version, options_->max_version} {}
+      peer_(PeerSession::Options{
+          .role = PeerSession::Role::kServer,
+          .protocol = options_->protocol,
+          .min_version = options_->min_version,
+          .max_version = options_->max_version,
+          .codec = options_->codec,
+          .handshake_timeout = options_->handshake_timeout,
+          .ping_interval = absl::ZeroDuration(),
+          .silence_limit = options_->idle_timeout,
+      }),
+      peer_timer_(env) {}
 
 Session::~Session() { conn_->Close(); }
 
 void Session::Start() {
+  PeerSession::Step step;
   {
     std::lock_guard lock(mu_);
-    last_received_ = env_.Now();
-    std::weak_ptr<Session> weak = weak_from_this();
-    timer_ = env_.RunAt(env_.Now() + options_->handshake_timeout, [weak] {
-      auto s = weak.lock();
-      if (!s) return;
-      {
-        std::lock_guard lock(s->mu_);
-        if (s->phase_ != Phase::kHandshaking) return;
-        s->timer_.reset();
-      }
-      s->conn_->CloseWithReason(
-          CloseReason(CloseReason::Kind::kTimeout,
-                      absl::StrCat("rpc handshake: no client hello within ",
-                                   absl::FormatDuration(s->options_->handshake_timeout))));
-    });
+    step = peer_.Start(env_.Now());
+    ArmPeerTimerLocked();
   }
   // The server speaks first.
-  (void)conn_->Send(EncodeServerHello(hello_));
+  internal::SendControl(*conn_, step.send);
   conn_->SetHandler(std::make_shared<Handler>(weak_from_this()));
 }
 
-absl::Status Session::Send(const Envelope& e) {
-  const std::string head = options_->codec->EncodeHead(e);
-  const std::array<std::string_view, 2> pieces = {head, e.payload};
-  return conn_->SendV(pieces);
+void Session::ArmPeerTimerLocked() {
+  std::weak_ptr<Session> weak = weak_from_this();
+  peer_timer_.Arm(peer_.NextTimer(), [weak] {
+    if (auto s = weak.lock()) s->OnPeerTimer();
+  });
+}
+
+void Session::OnPeerTimer() {
+  PeerSession::Step step;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    peer_timer_.Fired();
+    step = peer_.OnTimer(env_.Now(), /*ping_id=*/0);
+    ArmPeerTimerLocked();
+  }
+  internal::SendControl(*conn_, step.send);
+  if (step.close) conn_->CloseWithReason(std::move(*step.close));
 }
 
 absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::string_view payload) {
+  absl::Status sent;
   if (status.ok()) {
     Envelope e;
     e.kind = MessageKind::kReply;
     e.id = id;
     e.payload = payload;
-    return Send(e);
+    sent = internal::SendEnvelope(*conn_, *options_->codec, e);
+  } else {
+    sent = internal::SendEnvelope(*conn_, *options_->codec, ErrorEnvelope(id, status));
   }
-  return Send(ErrorEnvelope(id, status));
+  // Closed: the client fails the call itself (kUnavailable) when it sees the close.
+  if (sent.ok() || sent.code() == absl::StatusCode::kFailedPrecondition) return sent;
+  // InvalidArgument (over the frame limit) or ResourceExhausted (output queue full): answer with
+  // a small error reply instead, or close, so the caller never waits for its deadline.
+  const absl::Status instead = absl::ResourceExhaustedError(
+      absl::StrCat("rpc server: the ", status.ok() ? "reply" : "error reply", " to call ", id,
+                   " could not be sent: ", sent.message()));
+  Log(LogLayer::kRpc).warn("rpc session {}: {}", id_, instead.ToString());
+  if (!internal::SendEnvelope(*conn_, *options_->codec, ErrorEnvelope(id, instead)).ok()) {
+    conn_->CloseWithReason(CloseReason(CloseReason::Kind::kError, std::string(instead.message())));
+  }
+  return instead;
 }
 
 absl::Status Session::Push(std::string_view method, std::string_view payload) {
   {
     std::lock_guard lock(mu_);
-    if (phase_ != Phase::kReady) {
-      return absl::FailedPreconditionError(
-          phase_ == Phase::kClosed ? "rpc session closed" : "rpc session: handshake not done yet");
+    if (closed_ || peer_.phase() != PeerSession::Phase::kReady) {
+      return absl::FailedPreconditionError(closed_ || peer_.phase() == PeerSession::Phase::kClosed
+                                               ? "rpc session closed"
+                                               : "rpc session: handshake not done yet");
     }
+  }
+  if (method.empty() || method.size() > kMaxMethodLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rpc: a method name is 1..", kMaxMethodLength, " bytes, got ", method.size()));
   }
   Envelope e;
   e.kind = MessageKind::kOneWay;
   e.method = method;
   e.payload = payload;
-  return Send(e);
+  return internal::SendEnvelope(*conn_, *options_->codec, e);
 }
 
 void Session::OnMessage(std::string_view message) {
-  std::unique_lock lock(mu_);
-  if (phase_ == Phase::kClosed) return;
-  last_received_ = env_.Now();
-  if (phase_ == Phase::kHandshaking) {
-    absl::StatusOr<ClientHello> hello = DecodeClientHello(message);
-    absl::Status ok = hello.ok() ? CheckClientHello(*hello, hello_) : hello.status();
-    if (!ok.ok()) {
-      lock.unlock();
-      Log(LogLayer::kRpc).warn("rpc session {}: {}", id_, ok.ToString());
-      conn_->CloseWithProtocolError(std::string(ok.message()));
-      return;
-    }
-    phase_ = Phase::kReady;
-    version_ = hello->version;
-    std::optional<TimerId> timer = std::exchange(timer_, std::nullopt);
-    if (options_->idle_timeout > absl::ZeroDuration()) {
-      std::weak_ptr<Session> weak = weak_from_this();
-      timer_ = env_.RunAt(env_.Now() + options_->idle_timeout, [weak] {
-        if (auto s = weak.lock()) s->IdleTick();
-      });
-    }
-    lock.unlock();
-    if (timer) env_.CancelTimer(*timer);
-    if (options_->on_session_ready) options_->on_session_ready(*this);
-    return;
-  }
-  lock.unlock();
-  absl::StatusOr<Envelope> e = options_->codec->Decode(message);
-  if (!e.ok()) {
-    Log(LogLayer::kRpc).warn("rpc session {}: malformed message: {}", id_, e.status().ToString());
-    conn_->CloseWithProtocolError(
-        absl::StrCat("rpc: malformed message from the client: ", e.status().message()));
-    return;
-  }
-  switch (e->kind) {
-    case MessageKind::kCall:
-    case MessageKind::kOneWay: {
-      const bool one_way = e->kind == MessageKind::kOneWay;
-      std::shared_ptr<Server> server = server_.lock();
-      std::shared_ptr<const MethodHandler> handler = server ? server->Find(e->method) : nullptr;
-      if (handler == nullptr) {
-        const std::string why = absl::StrCat(
-            "unknown method \"",
-            absl::CHexEscape(absl::string_view(e->method.data(), e->method.size())), "\"");
-        if (one_way) {
-          Log(LogLayer::kRpc).warn("rpc session {}: one-way call to {} dropped", id_, why);
-        } else {
-          (void)Send(ErrorEnvelope(e->id, absl::UnimplementedError(why)));
-        }
-        return;
-      }
-      Request request{*this, e->method, e->payload, e->id, one_way};
-      (*handler)(request, Responder(weak_from_this(), e->id, one_way));
-      return;
-    }
-    case MessageKind::kPing: {
-      Envelope pong;
-      pong.kind = MessageKind::kPong;
-      pong.id = e->id;
-      (void)Send(pong);
-      return;
-    }
-    case MessageKind::kPong:
-      return;
-    case MessageKind::kReply:
-    case MessageKind::kErrorReply:
-      conn_->CloseWithProtocolError(absl::StrCat("rpc: the client sent a ", KindName(e->kind),
-                                                 " (id ", e->id,
-                                                 ") but the server makes no calls"));
-      return;
-  }
-}
-
-void Session::IdleTick() {
-  absl::Duration silent;
+  PeerSession::Step step;
   {
     std::lock_guard lock(mu_);
-    if (phase_ != Phase::kReady) return;
-    silent = env_.Now() - last_received_;
-    if (silent < options_->idle_timeout) {
-      std::weak_ptr<Session> weak = weak_from_this();
-      timer_ = env_.RunAt(last_received_ + options_->idle_timeout, [weak] {
-        if (auto s = weak.lock()) s->IdleTick();
-      });
-      return;
-    }
-    timer_.reset();
+    if (closed_) return;
+    step = peer_.OnMessage(env_.Now(), message);
+    if (step.ready) ArmPeerTimerLocked();  // the handshake deadline becomes the idle check
   }
-  conn_->CloseWithReason(CloseReason(
-      CloseReason::Kind::kTimeout,
-      absl::StrCat("rpc: nothing received from the client for ", absl::FormatDuration(silent),
-                   " (idle_timeout ", absl::FormatDuration(options_->idle_timeout), ")")));
+  internal::SendControl(*conn_, step.send);
+  if (step.close) {
+    conn_->CloseWithReason(std::move(*step.close));
+    return;
+  }
+  if (step.ready && options_->on_session_ready) options_->on_session_ready(*this);
+  if (!step.message) return;
+  const Envelope& e = *step.message;
+  NETLAYER_ASSERT(e.kind == MessageKind::kCall || e.kind == MessageKind::kOneWay,
+                  "a server session is handed calls only");
+  const bool one_way = e.kind == MessageKind::kOneWay;
+  std::shared_ptr<Server> server = server_.lock();
+  std::shared_ptr<const MethodHandler> handler = server ? server->Find(e.method) : nullptr;
+  if (handler == nullptr) {
+    const std::string why =
+        absl::StrCat("unknown method \"",
+                     absl::CHexEscape(absl::string_view(e.method.data(), e.method.size())), "\"");
+    if (one_way) {
+      Log(LogLayer::kRpc).warn("rpc session {}: one-way call to {} dropped", id_, why);
+    } else {
+      (void)Answer(e.id, absl::UnimplementedError(why), {});
+    }
+    return;
+  }
+  Request request{*this, e.method, e.payload, e.id, one_way};
+  (*handler)(request, Responder(weak_from_this(), e.id, one_way));
 }
 
 void Session::OnClosed(const CloseReason& reason) {
-  std::optional<TimerId> timer;
   {
     std::lock_guard lock(mu_);
-    if (phase_ == Phase::kClosed) return;
-    phase_ = Phase::kClosed;
-    timer = std::exchange(timer_, std::nullopt);
+    if (closed_) return;
+    closed_ = true;
+    peer_.OnClosed();
+    peer_timer_.Cancel();
   }
-  if (timer) env_.CancelTimer(*timer);
   Log(LogLayer::kRpc).info("rpc session {} closed: {}", id_, reason.ToString());
   auto keep_alive = shared_from_this();
   if (auto server = server_.lock()) server->Forget(id_);
@@ -253,30 +224,29 @@ void Session::OnClosed(const CloseReason& reason) {
 }
 
 void Session::Close() {
-  std::optional<TimerId> timer;
   {
     std::lock_guard lock(mu_);
-    phase_ = Phase::kClosed;
-    timer = std::exchange(timer_, std::nullopt);
+    closed_ = true;
+    peer_.OnClosed();
+    peer_timer_.Cancel();
   }
-  if (timer) env_.CancelTimer(*timer);
   conn_->Close();
   if (auto server = server_.lock()) server->Forget(id_);
 }
 
 bool Session::IsOpen() const {
   std::lock_guard lock(mu_);
-  return phase_ != Phase::kClosed && conn_->IsOpen();
+  return !closed_ && conn_->IsOpen();
 }
 
 bool Session::ready() const {
   std::lock_guard lock(mu_);
-  return phase_ == Phase::kReady;
+  return !closed_ && peer_.phase() == PeerSession::Phase::kReady;
 }
 
 uint16_t Session::version() const {
   std::lock_guard lock(mu_);
-  return version_;
+  return peer_.version();
 }
 
 Address Session::peer_address() const { return conn_->connection().peer_address(); }
@@ -288,21 +258,39 @@ std::shared_ptr<Server> Server::Create(Env& env, ServerOptions options) {
   return std::shared_ptr<Server>(new Server(env, std::move(options)));
 }
 
+absl::Status ValidateServerOptions(const ServerOptions& o) {
+  if (absl::Status s = CheckHelloSettings(o.codec, o.protocol, o.min_version, o.max_version);
+      !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("rpc server: ", s.message()));
+  }
+  if (o.handshake_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("rpc server: handshake_timeout must be positive");
+  }
+  if (o.idle_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("rpc server: idle_timeout must not be negative");
+  }
+  return absl::OkStatus();
+}
+
 Server::Server(Env& env, ServerOptions options)
     : env_(env), options_(std::make_shared<const ServerOptions>(std::move(options))) {
-  NETLAYER_ASSERT(options_->codec != nullptr, "ServerOptions.codec must be set");
-  NETLAYER_ASSERT(
-      !options_->protocol.empty() && options_->protocol.size() <= kMaxProtocolNameLength,
-      "protocol name must be 1..255 bytes");
-  NETLAYER_ASSERT(options_->min_version <= options_->max_version, "min_version <= max_version");
+  if (absl::Status s = ValidateServerOptions(*options_); !s.ok()) {
+    // An application's mistake: the server serves nothing, and says why; nothing aborts.
+    Log(LogLayer::kRpc).error("{}; the server is closed", s.ToString());
+    closed_ = true;
+  }
 }
 
 Server::~Server() { Close(); }
 
 void Server::Register(std::string method, MethodHandler handler) {
-  NETLAYER_ASSERT(!method.empty() && method.size() <= kMaxMethodLength,
-                  "a method name is 1..1024 bytes");
-  NETLAYER_ASSERT(handler != nullptr, "a method needs a handler");
+  if (method.empty() || method.size() > kMaxMethodLength || handler == nullptr) {
+    Log(LogLayer::kRpc)
+        .error("rpc server: method \"{}\" ({} bytes) not registered: {}",
+               absl::CHexEscape(method.substr(0, 64)), method.size(),
+               handler == nullptr ? "no handler" : "a method name is 1..1024 bytes");
+    return;
+  }
   std::lock_guard lock(mu_);
   methods_[std::move(method)] = std::make_shared<const MethodHandler>(std::move(handler));
 }

@@ -135,6 +135,145 @@ TEST(RpcTest, RepliesAndPushesRunInArrivalOrder) {
               ElementsAre("push:invalidate:before", "reply:committed", "push:invalidate:after"));
 }
 
+// Issue 12 bug 1: a reply that cannot be sent becomes an error reply (or a close), never
+// silence; a handler that reacts to the failure with Fail gets a Status, never an abort.
+TEST(RpcTest, OversizedReplyBecomesAResourceExhaustedErrorReply) {
+  ServerOptions sopt;
+  sopt.message_options.max_message_size = 1024;
+  Fixture f(1, 1 << 20, {}, sopt);
+  std::vector<absl::Status> reply_status, fail_status;
+  f.server->Register("big", [&](const Request&, Responder resp) {
+    reply_status.push_back(resp.Reply(std::string(4096, 'x')));
+    EXPECT_TRUE(resp.answered());
+    fail_status.push_back(resp.Fail(absl::InternalError("could not reply")));
+  });
+  auto fut = f.client->CallAsync("big", "", absl::InfiniteFuture());
+  f.world.RunUntilIdle();
+  ASSERT_TRUE(fut.Ready()) << "an oversized reply left the call unanswered";
+  EXPECT_EQ(fut.Wait().status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(Msg(fut.Wait().status()), HasSubstr("exceeds the limit"));
+  ASSERT_EQ(reply_status.size(), 1u);
+  EXPECT_EQ(reply_status[0].code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_EQ(fail_status.size(), 1u);
+  EXPECT_EQ(fail_status[0].code(), absl::StatusCode::kFailedPrecondition);
+  // The connection is still fine.
+  EXPECT_EQ(*f.client->Call("echo", "x", f.In(absl::Seconds(5))), "echo:x");
+}
+
+TEST(RpcTest, AnsweringTwiceIsAnErrorNotAnAbort) {
+  Fixture f;
+  std::vector<absl::Status> statuses;
+  f.server->Register("twice", [&](const Request&, Responder resp) {
+    statuses.push_back(resp.Reply("first"));
+    statuses.push_back(resp.Reply("second"));
+    statuses.push_back(resp.Fail(absl::NotFoundError("third")));
+  });
+  EXPECT_EQ(*f.client->Call("twice", "", f.In(absl::Seconds(5))), "first");
+  ASSERT_EQ(statuses.size(), 3u);
+  EXPECT_TRUE(statuses[0].ok());
+  EXPECT_EQ(statuses[1].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(statuses[2].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(statuses[1]), HasSubstr("already answered"));
+  f.world.RunUntilIdle();
+  EXPECT_EQ(f.client->pending_calls(), 0u);
+}
+
+// The server's output queue is full (a client that does not read): each call still gets exactly
+// one answer, a reply, an error reply or the connection's close, once bytes move again.
+TEST(RpcTest, EveryCallIsAnsweredWhenTheOutputQueueIsFull) {
+  FakeWorld w;
+  ConnectionLimits limits;
+  limits.max_output_bytes = 4096;
+  auto pair = w.NewPair(limits);
+  auto server = Server::Create(w);
+  std::vector<Responder> held;
+  server->Register("hold",
+                   [&](const Request&, Responder resp) { held.push_back(std::move(resp)); });
+  server->Serve(pair.server);
+  auto client = Client::Create(w, pair.client);
+  constexpr int kCalls = 10;
+  std::vector<int> completions(kCalls, 0);
+  std::vector<absl::StatusCode> codes(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    client->CallAsync("hold", "", absl::InfiniteFuture(), [&, i](CallResult r) {
+      ++completions[i];
+      codes[i] = r.status().code();
+    });
+  }
+  w.RunUntilIdle();
+  ASSERT_EQ(held.size(), static_cast<size_t>(kCalls));
+  pair.client->Freeze(true);  // the client reads nothing: the server's output fills up
+  int failed_replies = 0;
+  for (Responder& r : held) {
+    if (!r.Reply(std::string(1500, 'r')).ok()) ++failed_replies;
+    EXPECT_TRUE(r.answered());
+  }
+  EXPECT_GT(failed_replies, 0);
+  pair.client->Freeze(false);
+  w.RunUntilIdle();
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_EQ(completions[i], 1) << "call " << i << " was not answered exactly once";
+    EXPECT_TRUE(codes[i] == absl::StatusCode::kOk ||
+                codes[i] == absl::StatusCode::kResourceExhausted ||
+                codes[i] == absl::StatusCode::kUnavailable)
+        << absl::StatusCodeToString(codes[i]);
+  }
+  EXPECT_EQ(client->pending_calls(), 0u);
+}
+
+// Issue 10 item 5: an application's mistakes return a Status; nothing aborts.
+TEST(RpcTest, ApplicationMistakesAreStatusesNotAborts) {
+  Fixture f;
+  const std::string too_long(kMaxMethodLength + 1, 'm');
+  EXPECT_EQ(f.client->Call(too_long, "", f.In(absl::Seconds(1))).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f.client->Call("", "", f.In(absl::Seconds(1))).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f.client->Notify(too_long, "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CallFuture().Wait().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(CallFuture().WaitUntil(f.In(absl::Seconds(1))));
+  f.server->Register(too_long, [](const Request&, Responder) {});  // logged, not registered
+  f.server->Register("nohandler", nullptr);
+  EXPECT_EQ(f.client->Call("nohandler", "", f.In(absl::Seconds(1))).status().code(),
+            absl::StatusCode::kUnimplemented);
+  ASSERT_TRUE(f.client->WaitReady(f.In(absl::Seconds(1))));
+  f.world.RunUntilIdle();
+  EXPECT_EQ(f.session->Push(too_long, "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*f.client->Call("echo", "fine", f.In(absl::Seconds(1))), "echo:fine");
+
+  // Bad options: a closed client whose calls say why; a server that serves nothing.
+  ClientOptions bad;
+  bad.max_pending_calls = 0;
+  EXPECT_EQ(ValidateClientOptions(bad).code(), absl::StatusCode::kInvalidArgument);
+  auto pair = f.world.NewPair();
+  auto closed = Client::Create(f.world, pair.client, bad);
+  auto r = closed->Call("echo", "", f.In(absl::Seconds(1)));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Msg(r.status()), HasSubstr("max_pending_calls"));
+  EXPECT_EQ(closed->last_error().code(), absl::StatusCode::kInvalidArgument);
+  ClientOptions bad_protocol;
+  bad_protocol.protocol = "";
+  EXPECT_EQ(Client::CreateReconnecting(f.world, f.world.client_factory(),
+                                       {Address::HostName("server", 1)}, {}, bad_protocol)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  ConnectOptions jittered;
+  jittered.jitter = 0.5;  // needs ClientOptions::jitter_source
+  EXPECT_EQ(Client::CreateReconnecting(f.world, f.world.client_factory(),
+                                       {Address::HostName("server", 1)}, jittered)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  ServerOptions bad_server;
+  bad_server.min_version = 3;
+  bad_server.max_version = 2;
+  EXPECT_EQ(ValidateServerOptions(bad_server).code(), absl::StatusCode::kInvalidArgument);
+  auto server = Server::Create(f.world, bad_server);
+  auto pair2 = f.world.NewPair();
+  EXPECT_EQ(server->Serve(pair2.server), nullptr);
+}
+
 TEST(RpcTest, ConnectionLossFailsEveryPendingCallAtOnce) {
   Fixture f;
   int answered = 0;

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -213,6 +214,155 @@ TEST_P(SimRpcTest, CallsCompleteOnceWithTheRightReplyUnderFaults) {
   }
   for (auto& c : clients) c->client->Close();
   app.reset();
+}
+
+// Issue 12 bug 3 (reconnect storm): a server that accepts and drops, or speaks another version,
+// never completes a handshake, so the reconnecting client's connect schedule must keep backing off
+// and max_attempts must end it, with an error naming why.
+//
+// The most rounds the seed's schedule can have started within `elapsed` of its start: round 1 at
+// once, round k+1 `delay` after round k ended (an attempt here ends at most `latency` after it
+// started), the delay growing by delay_backoff up to max_delay.
+int RoundsAllowed(const ConnectOptions& o, absl::Duration elapsed) {
+  int rounds = 1;
+  absl::Duration at = absl::ZeroDuration();
+  absl::Duration delay = o.min_delay;
+  while (!o.max_attempts || rounds < *o.max_attempts) {
+    at += delay;
+    if (at > elapsed) break;
+    ++rounds;
+    delay = std::min(delay * o.delay_backoff, o.max_delay);
+  }
+  return rounds;
+}
+
+enum class BadServer { kAcceptAndClose, kOtherVersion };
+
+struct StormResult {
+  int accepted = 0;
+  absl::Status last_error;
+  CallResult call = absl::UnknownError("not run");
+  bool ready_ever = false;
+};
+
+StormResult RunAgainstBadServer(BadServer kind, ConnectOptions connect, absl::Duration run_for) {
+  sim::WorldOptions options;
+  options.seed = 7;
+  sim::World world(options);
+  const sim::HostId server_host = *world.AddHost("server");
+  const sim::HostId client_host = *world.AddHost("client");
+  StormResult result;
+  std::shared_ptr<Server> server;
+  if (kind == BadServer::kOtherVersion) {
+    ServerOptions sopt;
+    sopt.min_version = 2;
+    sopt.max_version = 2;
+    server = Server::Create(world.env(server_host), sopt);
+  }
+  auto listener =
+      world.server_factory(server_host)
+          .Listen(Address::HostName("server", kPort), [&](std::shared_ptr<Connection> c) {
+            ++result.accepted;
+            if (server) {
+              server->Serve(std::move(c));
+            } else {
+              c->Close();
+            }
+          });
+  EXPECT_TRUE(listener.ok()) << listener.status();
+  ClientOptions copt;
+  copt.on_ready = [&](uint16_t) { result.ready_ever = true; };
+  auto client =
+      *Client::CreateReconnecting(world.env(client_host), world.client_factory(client_host),
+                                  {Address::HostName("server", kPort)}, connect, copt);
+  auto call = client->CallAsync("echo", "", absl::InfiniteFuture());
+  EXPECT_TRUE(world.RunFor(run_for).ok()) << world.status();
+  result.last_error = client->last_error();
+  if (call.Ready()) result.call = call.Wait();
+  client->Close();
+  if (server) server->Close();
+  return result;
+}
+
+ConnectOptions StormSchedule() {
+  ConnectOptions connect;
+  connect.min_delay = absl::Milliseconds(100);
+  connect.max_delay = absl::Seconds(1);
+  connect.delay_backoff = 2;
+  connect.attempt_timeout = absl::Seconds(1);
+  return connect;
+}
+
+TEST(SimRpcReconnectTest, AcceptAndCloseIsRetriedOnTheBackoffSchedule) {
+  const ConnectOptions connect = StormSchedule();
+  const StormResult r = RunAgainstBadServer(BadServer::kAcceptAndClose, connect, absl::Seconds(10));
+  EXPECT_FALSE(r.ready_ever);
+  EXPECT_GE(r.accepted, 2);
+  EXPECT_LE(r.accepted, RoundsAllowed(connect, absl::Seconds(10))) << "a reconnect storm";
+  EXPECT_FALSE(r.call.ok());
+}
+
+TEST(SimRpcReconnectTest, AcceptAndCloseEndsAfterMaxAttemptsNamingTheReason) {
+  ConnectOptions connect = StormSchedule();
+  connect.max_attempts = 4;
+  const StormResult r = RunAgainstBadServer(BadServer::kAcceptAndClose, connect, absl::Seconds(30));
+  EXPECT_EQ(r.accepted, 4);
+  EXPECT_EQ(r.call.status().code(), absl::StatusCode::kUnavailable) << r.call.status();
+  EXPECT_THAT(std::string(r.call.status().message()), ::testing::HasSubstr("gave up connecting"));
+  EXPECT_THAT(std::string(r.call.status().message()),
+              ::testing::HasSubstr("before the rpc handshake completed"));
+  EXPECT_EQ(r.last_error.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(SimRpcReconnectTest, OtherVersionEndsAfterMaxAttemptsNamingTheReason) {
+  ConnectOptions connect = StormSchedule();
+  connect.max_attempts = 3;
+  const StormResult r = RunAgainstBadServer(BadServer::kOtherVersion, connect, absl::Seconds(30));
+  EXPECT_EQ(r.accepted, 3);
+  EXPECT_EQ(r.call.status().code(), absl::StatusCode::kUnavailable) << r.call.status();
+  EXPECT_THAT(std::string(r.call.status().message()), ::testing::HasSubstr("gave up connecting"));
+  EXPECT_THAT(std::string(r.call.status().message()), ::testing::HasSubstr("no common version"));
+}
+
+TEST(SimRpcReconnectTest, OtherVersionWithoutMaxAttemptsBacksOff) {
+  const ConnectOptions connect = StormSchedule();
+  const StormResult r = RunAgainstBadServer(BadServer::kOtherVersion, connect, absl::Seconds(10));
+  EXPECT_LE(r.accepted, RoundsAllowed(connect, absl::Seconds(10))) << "a reconnect storm";
+  EXPECT_GE(r.accepted, 2);
+}
+
+// After a connection proved healthy (its handshake completed), a loss starts a fresh schedule:
+// the first attempt is immediate, however long the schedule's delays are.
+TEST(SimRpcReconnectTest, AHealthyConnectionResetsTheSchedule) {
+  sim::World world(sim::WorldOptions{});
+  const sim::HostId server_host = *world.AddHost("server");
+  const sim::HostId client_host = *world.AddHost("client");
+  auto server = Server::Create(world.env(server_host));
+  server->Register("echo", [](const Request& r, Responder resp) { (void)resp.Reply(r.payload); });
+  int accepted = 0;
+  auto listener =
+      world.server_factory(server_host)
+          .Listen(Address::HostName("server", kPort), [&](std::shared_ptr<Connection> c) {
+            ++accepted;
+            server->Serve(std::move(c));
+          });
+  ASSERT_TRUE(listener.ok());
+  ConnectOptions connect;
+  connect.min_delay = absl::Seconds(10);
+  connect.max_delay = absl::Seconds(10);
+  auto client =
+      *Client::CreateReconnecting(world.env(client_host), world.client_factory(client_host),
+                                  {Address::HostName("server", kPort)}, connect);
+  for (int i = 0; i < 3; ++i) {
+    auto r = client->Call("echo", "x", world.Now() + absl::Seconds(5));
+    ASSERT_TRUE(r.ok()) << r.status() << " round " << i;
+    ASSERT_EQ(server->Sessions().size(), 1u);
+    server->Sessions()[0]->Close();
+    world.RunUntil([&] { return !client->ready(); }, world.Now() + absl::Seconds(1));
+  }
+  EXPECT_EQ(accepted, 3);
+  client->Close();
+  server->Close();
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, SimRpcTest, ::testing::Range<uint64_t>(1, 31));

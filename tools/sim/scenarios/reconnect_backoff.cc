@@ -8,10 +8,16 @@
 // delay_backoff after each round, capped at max_delay; an attempt never outlives
 // attempt_timeout; with max_attempts = N, the connect fails after exactly N rounds, and the
 // failure reported to the client names every attempt.
+// Also a reconnecting rpc client against the same servers, which accept and close at once (as a
+// server that drops every connection, or speaks another version, does): no handshake ever
+// completes, so its connect schedule never restarts. Its attempts never exceed what that one
+// schedule allows (DESIGN.md §11, "Back-off survives flapping"), and with max_attempts it gives
+// up, its calls failing kUnavailable with a reason naming the early close.
 // Liveness: after faults stop and every server is back, every client connects again.
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +27,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "builtin.h"
+#include "netlayer/rpc/client.h"
+#include "schedule_bound.h"
 
 namespace netlayer::scenarios {
 namespace {
@@ -81,6 +89,7 @@ class ReconnectBackoff final : public sim::Scenario {
     }
     ctx.ObserveTrace([this](const TraceEvent& e) { Observe(e); });
     for (auto& c : clients_) StartConnect(*c);
+    StartRpcClient();
   }
 
   void OnFaultsStopped(ScenarioContext& ctx) override {
@@ -105,6 +114,7 @@ class ReconnectBackoff final : public sim::Scenario {
     }
     ctx.Check(checked > 0, "the oracle saw connect attempts",
               [] { return std::string("no attempt was traced"); });
+    FinishRpcClient(ctx);
   }
 
   void TearDown(ScenarioContext&) override {
@@ -112,6 +122,7 @@ class ReconnectBackoff final : public sim::Scenario {
     for (auto& c : clients_) {
       if (c->attempt) c->attempt->Cancel();
     }
+    if (rpc_.client) rpc_.client->Close();
   }
 
  private:
@@ -249,6 +260,7 @@ class ReconnectBackoff final : public sim::Scenario {
   // ---- The oracle ----
   void Observe(const TraceEvent& e) {
     if (e.kind != TraceKind::kConnect) return;
+    if (e.host == "rpc-client" && absl::StrContains(e.detail, " try ")) CountRpcAttempt();
     auto client_it = by_host_.find(e.host);
     if (client_it == by_host_.end()) return;
     ClientState& c = *client_it->second;
@@ -330,8 +342,67 @@ class ReconnectBackoff final : public sim::Scenario {
     if (t.done) c.connects.erase(it);
   }
 
+  // ---- The rpc client: one schedule from start to end, since no handshake ever completes ----
+  struct RpcClientState {
+    HostId host;
+    ConnectOptions options;
+    std::vector<Address> addresses;
+    absl::Time start;
+    int64_t attempts = 0;
+    std::optional<rpc::CallResult> result;  // of the call made at the start
+    std::shared_ptr<rpc::Client> client;
+  };
+
+  void StartRpcClient() {
+    Generator& gen = world_->generator();
+    rpc_.host = *world_->AddHost("rpc-client");
+    ConnectOptions& o = rpc_.options;
+    o.min_delay = absl::Milliseconds(UniformInt(gen, 20, 200));
+    o.delay_backoff = Bernoulli(gen, 0.5) ? 1.5 : 2.0;
+    o.max_delay = o.min_delay * static_cast<double>(UniformInt(gen, 2, 8));
+    if (Bernoulli(gen, 0.5)) o.max_attempts = static_cast<int>(UniformInt(gen, 1, 4));
+    o.attempt_timeout = absl::Milliseconds(UniformInt(gen, 200, 800));
+    for (const auto& s : servers_) rpc_.addresses.push_back(Address::HostName(s->name, kPort));
+    rpc_.start = world_->Now();
+    auto client = rpc::Client::CreateReconnecting(
+        world_->env(rpc_.host), world_->client_factory(rpc_.host), rpc_.addresses, o);
+    ctx_->Check(client.ok(), "the rpc client starts", [&] { return client.status().ToString(); });
+    if (!client.ok()) return;
+    rpc_.client = *client;
+    rpc_.client->CallAsync("anything", "", absl::InfiniteFuture(),
+                           [this](rpc::CallResult r) { rpc_.result = std::move(r); });
+  }
+
+  void CountRpcAttempt() {
+    ++rpc_.attempts;
+    const absl::Duration elapsed = world_->Now() - rpc_.start;
+    const int64_t allowed = MaxAttemptsStarted(rpc_.options, rpc_.addresses.size(), elapsed);
+    ctx_->Check(rpc_.attempts <= allowed,
+                "an rpc client's connection attempts never exceed what its schedule allows", [&] {
+                  return absl::StrCat("attempt ", rpc_.attempts, " at ",
+                                      absl::FormatDuration(elapsed), "; the schedule allows ",
+                                      allowed);
+                });
+  }
+
+  void FinishRpcClient(ScenarioContext& ctx) {
+    if (!rpc_.client) return;
+    world_->Note(rpc_.host, absl::StrCat("rpc attempts=", rpc_.attempts));
+    ctx.Check(!rpc_.client->ready(), "no handshake completes with a server that drops",
+              [] { return std::string("the rpc client is ready"); });
+    if (!rpc_.options.max_attempts) return;
+    ctx.Check(rpc_.result.has_value() &&
+                  rpc_.result->status().code() == absl::StatusCode::kUnavailable &&
+                  absl::StrContains(rpc_.result->status().message(), "gave up connecting"),
+              "an rpc client with max_attempts gives up, naming the reason", [&] {
+                return rpc_.result ? rpc_.result->status().ToString()
+                                   : std::string("its call is still pending");
+              });
+  }
+
   ScenarioContext* ctx_ = nullptr;
   sim::World* world_ = nullptr;
+  RpcClientState rpc_;
   std::vector<std::unique_ptr<ServerState>> servers_;
   std::vector<std::unique_ptr<ClientState>> clients_;
   std::map<std::string, ClientState*, std::less<>> by_host_;

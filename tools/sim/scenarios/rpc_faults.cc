@@ -4,28 +4,37 @@
 //
 // Safety, checked as each event happens:
 //   - every call completes at most once, with its own reply (the reply echoes the call's unique
-//     payload) or with kUnavailable / kDeadlineExceeded;
+//     payload) or with kUnavailable / kDeadlineExceeded, and never after its deadline;
+//   - a call sent on a connection that closes has completed by the time the client reports the
+//     close (on_disconnected): it fails at once, not at its deadline (DESIGN.md §11);
+//   - a client's connection attempts never exceed what its connect schedule allows; the schedule
+//     restarts only after a connection proved healthy (its handshake completed);
 //   - pushes on a connection arrive in order, without gaps, and a reply is processed after
 //     exactly the pushes the server sent before it (ZEO's cache-consistency rule).
 // Liveness, after faults stop: every client is connected again and completes new calls.
-// Finish: once the workload stops, every call ever started has completed.
+// Finish: once the workload stops, every call ever started has completed (so, with the above,
+// every call is answered exactly once).
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "builtin.h"
 #include "netlayer/rpc/client.h"
 #include "netlayer/rpc/server.h"
+#include "schedule_bound.h"
 
 namespace netlayer::scenarios {
 namespace {
 
 using sim::HostId;
 using sim::ScenarioContext;
+using sim::TraceEvent;
+using sim::TraceKind;
 
 constexpr int kClients = 3;
 constexpr int kCallsInFlight = 4;  // per client
@@ -47,8 +56,10 @@ class RpcFaults final : public sim::Scenario {
       client->name = absl::StrCat("client", i + 1);
       client->host = *world_->AddHost(client->name);
       StartClient(*client);
+      by_host_[client->name] = client.get();
       clients_.push_back(std::move(client));
     }
+    ctx.ObserveTrace([this](const TraceEvent& e) { CountAttempt(e); });
   }
 
   void OnFaultsStopped(ScenarioContext& ctx) override {
@@ -96,11 +107,23 @@ class RpcFaults final : public sim::Scenario {
   }
 
  private:
+  struct Outstanding {
+    std::string payload;
+    absl::Time deadline;
+    // The connection (numbered by on_ready) the call was sent on; 0 while it waits for one.
+    uint64_t connection = 0;
+  };
   struct ClientState {
     std::string name;
     HostId host;
+    ConnectOptions connect;
     uint64_t next_call = 1;
-    std::map<uint64_t, std::string> outstanding;  // call number -> its payload
+    std::map<uint64_t, Outstanding> outstanding;  // by call number
+    uint64_t connection = 0;                      // connections that completed their handshake
+    bool ready = false;                           // between on_ready and on_disconnected
+    // The connect schedule in progress: when it started and the attempts made since.
+    absl::Time schedule_start;
+    int64_t attempts = 0;
     uint64_t ok = 0;
     uint64_t failed = 0;
     uint64_t ok_at_heal = 0;
@@ -157,13 +180,23 @@ class RpcFaults final : public sim::Scenario {
   }
 
   void StartClient(ClientState& c) {
-    ConnectOptions connect;
+    ConnectOptions& connect = c.connect;
     connect.min_delay = absl::Milliseconds(100);
     connect.max_delay = absl::Seconds(1);
     connect.delay_backoff = 2;
     connect.attempt_timeout = absl::Seconds(1);
+    c.schedule_start = world_->Now();
     rpc::ClientOptions options;
-    options.on_ready = [&c](uint16_t) { c.pushes_seen = 0; };
+    options.on_ready = [&c](uint16_t) {
+      c.pushes_seen = 0;
+      c.ready = true;
+      ++c.connection;
+      // The calls that waited were sent on this connection, in order, just before.
+      for (auto& [number, call] : c.outstanding) {
+        if (call.connection == 0) call.connection = c.connection;
+      }
+    };
+    options.on_disconnected = [this, &c](const CloseReason& reason) { OnDisconnected(c, reason); };
     options.on_push = [this, &c](std::string_view method, std::string_view payload) {
       uint64_t number = 0;
       ctx_->Check(
@@ -192,9 +225,11 @@ class RpcFaults final : public sim::Scenario {
     const uint64_t number = c.next_call++;
     const std::string payload =
         absl::StrCat(c.name, "#", number, ":", UniformInt(world_->generator(), 0, 1u << 30));
-    c.outstanding.emplace(number, payload);
+    const absl::Time deadline = env.Now() + absl::Seconds(3);
+    // Made while connected, a call is sent at once on the current connection.
+    c.outstanding.emplace(number, Outstanding{payload, deadline, c.ready ? c.connection : 0});
     const char* method = Bernoulli(world_->generator(), 0.3) ? "slow-echo" : "echo";
-    c.rpc->CallAsync(method, payload, env.Now() + absl::Seconds(3),
+    c.rpc->CallAsync(method, payload, deadline,
                      [this, &c, number](rpc::CallResult result) { OnDone(c, number, result); });
   }
 
@@ -203,8 +238,13 @@ class RpcFaults final : public sim::Scenario {
     ctx_->Check(it != c.outstanding.end(), "every call completes at most once",
                 [&] { return absl::StrCat(c.name, " call #", number, " completed again"); });
     if (it == c.outstanding.end()) return;
-    const std::string payload = std::move(it->second);
+    const std::string payload = std::move(it->second.payload);
+    const absl::Time deadline = it->second.deadline;
     c.outstanding.erase(it);
+    ctx_->Check(world_->Now() <= deadline, "a call never outlives its deadline", [&] {
+      return absl::StrCat(c.name, " call #", number, " completed ",
+                          absl::FormatDuration(world_->Now() - deadline), " after its deadline");
+    });
     if (result.ok()) {
       std::vector<absl::string_view> parts = absl::StrSplit(*result, absl::MaxSplits('|', 1));
       uint64_t pushes_before = 0;
@@ -237,6 +277,41 @@ class RpcFaults final : public sim::Scenario {
     env.RunAt(env.Now() + think, [this, &c] { IssueCall(c); });
   }
 
+  // The client saw its connection close: every call sent on it has failed already (the client
+  // fails them before it reports the close), and the connect schedule restarts only if the
+  // connection had proved healthy.
+  void OnDisconnected(ClientState& c, const CloseReason& reason) {
+    if (c.ready) {
+      for (const auto& [number, call] : c.outstanding) {
+        ctx_->Check(call.connection != c.connection,
+                    "a call on a connection that closed fails when the close is seen", [&] {
+                      return absl::StrCat(c.name, " call #", number, " (", call.payload,
+                                          ") still pending after the close: ", reason.ToString());
+                    });
+      }
+      c.schedule_start = world_->Now();
+      c.attempts = 0;
+    }
+    c.ready = false;
+  }
+
+  // Every connect attempt a client makes ("connect#N round R try <address>" in the trace).
+  void CountAttempt(const TraceEvent& e) {
+    if (e.kind != TraceKind::kConnect || !absl::StrContains(e.detail, " try ")) return;
+    auto it = by_host_.find(e.host);
+    if (it == by_host_.end()) return;
+    ClientState& c = *it->second;
+    ++c.attempts;
+    const absl::Duration elapsed = world_->Now() - c.schedule_start;
+    const int64_t allowed = MaxAttemptsStarted(c.connect, 1, elapsed);
+    ctx_->Check(c.attempts <= allowed,
+                "connection attempts never exceed what the connect schedule allows", [&] {
+                  return absl::StrCat(c.name, ": attempt ", c.attempts, " ",
+                                      absl::FormatDuration(elapsed),
+                                      " after the schedule started; it allows ", allowed);
+                });
+  }
+
   ScenarioContext* ctx_ = nullptr;
   sim::World* world_ = nullptr;
   HostId server_host_;
@@ -245,6 +320,7 @@ class RpcFaults final : public sim::Scenario {
   std::map<uint64_t, uint64_t> pushes_sent_;  // session id -> pushes sent to it
   uint64_t incarnation_ = 0;
   std::vector<std::unique_ptr<ClientState>> clients_;
+  std::map<std::string, ClientState*, std::less<>> by_host_;
   bool stopping_ = false;
 };
 

@@ -24,9 +24,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,10 +38,15 @@
 #include "absl/time/time.h"
 #include "netlayer/core/address.h"
 #include "netlayer/core/close_reason.h"
+#include "netlayer/core/connect_schedule.h"
 #include "netlayer/core/connection.h"
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
+#include "netlayer/core/generator.h"
+#include "netlayer/rpc/call_table.h"
 #include "netlayer/rpc/envelope.h"
+#include "netlayer/rpc/peer_session.h"
+#include "netlayer/rpc/peer_timer.h"
 #include "netlayer/smac/message_connection.h"
 
 namespace netlayer::rpc {
@@ -68,10 +71,16 @@ struct ClientOptions {
   // The handshake completed (version chosen) / a connection was lost.
   std::function<void(uint16_t version)> on_ready;
   std::function<void(const CloseReason& reason)> on_disconnected;
+  // Reconnecting clients whose ConnectOptions::jitter > 0 draw the jitter from this generator
+  // (the world's under the simulator, an OS-seeded Xoshiro256 on posix); it must outlive the
+  // client. Required then (CreateReconnecting fails InvalidArgument without it), unused otherwise.
+  Generator* jitter_source = nullptr;
 };
 
-using CallResult = absl::StatusOr<std::string>;
-using CallCallback = absl::AnyInvocable<void(CallResult) &&>;
+// InvalidArgument naming the problem: no codec, min_version > max_version, a protocol name not
+// 1..255 bytes, max_pending_calls of 0, a negative heartbeat_interval or a heartbeat_timeout that
+// is not positive while the heartbeat is on.
+absl::Status ValidateClientOptions(const ClientOptions& options);
 
 // The result of CallAsync. Copyable handle to shared state.
 class CallFuture {
@@ -80,8 +89,9 @@ class CallFuture {
   // True once the call completed (its callback, if any, has run).
   bool Ready() const;
   // Blocks until the call completes (the call's own deadline bounds this) and returns its result.
+  // On an empty (default-constructed) future: FailedPrecondition at once.
   const CallResult& Wait() const;
-  // Blocks until complete or `deadline`; true if complete.
+  // Blocks until complete or `deadline`; true if complete (false at once if empty).
   bool WaitUntil(absl::Time deadline) const;
   bool valid() const { return state_ != nullptr; }
 
@@ -93,13 +103,22 @@ class CallFuture {
 
 class Client : public std::enable_shared_from_this<Client> {
  public:
-  // A client over one connection (not reconnecting). The handshake starts at once.
+  // A client over one connection (not reconnecting). The handshake starts at once. With options
+  // that ValidateClientOptions rejects, the client is created closed: the connection is closed,
+  // last_error() and every call say why (InvalidArgument). Nothing aborts.
   static std::shared_ptr<Client> Create(Env& env, std::shared_ptr<Connection> connection,
                                         ClientOptions options = {});
   // A client that connects with `factory` following `connect_options` (the core connect
-  // schedule), redoes the handshake after every loss and stays usable. `factory` must outlive
-  // the client. InvalidArgument for bad addresses or options. If the schedule gives up
-  // (max_attempts, give_up_after) the client closes and every waiting call fails kUnavailable.
+  // schedule, which this client drives itself, one factory attempt per address tried), redoes
+  // the handshake after every loss and stays usable. `factory` must outlive the client.
+  // InvalidArgument for bad addresses or options.
+  //
+  // An attempt succeeds only when the rpc handshake completes: a connection that closes before
+  // (a server that accepts and drops, speaks another protocol or version, or never says hello)
+  // counts as a failed attempt of the same schedule, so the delay keeps growing and
+  // max_attempts counts it. The delay starts again at min_delay only after a connection proved
+  // healthy (its handshake completed). If the schedule gives up (max_attempts, give_up_after) the
+  // client closes and every waiting call fails kUnavailable, naming every attempt's reason.
   static absl::StatusOr<std::shared_ptr<Client>> CreateReconnecting(
       Env& env, ClientConnectionFactory& factory, std::vector<Address> addresses,
       ConnectOptions connect_options, ClientOptions options = {});
@@ -109,7 +128,8 @@ class Client : public std::enable_shared_from_this<Client> {
 
   // Blocks until the reply, an error reply (its status), connection loss (kUnavailable), the
   // deadline (kDeadlineExceeded), too many pending calls (kResourceExhausted) or Close
-  // (kCancelled).
+  // (kCancelled). A method name that is empty or over kMaxMethodLength bytes fails at once with
+  // InvalidArgument (so does every call of a client created with invalid ClientOptions).
   CallResult Call(std::string_view method, std::string_view payload,
                   absl::Time deadline = absl::InfiniteFuture());
   // Starts a call and returns at once. `on_done` (optional) runs exactly once with the result:
@@ -117,8 +137,9 @@ class Client : public std::enable_shared_from_this<Client> {
   // the call fails at once. The future is complete after `on_done` returned.
   CallFuture CallAsync(std::string_view method, std::string_view payload,
                        absl::Time deadline = absl::InfiniteFuture(), CallCallback on_done = {});
-  // A one-way call: queued in order with calls (sent once connected). OK means queued.
-  // kResourceExhausted past the bound; kUnavailable/kCancelled once the client is closed.
+  // A one-way call: queued in order with calls (sent once connected). OK means queued or sent.
+  // kResourceExhausted past the bound; kUnavailable/kCancelled once the client is closed;
+  // InvalidArgument for a method name that is empty or over kMaxMethodLength bytes.
   absl::Status Notify(std::string_view method, std::string_view payload);
 
   // Blocks until the handshake is done (true) or `deadline` passes / the client closes (false).
@@ -136,67 +157,67 @@ class Client : public std::enable_shared_from_this<Client> {
  private:
   class ConnHandler;
   class ConnectCallbacks;
+  // The connection's phase (the calls' view of it is table_.link()).
   enum class Phase { kConnecting, kHandshaking, kReady, kClosed };
-  struct PendingCall {
-    std::string method;
-    CallCallback done;
-    std::optional<TimerId> timer;
-    uint64_t generation = 0;  // the connection it was sent on; 0 while unsent
-  };
-  struct Outgoing {  // a call or one-way call waiting for a connection
-    MessageKind kind;
-    uint64_t id;
-    std::string method;
-    std::string payload;
-  };
-  struct Completion {
-    PendingCall call;
-    CallResult result;
-  };
 
   Client(Env& env, ClientOptions options);
   // `arm_timer`: whether an Env timer enforces the deadline (the blocking Call enforces it
-  // itself through its wait, saving a timer per call).
+  // itself through its wait, saving a timer per call). Returns the call's id, 0 if it failed at
+  // once (then `done` has run).
   uint64_t StartCall(std::string_view method, std::string_view payload, absl::Time deadline,
                      bool arm_timer, CallCallback done);
-  // Sends one message on conn_. REQUIRES mu_ held and phase_ == kReady.
-  absl::Status SendLocked(const Envelope& e);
-  void Attach(std::shared_ptr<Connection> connection);
+  // `epoch`: the schedule attempt that made the connection (reconnecting clients); a connection
+  // of an abandoned attempt is closed.
+  void Attach(std::shared_ptr<Connection> connection, std::optional<uint64_t> epoch);
+  // Starts a fresh connect schedule (first attempt at once).
   void StartConnecting();
-  void OnMessage(uint64_t generation, std::string_view message);
-  void OnHandshake(std::unique_lock<std::mutex>& lock, std::string_view message);
-  void OnClosed(uint64_t generation, const CloseReason& reason);
+  // Carries out what the schedule said. REQUIRES mu_ not held.
+  void Perform(uint64_t epoch, ConnectSchedule::Action action);
+  // The current attempt (its epoch) failed: a connect error or a close before the handshake.
+  void OnAttemptFailed(uint64_t epoch, const absl::Status& reason);
+  void OnScheduleWakeUp(uint64_t epoch);
   void OnConnectFailed(const absl::Status& status);
+  void OnMessage(uint64_t generation, std::string_view message);
+  void OnClosed(uint64_t generation, const CloseReason& reason);
+  void OnPeerTimer(uint64_t generation);
+  // Arms the peer session's timer for its NextTimer(). REQUIRES mu_ held, peer_ set.
+  void ArmPeerTimerLocked();
+  // Sends the calls that waited for connection `generation`, in order, outside the lock; then
+  // the link is open and ready waiters wake. REQUIRES mu_ not held.
+  void Flush(const std::shared_ptr<smac::MessageConnection>& conn, uint64_t generation);
+  // Sends one call; a failed send fails the call. REQUIRES mu_ not held.
+  void SendCall(smac::MessageConnection& conn, MessageKind kind, uint64_t id,
+                std::string_view method, std::string_view payload);
   void Expire(uint64_t id);
-  void HeartbeatTick(uint64_t generation);
-  void HandshakeTimeout(uint64_t generation);
   // Runs completions in order, outside the lock. REQUIRES mu_ not held.
-  void Complete(std::vector<Completion> completions);
-  // Moves every pending call matching `pred` into `out` with `status`. REQUIRES mu_ held.
-  template <typename Pred>
-  void FailLocked(Pred pred, const absl::Status& status, std::vector<Completion>* out);
+  void Complete(CallTable::Completions completions);
+  void Complete(std::optional<CallTable::Completion> completion);
   void WakeReadyWaitersLocked();
 
   Env& env_;
   const ClientOptions options_;
+  const absl::Status options_status_;  // ValidateClientOptions(options_)
   // Reconnecting clients only.
   ClientConnectionFactory* factory_ = nullptr;
   std::vector<Address> addresses_;
   ConnectOptions connect_options_;
 
   mutable std::mutex mu_;
-  Phase phase_ = Phase::kConnecting;                          // GUARDED_BY(mu_)
-  uint64_t generation_ = 0;                                   // GUARDED_BY(mu_): current connection
-  std::shared_ptr<smac::MessageConnection> conn_;             // GUARDED_BY(mu_)
-  std::shared_ptr<ConnectAttempt> attempt_;                   // GUARDED_BY(mu_)
-  uint64_t next_id_ = 1;                                      // GUARDED_BY(mu_)
-  std::map<uint64_t, PendingCall> pending_;                   // GUARDED_BY(mu_), by id
-  std::deque<Outgoing> unsent_;                               // GUARDED_BY(mu_)
-  size_t unsent_one_way_ = 0;                                 // GUARDED_BY(mu_)
+  Phase phase_ = Phase::kConnecting;               // GUARDED_BY(mu_)
+  uint64_t generation_ = 0;                        // GUARDED_BY(mu_): current connection
+  std::shared_ptr<smac::MessageConnection> conn_;  // GUARDED_BY(mu_)
+  std::optional<PeerSession> peer_;                // GUARDED_BY(mu_): of conn_
+  PeerTimer peer_timer_;                           // GUARDED_BY(mu_): for peer_
+  std::shared_ptr<ConnectAttempt> attempt_;        // GUARDED_BY(mu_)
+  // The connect schedule in progress (reconnecting clients): from a loss (or creation) until a
+  // handshake completes. Its attempt (a factory connect, then the handshake) and its waits carry
+  // schedule_epoch_, so callbacks of an abandoned attempt change nothing.
+  std::optional<ConnectSchedule> schedule_;                   // GUARDED_BY(mu_)
+  uint64_t schedule_epoch_ = 0;                               // GUARDED_BY(mu_)
+  std::optional<TimerId> schedule_timer_;                     // GUARDED_BY(mu_)
+  CallTable table_;                                           // GUARDED_BY(mu_)
   uint16_t version_ = 0;                                      // GUARDED_BY(mu_)
   absl::Status last_error_;                                   // GUARDED_BY(mu_)
-  absl::Time last_received_ = absl::InfinitePast();           // GUARDED_BY(mu_)
-  std::optional<TimerId> handshake_timer_;                    // GUARDED_BY(mu_)
   std::vector<std::shared_ptr<Notification>> ready_waiters_;  // GUARDED_BY(mu_)
 };
 

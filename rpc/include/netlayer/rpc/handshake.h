@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "netlayer/rpc/envelope.h"
 
 namespace netlayer::rpc {
 
@@ -26,6 +27,11 @@ struct ClientHello {
   uint16_t version = 1;  // the version chosen
   friend bool operator==(const ClientHello&, const ClientHello&) = default;
 };
+
+// What one side's settings must satisfy to say hello: a codec, a protocol name of 1..255 bytes,
+// min_version <= max_version. InvalidArgument naming the problem (for option validation).
+absl::Status CheckHelloSettings(const EnvelopeCodec* codec, std::string_view protocol,
+                                uint16_t min_version, uint16_t max_version);
 
 // REQUIRES: 1 <= protocol.size() <= 255 and min_version <= max_version (asserted).
 std::string EncodeServerHello(const ServerHello& hello);

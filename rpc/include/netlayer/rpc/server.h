@@ -28,6 +28,8 @@
 #include "netlayer/core/env.h"
 #include "netlayer/rpc/envelope.h"
 #include "netlayer/rpc/handshake.h"
+#include "netlayer/rpc/peer_session.h"
+#include "netlayer/rpc/peer_timer.h"
 #include "netlayer/smac/message_connection.h"
 
 namespace netlayer::rpc {
@@ -35,10 +37,18 @@ namespace netlayer::rpc {
 class Server;
 class Session;
 
-// Answers one call, exactly once: Reply or Fail, now or later, from any thread. Move-only. A
-// Responder destroyed without answering a call fails it (kInternal, "handler dropped the call"),
-// so a client never waits forever. For a one-way call every method is a no-op. Answers to a
-// session that has closed are dropped (FailedPrecondition).
+// Answers one call, exactly once: Reply or Fail, now or later, from any thread (one thread at a
+// time: a Responder itself is not synchronised). Move-only. A Responder destroyed without
+// answering a call fails it (kInternal, "handler dropped the call"), so a client never waits
+// forever. For a one-way call every method is a no-op returning OK.
+//
+// Every call gets exactly one answer on the wire (docs/PROTOCOL.md §5): the first Reply/Fail
+// answers it, whatever it returns. A reply that cannot be sent (larger than the frame limit, or
+// the connection's output queue is full) becomes an error reply RESOURCE_EXHAUSTED naming why;
+// if even that cannot be sent, the connection is closed, so the client fails the call at once.
+// Reply/Fail then return that ResourceExhausted status (the call *was* answered).
+// Errors: FailedPrecondition for a second answer (never an abort) or when the session has ended
+// (its client already failed the call with kUnavailable).
 class Responder {
  public:
   Responder() = default;
@@ -47,6 +57,7 @@ class Responder {
   ~Responder();
 
   absl::Status Reply(std::string_view payload);
+  // An OK `status` is sent as kUnknown ("handler failed with an OK status").
   absl::Status Fail(const absl::Status& status);
   bool answered() const { return session_.expired() || answered_; }
   bool one_way() const { return one_way_; }
@@ -55,6 +66,7 @@ class Responder {
   friend class Session;
   Responder(std::weak_ptr<Session> session, uint64_t id, bool one_way)
       : session_(std::move(session)), id_(id), one_way_(one_way), answered_(one_way) {}
+  absl::Status Answer(const absl::Status& status, std::string_view payload);
   std::weak_ptr<Session> session_;
   uint64_t id_ = 0;
   bool one_way_ = true;
@@ -70,6 +82,11 @@ struct Request {
 };
 
 using MethodHandler = std::function<void(const Request& request, Responder responder)>;
+
+struct ServerOptions;
+// InvalidArgument naming the problem: no codec, min_version > max_version, a protocol name not
+// 1..255 bytes, a handshake_timeout that is not positive, a negative idle_timeout.
+absl::Status ValidateServerOptions(const ServerOptions& options);
 
 struct ServerOptions {
   std::string protocol = "netlayer-rpc";
@@ -106,15 +123,19 @@ class Session : public std::enable_shared_from_this<Session> {
   friend class Server;
   friend class Responder;
   class Handler;
-  enum class Phase { kHandshaking, kReady, kClosed };
 
   Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options, Env& env,
           uint64_t id, std::shared_ptr<smac::MessageConnection> conn);
   void Start();
   void OnMessage(std::string_view message);
   void OnClosed(const CloseReason& reason);
-  void IdleTick();
-  absl::Status Send(const Envelope& e);
+  void OnPeerTimer();
+  // Arms the peer session's timer for its NextTimer(). REQUIRES mu_ held.
+  void ArmPeerTimerLocked();
+  // Sends the one answer to call `id`: a reply with `payload` if `status` is OK, else an error
+  // reply. One that cannot be sent becomes an error reply RESOURCE_EXHAUSTED, and if that cannot
+  // be sent either the connection closes (kError): never silence. Returns OK, the
+  // ResourceExhausted sent instead, or FailedPrecondition if the connection was already closed.
   absl::Status Answer(uint64_t id, const absl::Status& status, std::string_view payload);
 
   std::weak_ptr<Server> server_;
@@ -122,26 +143,29 @@ class Session : public std::enable_shared_from_this<Session> {
   Env& env_;
   const uint64_t id_;
   const std::shared_ptr<smac::MessageConnection> conn_;
-  const ServerHello hello_;
 
   mutable std::mutex mu_;
-  Phase phase_ = Phase::kHandshaking;  // GUARDED_BY(mu_)
-  uint16_t version_ = 0;               // GUARDED_BY(mu_)
-  absl::Time last_received_;           // GUARDED_BY(mu_)
-  std::optional<TimerId> timer_;       // GUARDED_BY(mu_): handshake or idle timer
+  PeerSession peer_;      // GUARDED_BY(mu_): handshake, ping/pong, idle timeout
+  PeerTimer peer_timer_;  // GUARDED_BY(mu_): for peer_
+  bool closed_ = false;   // GUARDED_BY(mu_): closed locally, or its close was reported
 };
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
+  // With options that ValidateServerOptions rejects, the server is created closed (the problem
+  // is logged): Serve closes each connection at once and returns nullptr. Nothing aborts.
   static std::shared_ptr<Server> Create(Env& env, ServerOptions options = {});
   // Closes every session.
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Registers (or replaces) the handler for `method`. Usually before serving.
+  // Registers (or replaces) the handler for `method`. Usually before serving. A method name that
+  // is empty or over kMaxMethodLength bytes (no client can call it) or an empty handler is not
+  // registered; the mistake is logged (an application's mistake never aborts).
   void Register(std::string method, MethodHandler handler);
   // Runs the protocol on an accepted connection; the server keeps the session until it closes.
+  // nullptr (the connection closed at once) once the server is closed.
   std::shared_ptr<Session> Serve(std::shared_ptr<Connection> connection);
   // Open sessions, in the order they were served.
   std::vector<std::shared_ptr<Session>> Sessions() const;
