@@ -32,10 +32,17 @@ constexpr size_t kMaxIov = 64;
 using Actions = ConnectionState::Actions;
 using ReadPlan = ConnectionState::ReadPlan;
 
-// Connection threads alive in the process (WaitForConnectionThreads).
-std::mutex live_mu;
-std::condition_variable live_cv;
-int live_threads = 0;  // guarded by live_mu
+// Connection threads alive in the process (WaitForConnectionThreads). Never destroyed: detached
+// connection threads may still end while the process exits.
+struct LiveThreads {
+  std::mutex mu;
+  std::condition_variable cv;
+  int count = 0;  // guarded by mu
+};
+LiveThreads& Live() {
+  static LiveThreads* const live = new LiveThreads();
+  return *live;
+}
 
 class PosixConnection;
 
@@ -151,8 +158,8 @@ class PosixConnection final : public Connection,
 
   void StartThreads() {
     {
-      std::lock_guard<std::mutex> lock(live_mu);
-      live_threads += 2;
+      std::lock_guard<std::mutex> lock(Live().mu);
+      Live().count += 2;
     }
     input_ = std::thread([core = core_] {
       core->InputLoop();
@@ -184,8 +191,9 @@ class PosixConnection final : public Connection,
 
  private:
   static void EndLiveThread() {
-    std::lock_guard<std::mutex> lock(live_mu);
-    if (--live_threads == 0) live_cv.notify_all();
+    LiveThreads& live = Live();
+    std::lock_guard<std::mutex> lock(live.mu);
+    if (--live.count == 0) live.cv.notify_all();
   }
 
   std::shared_ptr<Core> core_;
@@ -374,8 +382,9 @@ void Core::InputLoop() {
 }  // namespace
 
 bool WaitForConnectionThreads(absl::Time deadline) {
-  std::unique_lock<std::mutex> lock(live_mu);
-  return WaitUntilDeadline(live_cv, lock, deadline, [] { return live_threads == 0; });
+  LiveThreads& live = Live();
+  std::unique_lock<std::mutex> lock(live.mu);
+  return WaitUntilDeadline(live.cv, lock, deadline, [&live] { return live.count == 0; });
 }
 
 namespace internal {

@@ -340,7 +340,7 @@ std::vector<std::vector<int>> ParseFrames(std::string_view received, size_t size
 TEST_P(ContractTest, ManyWritersKeepTheirOrderWhileThePeerReadsSlowly) {
   auto pair = backend().Connect();
   constexpr int kWriters = 4;
-  constexpr int kFrames = 400;
+  constexpr int kFrames = 200;
   constexpr size_t kSize = 4096;
   std::vector<int> accepted(kWriters, 0);
   auto write_one = [&](int w) {
