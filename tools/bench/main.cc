@@ -22,6 +22,9 @@
 #ifdef NETLAYER_BENCH_HAVE_RPC
 #include "rpc_figures.h"
 #endif
+#ifdef NETLAYER_BENCH_HAVE_GRPC
+#include "grpc_figures.h"
+#endif
 #ifdef NETLAYER_BENCH_HAVE_SIM
 #include "sim_figures.h"
 #endif
@@ -98,18 +101,41 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report) {
 #endif
     groups.push_back(std::move(g));
   }
-#ifdef NETLAYER_BENCH_HAVE_RPC
-  {
+#if defined(NETLAYER_BENCH_HAVE_RPC) || defined(NETLAYER_BENCH_HAVE_GRPC)
+  // rpc: netlayer's rpc over posix next to gRPC doing the same (issue 17), 1 and 8 calling
+  // threads on one connection / channel, every call timed.
+  for (size_t size : {size_t{16}, size_t{64 * 1024}}) {
     Group g;
-    g.title = "rpc over posix: blocking calls of a 16 B echo, one connection (calls/s)";
-    g.figures.push_back({"rpc/1-thread", "1 calling thread", "calls/s", {}, [] {
-                           return MakeRpcCalls(1, BenchPosixOptions());
-                         }});
-    g.figures.push_back({"rpc/8-threads",
-                         "8 threads sharing the connection",
-                         "calls/s",
-                         {{"rpc/1-thread", 2.0}},
-                         [] { return MakeRpcCalls(8, BenchPosixOptions()); }});
+    g.title = "rpc: blocking echo calls, " + SizeTitle(size) +
+              " payload, one connection, 127.0.0.1 (calls/s)";
+    for (int threads : {1, 8}) {
+      const std::string suffix =
+          "/" + SizeName(size) +
+          (threads == 1 ? "/1-thread" : "/" + std::to_string(threads) + "-threads");
+      const std::string who = threads == 1 ? "1 thread" : std::to_string(threads) + " threads";
+      const std::string grpc = "rpc/grpc" + suffix;
+      [[maybe_unused]] std::vector<Comparison> versus;
+#ifdef NETLAYER_BENCH_HAVE_GRPC
+      g.figures.push_back({grpc, "gRPC sync C++, " + who, "calls/s", {}, [threads, size] {
+                             return MakeGrpcCalls(threads, size);
+                           }});
+      // Targets (issue 17): at 16 B at least 1.5x gRPC's calls/s with a lower p99; at 64 KiB
+      // at least even.
+      versus.push_back(
+          {grpc, size == 16 ? 1.5 : 1.0, "grpc", /*show_p99=*/true, /*lower_p99=*/size == 16});
+#endif
+#ifdef NETLAYER_BENCH_HAVE_RPC
+      if (threads > 1) {
+        // Target (issue 7): 8 threads on one connection at least twice one thread's calls/s.
+        std::optional<double> target;
+        if (size == 16) target = 2.0;
+        versus.push_back({"rpc/netlayer/" + SizeName(size) + "/1-thread", target, "1 thread"});
+      }
+      g.figures.push_back(
+          {"rpc/netlayer" + suffix, "netlayer rpc + posix, " + who, "calls/s", versus,
+           [threads, size] { return MakeRpcCalls(threads, size, BenchPosixOptions()); }});
+#endif
+    }
     groups.push_back(std::move(g));
   }
 #endif
@@ -161,6 +187,11 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report) {
 #endif
 #ifndef NETLAYER_BENCH_HAVE_RPC
   report.notes.push_back("rpc figures not built (netlayer::rpc missing from this tree)");
+#endif
+#ifndef NETLAYER_BENCH_HAVE_GRPC
+  report.notes.push_back(
+      "gRPC figures not built (install libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev "
+      "protobuf-compiler and reconfigure; see docs/PERFORMANCE.md)");
 #endif
   return groups;
 }
