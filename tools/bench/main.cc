@@ -3,10 +3,12 @@
 //   netlayer-bench            the full run (a few minutes)
 //   netlayer-bench --quick    under a minute; what CI runs (it reports, it asserts no speed)
 //   netlayer-bench --json results.json --filter pingpong
+//   netlayer-bench compare OLD.json NEW.json
 //
 // Exit status: 0 if every figure was measured, 1 if any configuration failed (a real error:
 // refused connection, wrong echo, timeout), 2 for bad arguments, 3 if the watchdog fired.
-// Speed never changes the exit status.
+// Speed never changes the exit status. `compare`: 0 once compared (whatever changed), 1 if a
+// file cannot be read or is not a netlayer-bench JSON document, 2 for bad arguments.
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include "CLI/CLI.hpp"
 #include "baselines.h"
+#include "compare.h"
 #include "harness.h"
 #ifdef NETLAYER_BENCH_HAVE_POSIX
 #include "netlayer/posix/posix.h"
@@ -225,6 +228,15 @@ int main(int argc, char** argv) {
   app.add_option("--filter", options.filter,
                  "run only the figures whose id contains this text (see --list)");
   app.add_flag("--list", list, "list the figure ids and exit");
+  std::string old_json, new_json;
+  CLI::App* compare = app.add_subcommand(
+      "compare",
+      "compare two --json results: each figure's ratio NEW/OLD, flagged when beyond the runs' "
+      "own spread (their min..max over repetitions do not overlap). Exit status 0 once "
+      "compared, whatever changed; 1 if a file cannot be read");
+  compare->add_option("OLD", old_json, "the earlier run's JSON (e.g. tools/bench/baselines/...)")
+      ->required();
+  compare->add_option("NEW", new_json, "the later run's JSON")->required();
 #ifdef NETLAYER_BENCH_HAVE_POSIX
   app.add_option("--posix-read-buffer", posix_read_buffer_bytes,
                  "posix::PosixOptions::read_buffer_bytes for the netlayer figures (tuning "
@@ -237,6 +249,7 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);  // prints help or the error
     return code == 0 ? 0 : 2;
   }
+  if (*compare) return RunCompare(old_json, new_json, stdout);
 
   if (options.quick) {
     options.repetitions = 3;
