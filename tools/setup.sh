@@ -30,9 +30,10 @@ else
 fi
 # Configure once; later runs only build what changed. Configure again when packages were
 # installed since (optional parts such as the bench's gRPC figures are found at configure time).
-if [ ! -f "build/$preset/build.ninja" ] ||
-   [ /var/lib/dpkg/status -nt "build/$preset/CMakeCache.txt" ]; then
+stamp="build/$preset/.setup-configured"
+if [ ! -f "build/$preset/build.ninja" ] || [ /var/lib/dpkg/status -nt "$stamp" ]; then
   cmake --preset "$preset"
+  touch "$stamp"
 fi
 if [ "$mode" = main ]; then
   # The main job needs only the tools (the tests build in debug with the second command).
