@@ -75,7 +75,7 @@ TEST(LatencyHistogramTest, ATailShowsInTheHighPercentiles) {
   LatencyHistogram h;
   for (int i = 0; i < 990; ++i) h.Record(20000);   // 20 us
   for (int i = 0; i < 10; ++i) h.Record(5000000);  // 5 ms: 1 %
-  const LatencySummary s = Summarise(h);
+  const LatencySummary s = SummariseLatency(h);
   EXPECT_NEAR(s.p50_us, 20, 20 / 128.0);
   EXPECT_NEAR(s.p99_us, 20, 20 / 128.0);  // the 990th of 1000 is still 20 us
   EXPECT_NEAR(s.p999_us, 5000, 5000 / 128.0);

@@ -174,7 +174,7 @@ void RunGroups(const std::vector<Group>& groups, const Options& options, Report&
       const double units = *value * wall;
       if (units > 0) r.cpu_us_per_unit.push_back(cpu / units * 1e6);
       if (const LatencyHistogram* latency = l.runner->latency(); latency != nullptr) {
-        r.latency_per_rep.push_back(Summarise(*latency));
+        r.latency_per_rep.push_back(SummariseLatency(*latency));
         l.latency.Merge(*latency);
       }
     };
@@ -192,7 +192,7 @@ void RunGroups(const std::vector<Group>& groups, const Options& options, Report&
 
     for (Live& l : live) {
       FigureResult& r = report.figures[l.result_index];
-      if (!r.latency_per_rep.empty()) r.latency = Summarise(l.latency);
+      if (!r.latency_per_rep.empty()) r.latency = SummariseLatency(l.latency);
       if (!l.started) continue;
       Watchdog::Arm(Budget(Seconds(10)), report.figures[l.result_index].spec.id + " stop");
       absl::Status s = l.runner->Stop();

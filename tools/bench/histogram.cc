@@ -81,7 +81,7 @@ uint64_t LatencyHistogram::ValueAtQuantile(double q) const {
   return max_;
 }
 
-LatencySummary Summarise(const LatencyHistogram& histogram) {
+LatencySummary SummariseLatency(const LatencyHistogram& histogram) {
   LatencySummary s;
   s.count = histogram.count();
   s.p50_us = histogram.ValueAtQuantile(0.50) / 1e3;

@@ -64,6 +64,6 @@ struct LatencySummary {
   double p50_us = 0, p99_us = 0, p999_us = 0;
   uint64_t count = 0;
 };
-LatencySummary Summarise(const LatencyHistogram& histogram);
+LatencySummary SummariseLatency(const LatencyHistogram& histogram);
 
 }  // namespace netlayer::bench
