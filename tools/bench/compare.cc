@@ -179,11 +179,12 @@ void PrintComparison(const RunComparison& comparison, const std::string& old_nam
   }
   std::fprintf(out, "\n%d measures beyond the spread better, %d worse, %d within\n", better, worse,
                within);
-  for (const std::string& id : comparison.only_old) {
-    std::fprintf(out, "only in OLD: %s\n", id.c_str());
-  }
-  for (const std::string& id : comparison.only_new) {
-    std::fprintf(out, "only in NEW: %s\n", id.c_str());
+  for (const auto& [ids, which] :
+       {std::pair{&comparison.only_old, "OLD"}, std::pair{&comparison.only_new, "NEW"}}) {
+    if (ids->empty()) continue;
+    std::string list;
+    for (const std::string& id : *ids) list += (list.empty() ? "" : ", ") + id;
+    std::fprintf(out, "only in %s (%zu): %s\n", which, ids->size(), list.c_str());
   }
   for (const std::string& note : comparison.notes) std::fprintf(out, "note: %s\n", note.c_str());
 }
