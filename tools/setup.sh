@@ -15,6 +15,11 @@ esac
 # Debian 12 packages the build and tests need (DESIGN.md §9).
 packages=(cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libspdlog-dev libabsl-dev
           libbenchmark-dev libasio-dev libcli11-dev nlohmann-json3-dev)
+if [ "$mode" = main ]; then
+  # gRPC C++ for netlayer-bench's side-by-side figures (docs/PERFORMANCE.md); the bench builds
+  # without them, leaving those figures out.
+  packages+=(libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler)
+fi
 tools/install-packages.sh "${packages[@]}"
 
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -23,9 +28,12 @@ if [ "$mode" = main ]; then
 else
   preset=debug
 fi
-# Configure once; later runs only build what changed.
-if [ ! -f "build/$preset/build.ninja" ]; then
+# Configure once; later runs only build what changed. Configure again when packages were
+# installed since (optional parts such as the bench's gRPC figures are found at configure time).
+stamp="build/$preset/.setup-configured"
+if [ ! -f "build/$preset/build.ninja" ] || [ /var/lib/dpkg/status -nt "$stamp" ]; then
   cmake --preset "$preset"
+  touch "$stamp"
 fi
 if [ "$mode" = main ]; then
   # The main job needs only the tools (the tests build in debug with the second command).

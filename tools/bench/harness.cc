@@ -58,28 +58,6 @@ bool Matches(const Options& options, const FigureSpec& spec) {
 // Budget for one runner call: generous, only there so nothing hangs forever.
 Seconds Budget(Seconds work) { return work * 3 + Seconds(30); }
 
-std::string FormatValue(double v) {
-  char buf[64];
-  if (v >= 100) {
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  } else if (v >= 1) {
-    std::snprintf(buf, sizeof buf, "%.2f", v);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.4f", v);
-  }
-  // Thousands separators for readability of large integers.
-  std::string s = buf;
-  size_t dot = s.find('.');
-  size_t int_end = dot == std::string::npos ? s.size() : dot;
-  std::string out;
-  for (size_t i = 0; i < int_end; ++i) {
-    if (i > 0 && (int_end - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  out += s.substr(int_end);
-  return out;
-}
-
 const FigureResult* Find(const Report& report, const std::string& id) {
   for (const auto& f : report.figures) {
     if (f.spec.id == id) return &f;
@@ -134,19 +112,13 @@ double LoadAverage() {
   return load;
 }
 
-double Median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
 void RunGroups(const std::vector<Group>& groups, const Options& options, Report& report) {
   for (const Group& group : groups) {
     struct Live {
       size_t result_index;
       std::unique_ptr<Runner> runner;
       bool started = false;
+      LatencyHistogram latency = {};  // every kept repetition's operations
     };
     std::vector<Live> live;
     for (const FigureSpec& spec : group.figures) {
@@ -201,6 +173,10 @@ void RunGroups(const std::vector<Group>& groups, const Options& options, Report&
       // Units of work done ~= rate x wall time of the call.
       const double units = *value * wall;
       if (units > 0) r.cpu_us_per_unit.push_back(cpu / units * 1e6);
+      if (const LatencyHistogram* latency = l.runner->latency(); latency != nullptr) {
+        r.latency_per_rep.push_back(SummariseLatency(*latency));
+        l.latency.Merge(*latency);
+      }
     };
 
     if (!group.no_warmup) {
@@ -215,6 +191,8 @@ void RunGroups(const std::vector<Group>& groups, const Options& options, Report&
     }
 
     for (Live& l : live) {
+      FigureResult& r = report.figures[l.result_index];
+      if (!r.latency_per_rep.empty()) r.latency = SummariseLatency(l.latency);
       if (!l.started) continue;
       Watchdog::Arm(Budget(Seconds(10)), report.figures[l.result_index].spec.id + " stop");
       absl::Status s = l.runner->Stop();
@@ -247,16 +225,57 @@ void Summarise(Report& report) {
       if (f.cpu_median > 0) r.cpu_ratio = base->cpu_median / f.cpu_median;
       r.target = c.target;
       r.met = c.target.has_value() && r.ratio >= *c.target;
+      r.name = c.name.empty() ? ShortName(c.baseline) : c.name;
+      if (f.latency && base->latency && f.latency->p99_us > 0) {
+        r.p99_ratio = base->latency->p99_us / f.latency->p99_us;
+      }
+      r.show_p99 = c.show_p99 || c.lower_p99;
+      r.lower_p99 = c.lower_p99;
+      r.p99_met = c.lower_p99 && r.p99_ratio > 1;
       report.ratios.push_back(r);
     }
   }
 }
 
+namespace {
+
+// "p50 / p99 / p99.9" columns: blank for figures that time no operations.
+std::string LatencyColumns(const FigureResult& f) {
+  char buf[96];
+  if (!f.latency) {
+    std::snprintf(buf, sizeof buf, "%8s %8s %8s", "", "", "");
+  } else {
+    std::snprintf(buf, sizeof buf, "%8s %8s %8s", FormatValue(f.latency->p50_us).c_str(),
+                  FormatValue(f.latency->p99_us).c_str(), FormatValue(f.latency->p999_us).c_str());
+  }
+  return buf;
+}
+
+std::string RatioText(const RatioResult& r) {
+  char buf[160];
+  if (r.target) {
+    std::snprintf(buf, sizeof buf, "%.2fx %s (>= %.2f %s)", r.ratio, r.name.c_str(), *r.target,
+                  r.met ? "met" : "MISSED");
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2fx %s", r.ratio, r.name.c_str());
+  }
+  std::string text = buf;
+  if (r.show_p99 && r.p99_ratio > 0) {
+    std::snprintf(buf, sizeof buf, "; p99 %.2fx lower%s", r.p99_ratio,
+                  r.lower_p99 ? (r.p99_met ? " (> 1 met)" : " (> 1 MISSED)") : "");
+    text += buf;
+  }
+  return text;
+}
+
+}  // namespace
+
 void PrintTable(const Report& report, const Options& options, std::FILE* out) {
   std::fprintf(out, "netlayer-bench: %d repetitions of %.2f s per figure (medians; min..max)\n\n",
                options.repetitions, options.rep_duration.count());
-  std::fprintf(out, "%-38s %-8s %11s %11s %11s %9s  %s\n", "figure", "unit", "min", "median", "max",
-               "cpu us/u", "ratio of medians (target)");
+  std::fprintf(out, "%-38s %-8s %11s %11s %11s %9s %8s %8s %8s  %s\n", "figure", "unit", "min",
+               "median", "max", "cpu us/u", "p50 us", "p99 us", "p99.9 us",
+               "ratio of medians (target)");
   std::string group;
   for (const FigureResult& f : report.figures) {
     if (f.group != group) {
@@ -276,38 +295,43 @@ void PrintTable(const Report& report, const Options& options, std::FILE* out) {
     std::string ratios;
     for (const RatioResult& r : report.ratios) {
       if (r.figure != f.spec.id) continue;
-      char buf[128];
-      if (r.target) {
-        std::snprintf(buf, sizeof buf, "%.2fx %s (>= %.2f %s)", r.ratio,
-                      ShortName(r.baseline).c_str(), *r.target, r.met ? "met" : "MISSED");
-      } else {
-        std::snprintf(buf, sizeof buf, "%.2fx %s", r.ratio, ShortName(r.baseline).c_str());
-      }
       if (!ratios.empty()) ratios += ", ";
-      ratios += buf;
+      ratios += RatioText(r);
     }
-    std::fprintf(out, "%-38s %-8s %11s %11s %11s %9s  %s\n", label.c_str(), f.spec.unit.c_str(),
+    std::fprintf(out, "%-38s %-8s %11s %11s %11s %9s %s  %s\n", label.c_str(), f.spec.unit.c_str(),
                  FormatValue(f.min).c_str(), FormatValue(f.median).c_str(),
-                 FormatValue(f.max).c_str(), FormatValue(f.cpu_median).c_str(), ratios.c_str());
+                 FormatValue(f.max).c_str(), FormatValue(f.cpu_median).c_str(),
+                 LatencyColumns(f).c_str(), ratios.c_str());
   }
   int targets = 0, met = 0;
   for (const RatioResult& r : report.ratios) {
-    if (!r.target) continue;
-    ++targets;
-    if (r.met) ++met;
+    if (r.target) {
+      ++targets;
+      if (r.met) ++met;
+    }
+    if (r.lower_p99) {
+      ++targets;
+      if (r.p99_met) ++met;
+    }
   }
   std::fprintf(out,
                "(cpu us/u: median CPU time of the whole process, all threads, per unit of the "
                "figure: per round trip, call or event, per MB for MB/s, per simulated second "
-               "for x, per seed for seeds/s)\n");
-  std::fprintf(out, "\ntargets (issue 7): %d of %d met", met, targets);
+               "for x, per seed for seeds/s. p50/p99/p99.9 us: latency of single calls over "
+               "all repetitions, from a log-bucketed histogram, within 0.8 %%)\n");
+  std::fprintf(out, "\ntargets (issues 7, 17): %d of %d met", met, targets);
   if (report.errors > 0) std::fprintf(out, "; %d ERROR(S)", report.errors);
   std::fprintf(out, "\n");
   for (const RatioResult& r : report.ratios) {
-    if (!r.target) continue;
-    std::fprintf(out, "  %-8s %s / %s = %.3f (target >= %.2f; CPU per unit: %.2fx)\n",
-                 r.met ? "met" : "MISSED", r.figure.c_str(), r.baseline.c_str(), r.ratio, *r.target,
-                 r.cpu_ratio);
+    if (r.target) {
+      std::fprintf(out, "  %-8s %s / %s = %.3f (target >= %.2f; CPU per unit: %.2fx)\n",
+                   r.met ? "met" : "MISSED", r.figure.c_str(), r.baseline.c_str(), r.ratio,
+                   *r.target, r.cpu_ratio);
+    }
+    if (r.lower_p99) {
+      std::fprintf(out, "  %-8s %s p99 below %s's: %.3fx lower (target > 1)\n",
+                   r.p99_met ? "met" : "MISSED", r.figure.c_str(), r.baseline.c_str(), r.p99_ratio);
+    }
   }
   for (const std::string& note : report.notes) std::fprintf(out, "note: %s\n", note.c_str());
   if (report.load_at_start >= 0) {
@@ -325,7 +349,7 @@ bool WriteJson(const Report& report, const Options& options, const std::string& 
   using nlohmann::json;
   json doc;
   doc["tool"] = "netlayer-bench";
-  doc["format"] = 1;
+  doc["format"] = 2;  // 2: latency_us, p99 ratios
   doc["command"] = command_line;
   doc["mode"] = options.quick ? "quick" : "full";
   doc["repetitions"] = options.repetitions;
@@ -350,6 +374,15 @@ bool WriteJson(const Report& report, const Options& options, const std::string& 
     }
     j["cpu_us_per_unit"] = f.cpu_us_per_unit;
     if (!f.cpu_us_per_unit.empty()) j["cpu_us_per_unit_median"] = f.cpu_median;
+    if (f.latency) {
+      auto summary = [](const LatencySummary& l) {
+        return json{{"p50", l.p50_us}, {"p99", l.p99_us}, {"p999", l.p999_us}, {"count", l.count}};
+      };
+      j["latency_us"] = summary(*f.latency);
+      json per_rep = json::array();
+      for (const LatencySummary& l : f.latency_per_rep) per_rep.push_back(summary(l));
+      j["latency_us_per_rep"] = per_rep;
+    }
     j["error"] = f.error.empty() ? json(nullptr) : json(f.error);
     figures.push_back(j);
   }
@@ -363,6 +396,9 @@ bool WriteJson(const Report& report, const Options& options, const std::string& 
     j["cpu_ratio"] = r.cpu_ratio;
     j["target"] = r.target ? json(*r.target) : json(nullptr);
     j["met"] = r.target ? json(r.met) : json(nullptr);
+    j["p99_ratio"] = r.p99_ratio;
+    j["p99_target_lower"] = r.lower_p99;
+    j["p99_met"] = r.lower_p99 ? json(r.p99_met) : json(nullptr);
     ratios.push_back(j);
   }
   doc["ratios"] = ratios;

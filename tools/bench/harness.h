@@ -21,6 +21,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "histogram.h"
+#include "stats.h"
 
 namespace netlayer::bench {
 
@@ -35,12 +37,21 @@ class Runner {
   virtual absl::StatusOr<double> Measure(Seconds duration) = 0;
   // Tears down and joins every thread Start made. Called once if Start succeeded.
   virtual absl::Status Stop() = 0;
+  // A runner that times each operation (an rpc call) returns the latencies of its last Measure
+  // here; nullptr if it does not time them. Valid until the next Measure or Stop.
+  virtual const LatencyHistogram* latency() const { return nullptr; }
 };
 
-// "The median of this figure is at least `target` times the median of `baseline`".
+// "The median of this figure is at least `target` times the median of `baseline`", and, if
+// `lower_p99`, "this figure's p99 latency is below the baseline's".
 struct Comparison {
   std::string baseline;          // figure id
-  std::optional<double> target;  // a target ratio from issue 7, if there is one
+  std::optional<double> target;  // a target ratio from issues 7 and 17, if there is one
+  std::string name = {};         // the baseline's name in the table; default: from its id
+  // For figures whose runners time operations: show the ratio of p99 latencies, and whether
+  // a lower p99 than the baseline's is a target.
+  bool show_p99 = false;
+  bool lower_p99 = false;
 };
 
 struct FigureSpec {
@@ -76,18 +87,27 @@ struct FigureResult {
   // to other load on the machine than the rates.
   std::vector<double> cpu_us_per_unit;
   double cpu_median = 0;
+  // Latency of single operations, for runners that time them (Runner::latency): the percentiles
+  // of each kept repetition (their spread), and of every operation of all of them together.
+  std::vector<LatencySummary> latency_per_rep;
+  std::optional<LatencySummary> latency;
   std::string error;  // empty if fine
   double min = 0, median = 0, max = 0;
 };
 
 struct RatioResult {
   std::string figure, baseline;
+  std::string name;  // the baseline's name in the table
   double ratio = 0;
   // The baseline's CPU per unit over this figure's: the same direction as `ratio` (above 1: this
   // figure is cheaper), and steadier than the rate on a busy machine. 0 if unknown.
   double cpu_ratio = 0;
   std::optional<double> target;
   bool met = false;
+  // The baseline's p99 latency over this figure's (above 1: this figure's tail is lower); 0 if
+  // either has no latency. `p99_met`: the comparison asked for a lower p99 and got it.
+  double p99_ratio = 0;
+  bool show_p99 = false, lower_p99 = false, p99_met = false;
 };
 
 // The 1-minute load average (/proc/loadavg), or -1 if unknown: a busy machine makes noisy figures.
@@ -109,9 +129,6 @@ void PrintTable(const Report& report, const Options& options, std::FILE* out);
 // Writes the JSON document to `path`; false (with a message on stderr) if it cannot.
 bool WriteJson(const Report& report, const Options& options, const std::string& command_line,
                const std::string& path);
-
-// The median of `values` (the mean of the two middle ones for an even count); 0 if empty.
-double Median(std::vector<double> values);
 
 // Ends the process with a message if it is not disarmed within `budget` (a hung connection
 // must not hang CI). One at a time; Arm again to re-arm.

@@ -3,10 +3,12 @@
 //   netlayer-bench            the full run (a few minutes)
 //   netlayer-bench --quick    under a minute; what CI runs (it reports, it asserts no speed)
 //   netlayer-bench --json results.json --filter pingpong
+//   netlayer-bench compare OLD.json NEW.json
 //
 // Exit status: 0 if every figure was measured, 1 if any configuration failed (a real error:
 // refused connection, wrong echo, timeout), 2 for bad arguments, 3 if the watchdog fired.
-// Speed never changes the exit status.
+// Speed never changes the exit status. `compare`: 0 once compared (whatever changed), 1 if a
+// file cannot be read or is not a netlayer-bench JSON document, 2 for bad arguments.
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include "CLI/CLI.hpp"
 #include "baselines.h"
+#include "compare.h"
 #include "harness.h"
 #ifdef NETLAYER_BENCH_HAVE_POSIX
 #include "netlayer/posix/posix.h"
@@ -21,6 +24,9 @@
 #endif
 #ifdef NETLAYER_BENCH_HAVE_RPC
 #include "rpc_figures.h"
+#endif
+#ifdef NETLAYER_BENCH_HAVE_GRPC
+#include "grpc_figures.h"
 #endif
 #ifdef NETLAYER_BENCH_HAVE_SIM
 #include "sim_figures.h"
@@ -98,18 +104,41 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report) {
 #endif
     groups.push_back(std::move(g));
   }
-#ifdef NETLAYER_BENCH_HAVE_RPC
-  {
+#if defined(NETLAYER_BENCH_HAVE_RPC) || defined(NETLAYER_BENCH_HAVE_GRPC)
+  // rpc: netlayer's rpc over posix next to gRPC doing the same (issue 17), 1 and 8 calling
+  // threads on one connection / channel, every call timed.
+  for (size_t size : {size_t{16}, size_t{64 * 1024}}) {
     Group g;
-    g.title = "rpc over posix: blocking calls of a 16 B echo, one connection (calls/s)";
-    g.figures.push_back({"rpc/1-thread", "1 calling thread", "calls/s", {}, [] {
-                           return MakeRpcCalls(1, BenchPosixOptions());
-                         }});
-    g.figures.push_back({"rpc/8-threads",
-                         "8 threads sharing the connection",
-                         "calls/s",
-                         {{"rpc/1-thread", 2.0}},
-                         [] { return MakeRpcCalls(8, BenchPosixOptions()); }});
+    g.title = "rpc: blocking echo calls, " + SizeTitle(size) +
+              " payload, one connection, 127.0.0.1 (calls/s)";
+    for (int threads : {1, 8}) {
+      const std::string suffix =
+          "/" + SizeName(size) +
+          (threads == 1 ? "/1-thread" : "/" + std::to_string(threads) + "-threads");
+      const std::string who = threads == 1 ? "1 thread" : std::to_string(threads) + " threads";
+      const std::string grpc = "rpc/grpc" + suffix;
+      [[maybe_unused]] std::vector<Comparison> versus;
+#ifdef NETLAYER_BENCH_HAVE_GRPC
+      g.figures.push_back({grpc, "gRPC sync C++, " + who, "calls/s", {}, [threads, size] {
+                             return MakeGrpcCalls(threads, size);
+                           }});
+      // Targets (issue 17): at 16 B at least 1.5x gRPC's calls/s with a lower p99; at 64 KiB
+      // at least even.
+      versus.push_back(
+          {grpc, size == 16 ? 1.5 : 1.0, "grpc", /*show_p99=*/true, /*lower_p99=*/size == 16});
+#endif
+#ifdef NETLAYER_BENCH_HAVE_RPC
+      if (threads > 1) {
+        // Target (issue 7): 8 threads on one connection at least twice one thread's calls/s.
+        std::optional<double> target;
+        if (size == 16) target = 2.0;
+        versus.push_back({"rpc/netlayer/" + SizeName(size) + "/1-thread", target, "1 thread"});
+      }
+      g.figures.push_back(
+          {"rpc/netlayer" + suffix, "netlayer rpc + posix, " + who, "calls/s", versus,
+           [threads, size] { return MakeRpcCalls(threads, size, BenchPosixOptions()); }});
+#endif
+    }
     groups.push_back(std::move(g));
   }
 #endif
@@ -162,6 +191,11 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report) {
 #ifndef NETLAYER_BENCH_HAVE_RPC
   report.notes.push_back("rpc figures not built (netlayer::rpc missing from this tree)");
 #endif
+#ifndef NETLAYER_BENCH_HAVE_GRPC
+  report.notes.push_back(
+      "gRPC figures not built (install libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev "
+      "protobuf-compiler and reconfigure; see docs/PERFORMANCE.md)");
+#endif
   return groups;
 }
 
@@ -194,6 +228,15 @@ int main(int argc, char** argv) {
   app.add_option("--filter", options.filter,
                  "run only the figures whose id contains this text (see --list)");
   app.add_flag("--list", list, "list the figure ids and exit");
+  std::string old_json, new_json;
+  CLI::App* compare = app.add_subcommand(
+      "compare",
+      "compare two --json results: each figure's ratio NEW/OLD, flagged when beyond the runs' "
+      "own spread (their min..max over repetitions do not overlap). Exit status 0 once "
+      "compared, whatever changed; 1 if a file cannot be read");
+  compare->add_option("OLD", old_json, "the earlier run's JSON (e.g. tools/bench/baselines/...)")
+      ->required();
+  compare->add_option("NEW", new_json, "the later run's JSON")->required();
 #ifdef NETLAYER_BENCH_HAVE_POSIX
   app.add_option("--posix-read-buffer", posix_read_buffer_bytes,
                  "posix::PosixOptions::read_buffer_bytes for the netlayer figures (tuning "
@@ -206,6 +249,7 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);  // prints help or the error
     return code == 0 ? 0 : 2;
   }
+  if (*compare) return RunCompare(old_json, new_json, stdout);
 
   if (options.quick) {
     options.repetitions = 3;

@@ -1,6 +1,7 @@
 // rpc figures (built when netlayer::rpc and netlayer::posix exist).
 #pragma once
 
+#include <cstddef>
 #include <memory>
 
 #include "harness.h"
@@ -8,8 +9,9 @@
 
 namespace netlayer::bench {
 
-// Calls per second: `threads` threads making blocking calls of a 16-byte echo method at once
-// through one rpc::Client (one connection) to an rpc::Server, both on the posix backend.
-std::unique_ptr<Runner> MakeRpcCalls(int threads, posix::PosixOptions options);
+// Calls per second: `threads` threads making blocking calls of an echo method with a payload of
+// `payload_size` bytes at once through one rpc::Client (one connection) to an rpc::Server, both
+// on the posix backend. Times every call (Runner::latency).
+std::unique_ptr<Runner> MakeRpcCalls(int threads, size_t payload_size, posix::PosixOptions options);
 
 }  // namespace netlayer::bench

@@ -1,12 +1,10 @@
 // rpc calls per second over the posix backend: an echo method, `threads` calling threads
-// sharing one rpc::Client (one connection), each making blocking calls back to back.
-#include <atomic>
-#include <mutex>
+// sharing one rpc::Client (one connection), each making blocking calls back to back, each call
+// timed.
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "absl/time/clock.h"
+#include "call_loop.h"
 #include "netlayer/posix/env.h"
 #include "netlayer/posix/posix.h"
 #include "netlayer/rpc/client.h"
@@ -16,13 +14,12 @@
 namespace netlayer::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr absl::Duration kSetupTimeout = absl::Seconds(10);
-constexpr size_t kPayloadSize = 16;
 
 class RpcCalls : public Runner {
  public:
-  RpcCalls(int threads, posix::PosixOptions options) : threads_(threads), options_(options) {}
+  RpcCalls(int threads, size_t payload_size, posix::PosixOptions options)
+      : threads_(threads), payload_size_(payload_size), options_(options) {}
 
   absl::Status Start() override {
     client_factory_ = std::make_unique<posix::PosixClientFactory>(options_);
@@ -54,44 +51,18 @@ class RpcCalls : public Runner {
   }
 
   absl::StatusOr<double> Measure(Seconds duration) override {
-    std::atomic<uint64_t> calls{0};
-    std::mutex mu;
-    absl::Status first_error;
-    std::atomic<bool> go{false};
-    auto start = Clock::now();
-    auto deadline = start + std::chrono::duration_cast<Clock::duration>(duration);
-    std::vector<std::thread> threads;
-    for (int t = 0; t < threads_; ++t) {
-      threads.emplace_back([&, t] {
-        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-        std::string payload(kPayloadSize, static_cast<char>('a' + t));
-        uint64_t mine = 0;
-        do {
-          payload[0] = static_cast<char>('a' + mine % 26);
+    return RunCallLoop(
+        threads_, payload_size_, duration,
+        [this](const std::string& payload) {
           rpc::CallResult result = client_->Call("echo", payload, absl::Now() + absl::Seconds(10));
-          absl::Status error;
-          if (!result.ok()) {
-            error = result.status();
-          } else if (*result != payload) {
-            error = absl::DataLossError("rpc: wrong reply");
-          }
-          if (!error.ok()) {
-            std::lock_guard lock(mu);
-            if (first_error.ok()) first_error = error;
-            break;
-          }
-          ++mine;
-        } while (Clock::now() < deadline);
-        calls.fetch_add(mine);
-      });
-    }
-    start = Clock::now();
-    go.store(true, std::memory_order_release);
-    for (std::thread& t : threads) t.join();
-    auto end = Clock::now();
-    if (!first_error.ok()) return first_error;
-    return calls.load() / Seconds(end - start).count();
+          if (!result.ok()) return result.status();
+          if (*result != payload) return absl::DataLossError("rpc: wrong reply");
+          return absl::OkStatus();
+        },
+        latency_);
   }
+
+  const LatencyHistogram* latency() const override { return &latency_; }
 
   absl::Status Stop() override {
     if (client_) client_->Close();
@@ -105,7 +76,9 @@ class RpcCalls : public Runner {
 
  private:
   int threads_;
+  size_t payload_size_;
   posix::PosixOptions options_;
+  LatencyHistogram latency_;
   posix::PosixEnv env_;  // outlives everything below (declared first)
   std::unique_ptr<posix::PosixClientFactory> client_factory_;
   std::unique_ptr<posix::PosixServerFactory> server_factory_;
@@ -116,8 +89,9 @@ class RpcCalls : public Runner {
 
 }  // namespace
 
-std::unique_ptr<Runner> MakeRpcCalls(int threads, posix::PosixOptions options) {
-  return std::make_unique<RpcCalls>(threads, options);
+std::unique_ptr<Runner> MakeRpcCalls(int threads, size_t payload_size,
+                                     posix::PosixOptions options) {
+  return std::make_unique<RpcCalls>(threads, payload_size, options);
 }
 
 }  // namespace netlayer::bench
