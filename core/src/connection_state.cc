@@ -376,6 +376,13 @@ ConnectionState::Actions ConnectionState::MaybeRelease() {
   return a;
 }
 
+ConnectionState::Actions ConnectionState::TakeRoomMade() {
+  Actions a;
+  a.wake_reader = room_made_ && PlanRead().kind == ReadPlan::Kind::kRead;
+  room_made_ = false;
+  return a;
+}
+
 bool ConnectionState::WantRead() const {
   return phase_ != Phase::kClosed && pending_input_bytes_ < limits_.max_pending_input_bytes;
 }
@@ -397,7 +404,9 @@ bool ConnectionState::NextDelivery(Delivery& out) {
   out.close = std::move(event.close);
   if (event.input) {
     NETLAYER_ASSERT(pending_input_bytes_ >= event.input->size(), "input accounting");
+    const bool was_full = pending_input_bytes_ >= limits_.max_pending_input_bytes;
     pending_input_bytes_ -= event.input->size();
+    if (was_full && pending_input_bytes_ < limits_.max_pending_input_bytes) room_made_ = true;
     out.input = std::move(*event.input);
   } else {
     out.input.clear();

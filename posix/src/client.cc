@@ -26,35 +26,40 @@ using internal::WaitFd;
 struct AttemptControl {
   explicit AttemptControl(Sys& s) : sys(s) {}
   Sys& sys;
-  std::mutex mu;
-  std::condition_variable cv;
-  // Guarded by mu.
-  bool cancelled = false;
-  bool finished = false;     // the thread is done; wake_fd is closed
-  bool in_callback = false;  // a ConnectHandler method is running
-  std::thread::id callback_thread;
+  Mutex mu;
+  CondVar cv;
+  bool cancelled ABSL_GUARDED_BY(mu) = false;
+  bool finished ABSL_GUARDED_BY(mu) = false;     // the thread is done; wake_fd is closed
+  bool in_callback ABSL_GUARDED_BY(mu) = false;  // a ConnectHandler method is running
+  std::thread::id callback_thread ABSL_GUARDED_BY(mu);
+  // Set before the attempt's thread starts, then only read; closed (under mu, with `finished`
+  // set) when the thread ends, and written to only while !finished.
   int wake_fd = -1;
 
   bool IsCancelled() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     return cancelled;
   }
   // Sleeps until `deadline`; false if cancelled first.
   bool SleepUntil(absl::Time deadline) {
-    std::unique_lock<std::mutex> lock(mu);
-    WaitUntilDeadline(cv, lock, deadline, [this] { return cancelled; });
+    MutexLock lock(mu);
+    cv.WaitUntil(lock, deadline, [this] {
+      mu.AssertHeld();
+      return cancelled;
+    });
     return !cancelled;
   }
   void Cancel() {
-    std::unique_lock<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (!cancelled) {
       cancelled = true;
       if (!finished) internal::WakeFd(sys, wake_fd);  // interrupts a connect in progress
-      cv.notify_all();
+      cv.NotifyAll();
     }
     // No callback after Cancel returns, and the thread no longer uses the Sys: wait for it to
     // finish (it is interrupted promptly), unless Cancel is called from its own callback.
-    cv.wait(lock, [this] {
+    cv.WaitUntil(lock, absl::InfiniteFuture(), [this] {
+      mu.AssertHeld();
       return finished || (in_callback && callback_thread == std::this_thread::get_id());
     });
   }
@@ -66,7 +71,7 @@ class PosixConnectAttempt final : public ConnectAttempt {
       : control_(std::move(control)) {}
   void Cancel() override { control_->Cancel(); }
   bool done() const override {
-    std::lock_guard<std::mutex> lock(control_->mu);
+    MutexLock lock(control_->mu);
     return control_->finished || control_->cancelled;
   }
 
@@ -191,7 +196,7 @@ absl::StatusOr<std::shared_ptr<ConnectAttempt>> PosixClientFactory::Connect(
                 : absl::StatusOr<std::shared_ptr<Connection>>(fd.status());
     bool deliver = false;
     {
-      std::lock_guard<std::mutex> lock(control->mu);
+      MutexLock lock(control->mu);
       if (!control->cancelled) {
         deliver = true;
         control->in_callback = true;
@@ -209,11 +214,11 @@ absl::StatusOr<std::shared_ptr<ConnectAttempt>> PosixClientFactory::Connect(
     }
     connection = absl::CancelledError("");
     handler.reset();
-    std::lock_guard<std::mutex> lock(control->mu);
+    MutexLock lock(control->mu);
     control->in_callback = false;
     control->finished = true;
     CloseFd(sys, control->wake_fd);
-    control->cv.notify_all();
+    control->cv.NotifyAll();
   }).detach();
   return std::make_shared<PosixConnectAttempt>(std::move(control));
 }

@@ -35,9 +35,9 @@ using ReadPlan = ConnectionState::ReadPlan;
 // Connection threads alive in the process (WaitForConnectionThreads). Never destroyed: detached
 // connection threads may still end while the process exits.
 struct LiveThreads {
-  std::mutex mu;
-  std::condition_variable cv;
-  int count = 0;  // guarded by mu
+  Mutex mu;
+  CondVar cv;
+  int count ABSL_GUARDED_BY(mu) = 0;
 };
 LiveThreads& Live() {
   static LiveThreads* const live = new LiveThreads();
@@ -105,12 +105,12 @@ struct Core {
   void OutputLoop();
   // A connection thread is done with the stream; after the last one the state releases it.
   void ThreadDone() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     NETLAYER_ASSERT(threads_left > 0, "two threads per connection");
     if (--threads_left == 0) Carry(state.OnTransportDone());
   }
-  // REQUIRES: mu held. Carries out what the state returned: system calls that never block.
-  void Carry(const Actions& a) {
+  // Carries out what the state returned: system calls that never block.
+  void Carry(const Actions& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (!fds_closed) {
       if (a.reset) {
         linger lg{1, 0};  // the final close sends a reset
@@ -121,7 +121,7 @@ struct Core {
       if (a.shutdown_write) sys.Shutdown(fd, SHUT_WR);
       if (a.wake_reader) internal::WakeFd(sys, wake_fd);
     }
-    if (a.wake_transport) out_cv.notify_all();
+    if (a.wake_transport) out_cv.NotifyAll();
     if (a.release) {
       NETLAYER_ASSERT(!fds_closed, "a stream is released once");
       fds_closed = true;
@@ -137,17 +137,16 @@ struct Core {
   Address local = Address::Unix("");
   Address peer = Address::Unix("");
 
-  std::mutex mu;
-  std::condition_variable out_cv;  // the output thread's wake-up (Actions::wake_transport)
-  // All below guarded by mu.
-  ConnectionState state;
-  int threads_left = 2;
-  bool fds_closed = false;
+  Mutex mu;
+  CondVar out_cv;  // the output thread's wake-up (Actions::wake_transport)
+  ConnectionState state ABSL_GUARDED_BY(mu);
+  int threads_left ABSL_GUARDED_BY(mu) = 2;
+  bool fds_closed ABSL_GUARDED_BY(mu) = false;
   // The application's handle, passed to handlers. Cleared by its destructor, which also removes
   // the handler, so a non-null handle read under mu stays valid for the delivery that follows.
   // The threads hold no reference to the handle: the application's last reference always runs
   // the destructor on the application's thread (or in a handler).
-  PosixConnection* handle = nullptr;
+  PosixConnection* handle ABSL_GUARDED_BY(mu) = nullptr;
 };
 
 class PosixConnection final : public Connection,
@@ -158,8 +157,9 @@ class PosixConnection final : public Connection,
 
   void StartThreads() {
     {
-      std::lock_guard<std::mutex> lock(Live().mu);
-      Live().count += 2;
+      LiveThreads& live = Live();
+      MutexLock lock(live.mu);
+      live.count += 2;
     }
     input_ = std::thread([core = core_] {
       core->InputLoop();
@@ -174,7 +174,7 @@ class PosixConnection final : public Connection,
   }
 
   bool IsOpen() const override {
-    std::lock_guard<std::mutex> lock(core_->mu);
+    MutexLock lock(core_->mu);
     return core_->state.IsOpen();
   }
   std::shared_ptr<ConnectionHandler> SetHandler(
@@ -183,7 +183,7 @@ class PosixConnection final : public Connection,
   void Close() override;
   void Abort() override;
   size_t QueuedOutputBytes() const override {
-    std::lock_guard<std::mutex> lock(core_->mu);
+    MutexLock lock(core_->mu);
     return core_->state.output_bytes();
   }
   Address local_address() const override { return core_->local; }
@@ -192,8 +192,8 @@ class PosixConnection final : public Connection,
  private:
   static void EndLiveThread() {
     LiveThreads& live = Live();
-    std::lock_guard<std::mutex> lock(live.mu);
-    if (--live.count == 0) live.cv.notify_all();
+    MutexLock lock(live.mu);
+    if (--live.count == 0) live.cv.NotifyAll();
   }
 
   std::shared_ptr<Core> core_;
@@ -204,7 +204,7 @@ class PosixConnection final : public Connection,
 PosixConnection::~PosixConnection() {
   std::shared_ptr<ConnectionHandler> handler;
   {
-    std::lock_guard<std::mutex> lock(core_->mu);
+    MutexLock lock(core_->mu);
     core_->handle = nullptr;
     // With no handler nothing more is delivered: a delivery loop running on this thread (the
     // destructor ran inside a handler) stops after the current callback.
@@ -226,21 +226,18 @@ std::shared_ptr<ConnectionHandler> PosixConnection::SetHandler(
   std::shared_ptr<PosixConnection> self = weak_from_this().lock();
   std::shared_ptr<ConnectionHandler> old;
   {
-    std::unique_lock<std::mutex> lock(core_->mu);
-    const bool paused = core_->state.PlanRead().kind == ReadPlan::Kind::kPause;
+    MutexLock lock(core_->mu);
     old = core_->state.SetHandler(std::move(handler));
     DeliverEvents(lock, core_->state, *this);
-    // Deliveries made room: let a paused input thread read again.
-    if (paused && core_->state.PlanRead().kind == ReadPlan::Kind::kRead) {
-      core_->Carry(Actions{.wake_reader = true});
-    }
+    // Deliveries made room: a paused input thread reads again.
+    core_->Carry(core_->state.TakeRoomMade());
   }
   return old;  // the old handler is released outside the lock
 }
 
 absl::Status PosixConnection::WriteV(absl::Span<const std::string_view> pieces) {
   Core& c = *core_;
-  std::unique_lock<std::mutex> lock(c.mu);
+  MutexLock lock(c.mu);
   ConnectionState::WriteStart start = c.state.BeginWrite(pieces);
   c.Carry(start.actions);
   if (!start.send_direct) return start.status;
@@ -280,22 +277,22 @@ absl::Status PosixConnection::WriteV(absl::Span<const std::string_view> pieces) 
 
 void PosixConnection::Close() {
   Core& c = *core_;
-  std::lock_guard<std::mutex> lock(c.mu);
+  MutexLock lock(c.mu);
   c.Carry(c.state.Close(absl::Now()));
 }
 
 void PosixConnection::Abort() {
   Core& c = *core_;
-  std::lock_guard<std::mutex> lock(c.mu);
+  MutexLock lock(c.mu);
   c.Carry(c.state.Abort());
 }
 
 void Core::OutputLoop() {
-  std::unique_lock<std::mutex> lock(mu);
+  MutexLock lock(mu);
   for (;;) {
     if (!state.ClaimTransport()) {
       if (state.phase() == ConnectionState::Phase::kClosed) return;  // nothing more to send
-      out_cv.wait(lock);
+      out_cv.Wait(lock);
       continue;
     }
     std::string_view pieces[kMaxIov];
@@ -334,7 +331,7 @@ void Core::InputLoop() {
   for (;;) {
     ReadPlan plan;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       plan = state.PlanRead();
       if (plan.deadline != absl::InfiniteFuture()) {
         const absl::Time now = absl::Now();
@@ -353,7 +350,7 @@ void Core::InputLoop() {
     if (rc < 0) {
       const int err = errno;
       if (err == EINTR || err == EAGAIN || err == ENOMEM) continue;
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       Carry(state.OnRemoteClosed(ErrnoCloseReason("select", err)));
       continue;
     }
@@ -362,7 +359,7 @@ void Core::InputLoop() {
     const ssize_t n = sys.Recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
     const int err = errno;
     if (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)) continue;
-    std::unique_lock<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (n > 0) {
       read_again = static_cast<size_t>(n) == buffer.size();
       if (handle == nullptr) continue;  // the handle is gone (closing): input is discarded
@@ -375,7 +372,7 @@ void Core::InputLoop() {
     Carry(n == 0 ? state.OnEndOfStream() : state.OnRemoteClosed(ErrnoCloseReason("recv", err)));
   }
   // ConnectionClosed, unless no handler is set yet (SetHandler delivers it then).
-  std::unique_lock<std::mutex> lock(mu);
+  MutexLock lock(mu);
   if (handle != nullptr) DeliverEvents(lock, state, *handle);
 }
 
@@ -383,8 +380,11 @@ void Core::InputLoop() {
 
 bool WaitForConnectionThreads(absl::Time deadline) {
   LiveThreads& live = Live();
-  std::unique_lock<std::mutex> lock(live.mu);
-  return WaitUntilDeadline(live.cv, lock, deadline, [&live] { return live.count == 0; });
+  MutexLock lock(live.mu);
+  return live.cv.WaitUntil(lock, deadline, [&live] {
+    live.mu.AssertHeld();
+    return live.count == 0;
+  });
 }
 
 namespace internal {
@@ -415,7 +415,10 @@ absl::StatusOr<std::shared_ptr<Connection>> StartConnection(int fd, const PosixO
     core->peer = ToAddress(reinterpret_cast<sockaddr*>(&ss), len);
   }
   auto connection = std::make_shared<PosixConnection>(core);
-  core->handle = connection.get();
+  {
+    MutexLock lock(core->mu);
+    core->handle = connection.get();
+  }
   connection->StartThreads();
   return connection;
 }

@@ -12,14 +12,14 @@ namespace netlayer::posix {
 PosixEnv::~PosixEnv() {
   std::thread thread;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     NETLAYER_ASSERT(!thread_.joinable() || thread_.get_id() != std::this_thread::get_id(),
                     "a PosixEnv may not be destroyed by one of its timers");
     stop_ = true;
     timers_.Clear();
     thread = std::move(thread_);
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread.joinable()) thread.join();
 }
 
@@ -29,17 +29,17 @@ PosixEnv& PosixEnv::Default() {
 }
 
 TimerId PosixEnv::RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (stop_) return 0;  // being destroyed: the timer never runs (0 is no timer's id)
   absl::StatusOr<TimerId> id = timers_.Add(when, std::move(fn));
   NETLAYER_ASSERT(id.ok(), "PosixEnv: too many timers pending (TimerQueue bound): a timer leak");
   if (!thread_.joinable()) thread_ = std::thread([this] { TimerLoop(); });
-  cv_.notify_all();
+  cv_.NotifyAll();
   return *id;
 }
 
 bool PosixEnv::CancelTimer(TimerId id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return timers_.Cancel(id);
 }
 
@@ -48,18 +48,18 @@ std::unique_ptr<Notification> PosixEnv::NewNotification() {
 }
 
 void PosixEnv::TimerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!stop_) {
     const std::optional<absl::Time> next = timers_.NextDeadline();
     if (!next.has_value()) {
-      cv_.wait(lock);
+      cv_.Wait(lock);
       continue;
     }
     const absl::Time now = absl::Now();
     std::optional<TimerQueue::Entry> due = timers_.PopDue(now);
     if (!due.has_value()) {
       // At most kMaxConditionWait at a time: a timer set for the infinite future must not spin.
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(*next - now, kMaxConditionWait)));
+      cv_.WaitUntil(lock, *next);
       continue;
     }
     lock.unlock();
@@ -72,19 +72,22 @@ void PosixEnv::TimerLoop() {
 void PosixNotification::Notify() {
   // Notify under the lock: a waiter that sees the flag may destroy the notification as soon as
   // it can take the lock, so the condition variable must not be touched after unlocking.
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   notified_ = true;
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 bool PosixNotification::HasBeenNotified() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return notified_;
 }
 
 bool PosixNotification::WaitUntil(absl::Time deadline) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return WaitUntilDeadline(cv_, lock, deadline, [this] { return notified_; });
+  MutexLock lock(mu_);
+  return cv_.WaitUntil(lock, deadline, [this] {
+    mu_.AssertHeld();
+    return notified_;
+  });
 }
 
 std::unique_ptr<Generator> NewOsSeededGenerator() {

@@ -42,11 +42,10 @@ struct ListenerCore {
   std::string unlink_path;   // the unix socket file this listener created
   AcceptCallback on_accept;  // set for the callback form
 
-  std::mutex mu;
-  std::condition_variable cv;  // a connection queued, room in the queue, or closed
-  // Guarded by mu.
-  bool closed = false;
-  std::deque<std::shared_ptr<Connection>> queue;
+  Mutex mu;
+  CondVar cv;  // a connection queued, room in the queue, or closed
+  bool closed ABSL_GUARDED_BY(mu) = false;
+  std::deque<std::shared_ptr<Connection>> queue ABSL_GUARDED_BY(mu);
 };
 
 class PosixListener final : public Listener {
@@ -58,29 +57,31 @@ class PosixListener final : public Listener {
 
   Address address() const override { return core_->address; }
   std::shared_ptr<Connection> Accept(absl::Time deadline) override {
-    std::unique_lock<std::mutex> lock(core_->mu);
+    MutexLock lock(core_->mu);
     if (core_->on_accept) return nullptr;  // the callback form hands connections out itself
-    WaitUntilDeadline(core_->cv, lock, deadline,
-                      [this] { return core_->closed || !core_->queue.empty(); });
+    core_->cv.WaitUntil(lock, deadline, [this] {
+      core_->mu.AssertHeld();
+      return core_->closed || !core_->queue.empty();
+    });
     if (core_->closed || core_->queue.empty()) return nullptr;
     std::shared_ptr<Connection> connection = std::move(core_->queue.front());
     core_->queue.pop_front();
-    core_->cv.notify_all();  // room for the accept thread
+    core_->cv.NotifyAll();  // room for the accept thread
     return connection;
   }
   void Close() override {
     std::deque<std::shared_ptr<Connection>> dropped;
     {
-      std::lock_guard<std::mutex> lock(core_->mu);
+      MutexLock lock(core_->mu);
       if (!core_->closed) {
         core_->closed = true;
         internal::WakeFd(core_->sys, core_->wake_fd);
         dropped.swap(core_->queue);
-        core_->cv.notify_all();
+        core_->cv.NotifyAll();
       }
     }
     dropped.clear();  // accepted but never taken: closed (outside the lock: joins threads)
-    std::lock_guard<std::mutex> lock(join_mu_);
+    MutexLock lock(join_mu_);
     if (!thread_.joinable()) return;
     if (thread_.get_id() == std::this_thread::get_id()) {
       thread_.detach();  // Close() from the accept callback: the thread ends by itself
@@ -89,23 +90,24 @@ class PosixListener final : public Listener {
     }
   }
   bool IsOpen() const override {
-    std::lock_guard<std::mutex> lock(core_->mu);
+    MutexLock lock(core_->mu);
     return !core_->closed;
   }
 
  private:
   std::shared_ptr<ListenerCore> core_;
-  std::mutex join_mu_;  // serialises joining between concurrent Close() calls
-  std::thread thread_;
+  Mutex join_mu_;  // serialises joining between concurrent Close() calls
+  std::thread thread_ ABSL_GUARDED_BY(join_mu_);
 };
 
 void ListenerCore::AcceptLoop() {
   absl::Time resume_at = absl::InfinitePast();  // after an accept error, pause until then
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu);
+      MutexLock lock(mu);
       // A full queue stops accepting until Accept() makes room.
-      cv.wait(lock, [this] {
+      cv.WaitUntil(lock, absl::InfiniteFuture(), [this] {
+        mu.AssertHeld();
         return closed || on_accept != nullptr || queue.size() < options.accept_queue_limit;
       });
       if (closed) break;
@@ -155,14 +157,14 @@ void ListenerCore::AcceptLoop() {
       on_accept(std::move(*connection));  // on this thread, no lock held
       continue;
     }
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (closed) break;  // dropped: the connection closes as the last reference goes
     queue.push_back(std::move(*connection));
-    cv.notify_all();
+    cv.NotifyAll();
   }
   if (!unlink_path.empty()) sys.Unlink(unlink_path.c_str());
   CloseFd(sys, listen_fd);
-  std::lock_guard<std::mutex> lock(mu);
+  MutexLock lock(mu);
   CloseFd(sys, wake_fd);
   // Close() wakes only while !closed; closed is set before we get here, so no write follows.
 }

@@ -82,20 +82,20 @@ FaultSys::~FaultSys() {
 }
 
 void FaultSys::Inject(Op op, Fault fault) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (fault.count == 0 || fault.count < kForever) fault.count = 1;
   faults_[static_cast<size_t>(op)].push_back(fault);
 }
 
 size_t FaultSys::Pending(Op op) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return faults_[static_cast<size_t>(op)].size();
 }
 
 bool FaultSys::Take(Op op, int fd, Fault* out) {
   const size_t i = static_cast<size_t>(op);
   calls_[i].fetch_add(1);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::deque<Fault>& queue = faults_[i];
   for (auto it = queue.begin(); it != queue.end(); ++it) {
     if (it->fd != -1 && it->fd != fd) continue;

@@ -816,7 +816,8 @@ void World::Impl::DeliverPending(const std::shared_ptr<SimConnection>& conn) {
   CallbackScope scope(*this);
   NoLock lock;
   DeliverEvents(lock, conn->state(), *conn);
-  ResumeRead(*conn);
+  // The same decision posix's SetHandler carries out: deliveries made room, the reader resumes.
+  if (conn->state().TakeRoomMade().wake_reader) ResumeRead(*conn);
 }
 
 void World::Impl::ScheduleDeliverPending(const std::shared_ptr<SimConnection>& conn) {

@@ -12,9 +12,60 @@
 #include "absl/time/time.h"
 #include "netlayer/core/env.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/core/mutex.h"
 #include "netlayer/core/timer_queue.h"
 
 namespace netlayer::posix {
+
+// The longest single condition-variable wait: a wait for a deadline centuries away would
+// overflow the clock arithmetic inside wait_for and return at once, turning the wait into a spin.
+inline constexpr absl::Duration kMaxConditionWait = absl::Hours(1);
+
+// Waits on `cv` with `lock` until `done()` or `deadline`; returns done(). Spurious wake-ups and
+// an infinite or far-off deadline are handled.
+template <typename Pred>
+bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                       absl::Time deadline, Pred done) {
+  while (!done()) {
+    if (deadline == absl::InfiniteFuture()) {
+      cv.wait(lock);
+    } else {
+      const absl::Time now = absl::Now();
+      if (now >= deadline) return done();
+      cv.wait_for(lock, absl::ToChronoNanoseconds(std::min(deadline - now, kMaxConditionWait)));
+    }
+  }
+  return true;
+}
+
+// A Xoshiro256 seeded from the operating system (getrandom): for jitter in production.
+// A condition variable for a netlayer::MutexLock (core/mutex.h, checked by -Wthread-safety).
+// Waits return with the lock held.
+class CondVar {
+ public:
+  void NotifyOne() { cv_.notify_one(); }
+  void NotifyAll() { cv_.notify_all(); }
+  void Wait(MutexLock& lock) { cv_.wait(lock.native()); }
+  // Until `deadline` or a notification (or a spurious wake-up, after at most kMaxConditionWait).
+  void WaitUntil(MutexLock& lock, absl::Time deadline) {
+    const absl::Time now = absl::Now();
+    if (deadline == absl::InfiniteFuture()) {
+      cv_.wait(lock.native());
+    } else if (deadline > now) {
+      cv_.wait_for(lock.native(),
+                   absl::ToChronoNanoseconds(std::min(deadline - now, kMaxConditionWait)));
+    }
+  }
+  // Until `done()` (run with the lock held: call the mutex's AssertHeld() in it) or `deadline`;
+  // returns done().
+  template <typename Pred>
+  bool WaitUntil(MutexLock& lock, absl::Time deadline, Pred done) {
+    return WaitUntilDeadline(cv_, lock.native(), deadline, std::move(done));
+  }
+
+ private:
+  std::condition_variable cv_;
+};
 
 // Thread rules: every method may be called from any thread, including from a timer callback.
 // Timer callbacks run one at a time on the Env's timer thread (started on the first RunAt),
@@ -42,12 +93,12 @@ class PosixEnv final : public Env {
  private:
   void TimerLoop();
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  Mutex mu_;
+  CondVar cv_;
   // Timers due at the same time run in the order they were set.
-  TimerQueue timers_;
-  bool stop_ = false;
-  std::thread thread_;  // started by the first RunAt
+  TimerQueue timers_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_ ABSL_GUARDED_BY(mu_);  // started by the first RunAt
 };
 
 // A Notification with a mutex and a condition variable.
@@ -58,33 +109,11 @@ class PosixNotification final : public Notification {
   bool WaitUntil(absl::Time deadline) override;
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool notified_ = false;
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool notified_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// The longest single condition-variable wait: a wait for a deadline centuries away would
-// overflow the clock arithmetic inside wait_for and return at once, turning the wait into a spin.
-inline constexpr absl::Duration kMaxConditionWait = absl::Hours(1);
-
-// Waits on `cv` with `lock` until `done()` or `deadline`; returns done(). Spurious wake-ups and
-// an infinite or far-off deadline are handled.
-template <typename Pred>
-bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                       absl::Time deadline, Pred done) {
-  while (!done()) {
-    if (deadline == absl::InfiniteFuture()) {
-      cv.wait(lock);
-    } else {
-      const absl::Time now = absl::Now();
-      if (now >= deadline) return done();
-      cv.wait_for(lock, absl::ToChronoNanoseconds(std::min(deadline - now, kMaxConditionWait)));
-    }
-  }
-  return true;
-}
-
-// A Xoshiro256 seeded from the operating system (getrandom): for jitter in production.
 std::unique_ptr<Generator> NewOsSeededGenerator();
 
 }  // namespace netlayer::posix

@@ -24,6 +24,8 @@
 #include <deque>
 #include <mutex>
 
+#include "netlayer/core/mutex.h"
+
 namespace netlayer::posix {
 
 class Sys {
@@ -156,8 +158,8 @@ class FaultSys : public Sys {
   bool Take(Op op, int fd, Fault* out);
 
   Sys& base_;
-  mutable std::mutex mu_;
-  std::array<std::deque<Fault>, kOps> faults_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::array<std::deque<Fault>, kOps> faults_ ABSL_GUARDED_BY(mu_);
   std::array<std::atomic<uint64_t>, kOps> calls_{};
   std::atomic<int> max_select_nfds_{0};
 };
