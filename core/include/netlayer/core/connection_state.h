@@ -2,8 +2,8 @@
 //
 // It holds the delivery queue (a DeliveryQueue: the handler slot, the events waiting for
 // delivery, the delivery claim, close-once), the output queue with its bound, the single-sender
-// claim, and the close sequence (flush bounded by a linger, FIN, a bounded
-// drain of the peer's end, or an abort). It never calls out, reads no clock and makes no system
+// claim, and the close sequence (flush bounded by a linger, FIN, a bounded drain of the peer's
+// end, or an abort). It never calls out, reads no clock and makes no system
 // call: methods take the time when they need it and return what the driver (a backend) must do,
 // and the driver does it after releasing its own lock. This is where the promises of
 // connection.h are enforced, once:
