@@ -15,15 +15,17 @@ constexpr size_t kMergeInputUpTo = size_t{64} << 10;
 constexpr size_t kCoalesceOutputUpTo = size_t{64} << 10;
 }  // namespace
 
-ConnectionState::ConnectionState(ConnectionLimits limits) : limits_(limits) {
+ConnectionState::ConnectionState(ConnectionLimits limits)
+    : limits_(limits),
+      deliveries_({.max_queued_bytes = limits.max_pending_input_bytes,
+                   .merge_input_up_to = kMergeInputUpTo}) {
   NETLAYER_ASSERT(limits_.max_output_bytes > 0, "max_output_bytes must be positive");
   NETLAYER_ASSERT(limits_.max_pending_input_bytes > 0, "max_pending_input_bytes must be positive");
 }
 
 std::shared_ptr<ConnectionHandler> ConnectionState::SetHandler(
     std::shared_ptr<ConnectionHandler> handler) {
-  std::swap(handler_, handler);
-  return handler;
+  return deliveries_.SetHandler(std::move(handler));
 }
 
 ConnectionState::WriteStart ConnectionState::BeginWrite(absl::Span<const std::string_view> pieces) {
@@ -122,18 +124,13 @@ ConnectionState::Actions ConnectionState::EndWriterClaim(absl::Time now) {
   return AfterSend(now);
 }
 
-void ConnectionState::DropEvents() {
-  events_.clear();
-  pending_input_bytes_ = 0;
-}
-
 ConnectionState::Actions ConnectionState::Close(absl::Time now) {
   Actions a;
   if (closed_locally_) return a;
   closed_locally_ = true;
   // Whatever was not yet delivered is dropped, even a remote close already seen but still
   // queued: after a local Close() the handler hears nothing more (promise 4).
-  DropEvents();
+  deliveries_.CloseLocally();
   a.wake_reader = true;
   if (phase_ == Phase::kClosed) return a;  // the stream already ended; nothing to flush
   phase_ = Phase::kClosing;
@@ -147,7 +144,7 @@ ConnectionState::Actions ConnectionState::Abort() {
   if (aborted_ || released_) return a;
   if (phase_ == Phase::kClosed && !closed_locally_) return a;  // a remote close came first
   closed_locally_ = true;
-  DropEvents();
+  deliveries_.CloseLocally();
   a |= AbortStream();
   return a;
 }
@@ -166,17 +163,9 @@ ConnectionState::Actions ConnectionState::AbortStream() {
 
 std::shared_ptr<ConnectionHandler> ConnectionState::OnInput(std::string_view data) {
   if (phase_ != Phase::kOpen || data.empty()) return nullptr;
-  if (handler_ != nullptr && events_.empty() && !delivering_) {
-    delivering_ = true;
-    return handler_;
-  }
-  if (!events_.empty() && events_.back().input &&
-      events_.back().input->size() + data.size() <= kMergeInputUpTo) {
-    events_.back().input->append(data);
-  } else {
-    events_.push_back(Event{std::string(data), std::nullopt});
-  }
-  pending_input_bytes_ += data.size();
+  NETLAYER_ASSERT(!deliveries_.closed(), "an open connection's queue takes input");
+  if (std::shared_ptr<ConnectionHandler> direct = deliveries_.ClaimDirect()) return direct;
+  deliveries_.Push(data);
   return nullptr;
 }
 
@@ -205,9 +194,8 @@ ConnectionState::Actions ConnectionState::OnRemoteClosed(CloseReason reason) {
   peer_eof_ = true;  // nothing more will come
   DiscardOutput();
   if (notify) {
-    NETLAYER_ASSERT(!close_queued_, "a connection's close is notified once");
-    close_queued_ = true;
-    events_.push_back(Event{std::nullopt, std::move(reason)});
+    const bool queued = deliveries_.PushClose(std::move(reason));
+    NETLAYER_ASSERT(queued, "a connection's close is notified once");
   }
   return a;
 }
@@ -378,41 +366,16 @@ ConnectionState::Actions ConnectionState::MaybeRelease() {
 
 ConnectionState::Actions ConnectionState::TakeRoomMade() {
   Actions a;
-  a.wake_reader = room_made_ && PlanRead().kind == ReadPlan::Kind::kRead;
-  room_made_ = false;
+  a.wake_reader = deliveries_.TakeRoomMade() && PlanRead().kind == ReadPlan::Kind::kRead;
   return a;
 }
 
 bool ConnectionState::WantRead() const {
-  return phase_ != Phase::kClosed && pending_input_bytes_ < limits_.max_pending_input_bytes;
+  return phase_ != Phase::kClosed && deliveries_.below_bound();
 }
 
-bool ConnectionState::ClaimDelivery() {
-  if (delivering_ || !HasDeliverable()) return false;
-  delivering_ = true;
-  return true;
-}
+bool ConnectionState::ClaimDelivery() { return deliveries_.ClaimDelivery(); }
 
-bool ConnectionState::NextDelivery(Delivery& out) {
-  NETLAYER_ASSERT(delivering_, "NextDelivery is for the claimed deliverer");
-  if (!HasDeliverable()) {
-    delivering_ = false;
-    return false;
-  }
-  Event& event = events_.front();
-  out.handler = handler_;
-  out.close = std::move(event.close);
-  if (event.input) {
-    NETLAYER_ASSERT(pending_input_bytes_ >= event.input->size(), "input accounting");
-    const bool was_full = pending_input_bytes_ >= limits_.max_pending_input_bytes;
-    pending_input_bytes_ -= event.input->size();
-    if (was_full && pending_input_bytes_ < limits_.max_pending_input_bytes) room_made_ = true;
-    out.input = std::move(*event.input);
-  } else {
-    out.input.clear();
-  }
-  events_.pop_front();
-  return true;
-}
+bool ConnectionState::NextDelivery(Delivery& out) { return deliveries_.NextDelivery(out); }
 
 }  // namespace netlayer

@@ -25,6 +25,16 @@ class MessageConnection::Adapter final : public ConnectionHandler {
   std::weak_ptr<MessageConnection> owner_;
 };
 
+struct MessageConnection::Dispatch {
+  MessageConnection& connection;
+  void operator()(MessageHandler& handler, std::string_view message) const {
+    handler.MessageReceived(connection, message);
+  }
+  void operator()(MessageHandler& handler, const CloseReason& reason) const {
+    handler.ConnectionClosed(connection, reason);
+  }
+};
+
 std::shared_ptr<MessageConnection> MessageConnection::Create(std::shared_ptr<Connection> connection,
                                                              MessageOptions options) {
   NETLAYER_ASSERT(connection != nullptr, "MessageConnection needs a connection");
@@ -34,7 +44,11 @@ std::shared_ptr<MessageConnection> MessageConnection::Create(std::shared_ptr<Con
 }
 
 MessageConnection::MessageConnection(std::shared_ptr<Connection> connection, MessageOptions options)
-    : connection_(std::move(connection)), options_(options), decoder_(options.max_message_size) {
+    : connection_(std::move(connection)),
+      options_(options),
+      decoder_(options.max_message_size),
+      // Messages never merge; the bound is a hard one (OnMessage closes rather than pass it).
+      deliveries_({.max_queued_bytes = options.max_queued_bytes, .merge_input_up_to = 0}) {
   NETLAYER_ASSERT(options_.max_queued_bytes > 0, "max_queued_bytes must be positive");
 }
 
@@ -43,10 +57,10 @@ MessageConnection::~MessageConnection() { connection_->Close(); }
 std::shared_ptr<MessageHandler> MessageConnection::SetHandler(
     std::shared_ptr<MessageHandler> handler) {
   std::unique_lock lock(mu_);
-  std::swap(handler_, handler);
-  Drain(lock);
+  std::shared_ptr<MessageHandler> previous = deliveries_.SetHandler(std::move(handler));
+  deliveries_.Deliver(lock, Dispatch{*this});
   lock.unlock();
-  return handler;  // the previous one, released outside the lock
+  return previous;  // released outside the lock
 }
 
 absl::Status MessageConnection::SendV(absl::Span<const std::string_view> pieces) {
@@ -75,10 +89,7 @@ absl::Status MessageConnection::SendV(absl::Span<const std::string_view> pieces)
 void MessageConnection::Close() {
   {
     std::lock_guard lock(mu_);
-    closed_ = true;
-    closed_locally_ = true;
-    events_.clear();
-    queued_bytes_ = 0;
+    deliveries_.CloseLocally();
   }
   connection_->Close();
 }
@@ -86,9 +97,7 @@ void MessageConnection::Close() {
 void MessageConnection::CloseWithReason(CloseReason reason) {
   {
     std::unique_lock lock(mu_);
-    if (QueueCloseLocked(std::move(reason))) {
-      Drain(lock);
-    }
+    QueueCloseAndDeliver(lock, std::move(reason));
   }
   connection_->Close();
 }
@@ -96,7 +105,7 @@ void MessageConnection::CloseWithReason(CloseReason reason) {
 bool MessageConnection::IsOpen() const {
   {
     std::lock_guard lock(mu_);
-    if (closed_) return false;
+    if (deliveries_.closed()) return false;
   }
   return connection_->IsOpen();
 }
@@ -115,79 +124,45 @@ void MessageConnection::OnInput(std::string_view data) {
 
 void MessageConnection::OnMessage(std::string_view message, std::string* owned) {
   std::unique_lock lock(mu_);
-  if (closed_) return;
-  if (handler_ != nullptr && events_.empty() && !delivering_) {
+  if (deliveries_.closed()) return;
+  const Dispatch dispatch{*this};
+  if (std::shared_ptr<MessageHandler> direct = deliveries_.ClaimDirect()) {
     // Straight to the handler, no copy.
-    delivering_ = true;
-    std::shared_ptr<MessageHandler> handler = handler_;
-    lock.unlock();
-    handler->MessageReceived(*this, message);
-    handler.reset();
-    lock.lock();
-    delivering_ = false;
-    Drain(lock);
+    deliveries_.DeliverDirect(lock, std::move(direct), message, dispatch);
     return;
   }
-  if (message.size() > options_.max_queued_bytes - queued_bytes_) {
+  if (!deliveries_.HasRoomFor(message.size())) {
     std::string detail =
         absl::StrCat("smac: undelivered messages would pass the bound of ",
                      options_.max_queued_bytes, " bytes (is a message handler set?)");
     Log(LogLayer::kSmac).warn("closing connection: {}", detail);
-    QueueCloseLocked(CloseReason(CloseReason::Kind::kError, std::move(detail)));
-    Drain(lock);
+    QueueCloseAndDeliver(lock, CloseReason(CloseReason::Kind::kError, std::move(detail)));
     lock.unlock();
     connection_->Close();
     return;
   }
-  queued_bytes_ += message.size();
-  events_.push_back(
-      Event{owned != nullptr ? std::move(*owned) : std::string(message), std::nullopt});
-  Drain(lock);
+  deliveries_.Push(message, owned);
+  deliveries_.Deliver(lock, dispatch);
 }
 
 void MessageConnection::OnCoreClosed(const CloseReason& reason) {
   std::unique_lock lock(mu_);
   if (!decoder_.at_frame_boundary() && decoder_.state() != FrameDecoder::State::kFailed) {
     // Say so: a peer that dies mid-frame is worth knowing about.
-    QueueCloseLocked(CloseReason(reason.kind(),
-                                 absl::StrCat(reason.detail(), reason.detail().empty() ? "" : "; ",
-                                              "a partial smac frame was discarded (",
-                                              decoder_.buffered_bytes(), " bytes received)")));
+    QueueCloseAndDeliver(
+        lock, CloseReason(reason.kind(),
+                          absl::StrCat(reason.detail(), reason.detail().empty() ? "" : "; ",
+                                       "a partial smac frame was discarded (",
+                                       decoder_.buffered_bytes(), " bytes received)")));
   } else {
-    QueueCloseLocked(reason);
+    QueueCloseAndDeliver(lock, reason);
   }
-  Drain(lock);
 }
 
-bool MessageConnection::QueueCloseLocked(CloseReason reason) {
-  if (closed_) return false;
-  closed_ = true;
-  events_.push_back(Event{std::nullopt, std::move(reason)});
-  return true;
-}
-
-void MessageConnection::Drain(std::unique_lock<std::mutex>& lock) {
-  if (delivering_) return;  // the current deliverer picks the new events up
-  while (handler_ != nullptr && !events_.empty()) {
-    delivering_ = true;
-    Event event = std::move(events_.front());
-    events_.pop_front();
-    std::shared_ptr<MessageHandler> handler = handler_;
-    if (event.message) {
-      NETLAYER_ASSERT(queued_bytes_ >= event.message->size(), "queued byte accounting");
-      queued_bytes_ -= event.message->size();
-    }
-    lock.unlock();
-    if (event.message) {
-      handler->MessageReceived(*this, *event.message);
-    } else {
-      handler->ConnectionClosed(*this, *event.close);
-    }
-    handler.reset();
-    event = Event{};
-    lock.lock();
-  }
-  delivering_ = false;
+void MessageConnection::QueueCloseAndDeliver(std::unique_lock<std::mutex>& lock,
+                                             CloseReason reason) {
+  // Once only: nothing after a local Close() or an earlier close.
+  if (deliveries_.PushClose(std::move(reason))) deliveries_.Deliver(lock, Dispatch{*this});
 }
 
 }  // namespace netlayer::smac

@@ -1,16 +1,18 @@
 // ConnectionState: the sans-I/O state machine behind every Connection, on every backend.
 //
-// It holds the handler slot, the events waiting for delivery, the output queue with its bound,
-// the single-sender claim, and the close sequence (flush bounded by a linger, FIN, a bounded
-// drain of the peer's end, or an abort). It never calls out, reads no clock and makes no system
+// It holds the delivery queue (a DeliveryQueue: the handler slot, the events waiting for
+// delivery, the delivery claim, close-once), the output queue with its bound, the single-sender
+// claim, and the close sequence (flush bounded by a linger, FIN, a bounded drain of the peer's
+// end, or an abort). It never calls out, reads no clock and makes no system
 // call: methods take the time when they need it and return what the driver (a backend) must do,
 // and the driver does it after releasing its own lock. This is where the promises of
 // connection.h are enforced, once:
-//   1 (queue until a handler)     -> events_ is delivered only while handler_ is set.
+//   1 (queue until a handler)     -> deliveries_ delivers only while a handler is set.
 //   2 (never re-entered)          -> the delivery claim: one deliverer at a time (ClaimDelivery).
 //   3 (close flushes)             -> kClosing keeps the output queue until it is sent (or the
 //                                    linger passes: then an abort, never a silent drop).
-//   4 (closed once, never local)  -> close_queued_ / a local Close or Abort drops pending events.
+//   4 (closed once, never local)  -> deliveries_ queues one close; a local Close or Abort drops
+//                                    pending events (DeliveryQueue::CloseLocally).
 //   5 (write after close errors)  -> BeginWrite checks the phase.
 //   6 (in order, no duplicates)   -> one FIFO for input; one for output with ONE sender at a time
 //                                    (a direct writer's unsent rest goes ahead of later writes).
@@ -38,9 +40,9 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -48,6 +50,7 @@
 #include "absl/types/span.h"
 #include "netlayer/core/close_reason.h"
 #include "netlayer/core/connection.h"
+#include "netlayer/core/delivery_queue.h"
 
 namespace netlayer {
 
@@ -130,10 +133,17 @@ class ConnectionState {
   // One event for the handler. `handler` is the handler it goes to (a snapshot, so the driver
   // can call it without the lock). `close` is set for the close notification; otherwise the
   // event is `input`.
-  struct Delivery {
-    std::shared_ptr<ConnectionHandler> handler;
-    std::string input;
-    std::optional<CloseReason> close;
+  using Delivery = DeliveryQueue<ConnectionHandler>::Delivery;
+
+  // Maps delivered events onto a ConnectionHandler's methods, for `connection`.
+  struct Dispatch {
+    Connection& connection;
+    void operator()(ConnectionHandler& handler, std::string_view data) const {
+      handler.InputData(connection, data);
+    }
+    void operator()(ConnectionHandler& handler, const CloseReason& reason) const {
+      handler.ConnectionClosed(connection, reason);
+    }
   };
 
   explicit ConnectionState(ConnectionLimits limits = {});
@@ -234,23 +244,25 @@ class ConnectionState {
   // Moves the next event for the claimed deliverer into `out` and returns true; or returns false
   // and releases the claim.
   bool NextDelivery(Delivery& out);
-  bool delivering() const { return delivering_; }
-  size_t pending_input_bytes() const { return pending_input_bytes_; }
+  bool delivering() const { return deliveries_.delivering(); }
+  size_t pending_input_bytes() const { return deliveries_.queued_bytes(); }
   // After a delivery loop run by a thread other than the reader (SetHandler draining): if the
   // deliveries brought pending input back under its bound, the reader may be paused on it:
   // wake_reader. Clears the flag.
   Actions TakeRoomMade();
 
  private:
-  struct Event {
-    std::optional<std::string> input;
-    std::optional<CloseReason> close;
-  };
+  // The delivery loops below run DeliveryQueue's loop on deliveries_.
+  template <typename Lock>
+  friend void DrainClaimedDeliveries(Lock& lock, ConnectionState& state, Connection& connection);
+  template <typename Lock>
+  friend void DeliverEvents(Lock& lock, ConnectionState& state, Connection& connection);
+  template <typename Lock>
+  friend void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
+                           std::string_view data);
 
-  bool HasDeliverable() const { return handler_ != nullptr && !events_.empty(); }
   void Append(absl::Span<const std::string_view> pieces, size_t total);
   void DiscardOutput();
-  void DropEvents();
   void Consume(size_t n);
   Actions AbortStream();
   // After the sender claim ends or output shrinks: the flush may be complete, or the transport
@@ -262,17 +274,14 @@ class ConnectionState {
   Phase phase_ = Phase::kOpen;
   bool closed_locally_ = false;
   bool aborted_ = false;
-  bool fin_sent_ = false;      // shutdown_write was returned
-  bool peer_eof_ = false;      // the peer's end of stream (or an error) seen after a local close
-  bool drain_over_ = false;    // close_drain passed
-  bool close_queued_ = false;  // the one close notification has been queued
+  bool fin_sent_ = false;    // shutdown_write was returned
+  bool peer_eof_ = false;    // the peer's end of stream (or an error) seen after a local close
+  bool drain_over_ = false;  // close_drain passed
   absl::Time linger_deadline_ = absl::InfiniteFuture();
   absl::Time drain_deadline_ = absl::InfiniteFuture();
-  std::shared_ptr<ConnectionHandler> handler_;
-  std::deque<Event> events_;
-  size_t pending_input_bytes_ = 0;
-  bool delivering_ = false;
-  bool room_made_ = false;  // a delivery brought pending input back under its bound
+  // Bytes merge while queued (TCP may merge them anyway, promise 6); the bound is the pending
+  // input bound (back-pressure: WantRead).
+  DeliveryQueue<ConnectionHandler> deliveries_;
   // Output: whole chunks; the first one partly sent up to output_offset_.
   std::deque<std::string> output_;
   size_t output_offset_ = 0;
@@ -290,32 +299,22 @@ class ConnectionState {
   bool released_ = false;
 };
 
-// The one delivery loop both backends use. REQUIRES: `lock` is locked. Delivers every deliverable
-// event to its handler with `lock` unlocked around each call, in order, if this thread can claim
-// delivery (otherwise returns at once: the claimant will deliver). Returns with `lock` locked.
-// `Lock` is a MutexLock (core/mutex.h) on posix and a NoLock in the simulator. (The analysis of
-// -Wthread-safety cannot follow a lock passed as a template parameter: these three short loops
-// are exempt; their callers are checked.)
+// The one delivery loop both backends use (DeliveryQueue's). REQUIRES: `lock` is locked and the
+// caller holds the delivery claim (ClaimDelivery). Delivers every deliverable event to its handler
+// with `lock` unlocked around each call, in order. Returns with `lock` locked. `Lock` is
+// a MutexLock (core/mutex.h) on posix and NoLock in the simulator.
 template <typename Lock>
 void DrainClaimedDeliveries(Lock& lock, ConnectionState& state,
                             Connection& connection) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  ConnectionState::Delivery d;
-  while (state.NextDelivery(d)) {
-    lock.unlock();
-    if (d.close) {
-      d.handler->ConnectionClosed(connection, *d.close);
-    } else {
-      d.handler->InputData(connection, d.input);
-    }
-    d.handler.reset();  // drop the handler snapshot outside the lock
-    lock.lock();
-  }
+  state.deliveries_.DrainClaimed(lock, ConnectionState::Dispatch{connection});
 }
 
+// REQUIRES and ensures: `lock` locked. Delivers what waits if this thread can claim delivery
+// (otherwise returns at once: the claimant will deliver).
 template <typename Lock>
 void DeliverEvents(Lock& lock, ConnectionState& state,
                    Connection& connection) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (state.ClaimDelivery()) DrainClaimedDeliveries(lock, state, connection);
+  state.deliveries_.Deliver(lock, ConnectionState::Dispatch{connection});
 }
 
 // Hands received bytes to the state machine and delivers: straight from the caller's buffer when
@@ -323,21 +322,12 @@ void DeliverEvents(Lock& lock, ConnectionState& state,
 template <typename Lock>
 void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
                   std::string_view data) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  const ConnectionState::Dispatch dispatch{connection};
   if (std::shared_ptr<ConnectionHandler> direct = state.OnInput(data)) {
-    lock.unlock();
-    direct->InputData(connection, data);
-    direct.reset();
-    lock.lock();
-    DrainClaimedDeliveries(lock, state, connection);
+    state.deliveries_.DeliverDirect(lock, std::move(direct), data, dispatch);
   } else {
-    DeliverEvents(lock, state, connection);
+    state.deliveries_.Deliver(lock, dispatch);
   }
 }
-
-// A lock that does nothing, for single-threaded drivers (the simulator).
-struct NoLock {
-  void lock() {}
-  void unlock() {}
-};
 
 }  // namespace netlayer

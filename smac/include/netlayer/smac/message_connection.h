@@ -8,6 +8,8 @@
 //      never after a local Close().
 //   5. Send after close fails cleanly (FailedPrecondition), never blocks.
 //   6. Messages arrive whole, in order, never duplicated.
+// Promises 1, 2 and 4 are kept by core's DeliveryQueue, the same code that keeps them for bytes in
+// ConnectionState (here with messages that never merge and a hard bound on queued bytes).
 // A frame whose header announces more than max_message_size closes the connection: the handler
 // gets a CloseReason of kind kProtocolError naming the size and the limit. Each message is written
 // with ONE Connection::WriteV({header, payload pieces...}), so messages sent from several threads
@@ -19,10 +21,8 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +30,7 @@
 #include "absl/types/span.h"
 #include "netlayer/core/close_reason.h"
 #include "netlayer/core/connection.h"
+#include "netlayer/core/delivery_queue.h"
 #include "netlayer/smac/frame.h"
 
 namespace netlayer::smac {
@@ -95,11 +96,8 @@ class MessageConnection : public std::enable_shared_from_this<MessageConnection>
   size_t QueuedOutputBytes() const { return connection_->QueuedOutputBytes(); }
 
  private:
-  class Adapter;  // the core ConnectionHandler
-  struct Event {
-    std::optional<std::string> message;
-    std::optional<CloseReason> close;
-  };
+  class Adapter;    // the core ConnectionHandler
+  struct Dispatch;  // maps delivered events onto a MessageHandler
 
   MessageConnection(std::shared_ptr<Connection> connection, MessageOptions options);
   // Core input (from Adapter, on the core delivery thread: never concurrently).
@@ -107,22 +105,18 @@ class MessageConnection : public std::enable_shared_from_this<MessageConnection>
   void OnCoreClosed(const CloseReason& reason);
   // Queues or directly delivers one message. REQUIRES: called from OnInput.
   void OnMessage(std::string_view message, std::string* owned);
-  // Queues the close notification once (REQUIRES mu_ held); false if already closed.
-  bool QueueCloseLocked(CloseReason reason);
-  // Delivers queued events if this thread can claim delivery. REQUIRES lock held; returns held.
-  void Drain(std::unique_lock<std::mutex>& lock);
+  // Queues the close notification (once) and delivers what waits. REQUIRES lock held; returns
+  // held.
+  void QueueCloseAndDeliver(std::unique_lock<std::mutex>& lock, CloseReason reason);
 
   const std::shared_ptr<Connection> connection_;
   const MessageOptions options_;
   FrameDecoder decoder_;  // only touched on the core delivery thread
 
   mutable std::mutex mu_;
-  std::shared_ptr<MessageHandler> handler_;  // GUARDED_BY(mu_)
-  std::deque<Event> events_;                 // GUARDED_BY(mu_)
-  size_t queued_bytes_ = 0;                  // GUARDED_BY(mu_)
-  bool delivering_ = false;                  // GUARDED_BY(mu_)
-  bool closed_ = false;          // GUARDED_BY(mu_): closed locally, remotely or by a protocol error
-  bool closed_locally_ = false;  // GUARDED_BY(mu_)
+  // The handler slot, the queued messages and close, the delivery claim. closed(): closed
+  // locally, remotely or by a protocol error.
+  DeliveryQueue<MessageHandler> deliveries_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace netlayer::smac
