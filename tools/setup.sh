@@ -14,7 +14,7 @@ esac
 
 # Debian 12 packages the build and tests need (DESIGN.md §9).
 packages=(cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libspdlog-dev libabsl-dev
-          libbenchmark-dev libasio-dev libcli11-dev nlohmann-json3-dev)
+          libbenchmark-dev libasio-dev libcli11-dev nlohmann-json3-dev libssl-dev)
 tools/install-packages.sh "${packages[@]}"
 
 jobs=$(nproc 2>/dev/null || echo 2)
