@@ -285,43 +285,48 @@ void TlsConnection::OnHandshakeTimeout() {
 // ---- The engine ----
 
 void TlsConnection::Drive(std::unique_lock<std::mutex>& lock) {
-  while (started_ && !stopped_) {
-    if (!handshake_complete_ && !StepHandshake()) break;  // in progress, or failed
-    EncryptOutput();
-    if (stopped_) break;
-    std::string plaintext;
-    ReadPlaintext(plaintext);
-    FlushCiphertext();
-    if (!plaintext.empty()) {
-      // Unlocks around the handler; other threads may drive meanwhile.
-      ReceiveInput(lock, state_, *this, plaintext);
-      continue;
-    }
-    if (!state_.WantRead()) break;  // held back by the input bound; SetHandler resumes
-    // Everything readable has been read: now what ended the stream, in order.
-    if (peer_sent_close_notify_) {
-      SSL_shutdown(ssl_);  // answer with our close_notify
+  for (;;) {
+    while (started_ && !stopped_) {
+      if (!handshake_complete_ && !StepHandshake()) break;  // in progress, or failed
+      EncryptOutput();
+      if (stopped_) break;
+      std::string plaintext;
+      ReadPlaintext(plaintext);
       FlushCiphertext();
-      Finish(CloseReason(CloseReason::Kind::kPeerClosed, "tls close_notify"));
-    } else if (deferred_failure_) {
-      Fail(*deferred_failure_, deferred_detail_);
-    } else if (transport_eof_) {
-      const CloseReason& r = *transport_eof_;
-      if (!handshake_complete_) {
-        Log(LogLayer::kTls)
-            .info("tls {} handshake interrupted (peer {}): {}", RoleName(role()),
-                  transport_->peer_address().ToString(), r.ToString());
-        Finish(CloseReason(r.kind(), absl::StrCat("tls handshake interrupted: ", r.ToString())));
-      } else if (r.kind() == CloseReason::Kind::kPeerClosed) {
-        Fail(TlsError::kTruncated, "the stream ended without close_notify");
-      } else {
-        Finish(r);  // a reset, an error: as the wrapped connection reported it
+      if (!plaintext.empty()) {
+        // Unlocks around the handler; other threads may drive meanwhile.
+        ReceiveInput(lock, state_, *this, plaintext);
+        continue;
       }
+      if (!state_.WantRead()) break;  // held back by the input bound (read_blocked_)
+      // Everything readable has been read: now what ended the stream, in order.
+      if (peer_sent_close_notify_) {
+        SSL_shutdown(ssl_);  // answer with our close_notify
+        FlushCiphertext();
+        Finish(CloseReason(CloseReason::Kind::kPeerClosed, "tls close_notify"));
+      } else if (deferred_failure_) {
+        Fail(*deferred_failure_, deferred_detail_);
+      } else if (transport_eof_) {
+        const CloseReason& r = *transport_eof_;
+        if (!handshake_complete_) {
+          Log(LogLayer::kTls)
+              .info("tls {} handshake interrupted (peer {}): {}", RoleName(role()),
+                    transport_->peer_address().ToString(), r.ToString());
+          Finish(CloseReason(r.kind(), absl::StrCat("tls handshake interrupted: ", r.ToString())));
+        } else if (r.kind() == CloseReason::Kind::kPeerClosed) {
+          Fail(TlsError::kTruncated, "the stream ended without close_notify");
+        } else {
+          Finish(r);  // a reset, an error: as the wrapped connection reported it
+        }
+      }
+      break;
     }
-    break;
+    FlushCiphertext();
+    DeliverEvents(lock, state_, *this);
+    // Whoever delivers (this thread or another that held the delivery claim) resumes reading
+    // what the input bound held back, once the application took enough.
+    if (stopped_ || !started_ || !read_blocked_ || !state_.WantRead()) break;
   }
-  FlushCiphertext();
-  DeliverEvents(lock, state_, *this);
 }
 
 bool TlsConnection::StepHandshake() {
@@ -364,7 +369,12 @@ bool TlsConnection::StepHandshake() {
 void TlsConnection::ReadPlaintext(std::string& out) {
   if (!handshake_complete_ || peer_sent_close_notify_ || deferred_failure_) return;
   std::array<char, 16384> buf;
-  while (out.size() < kPlaintextChunk && state_.WantRead()) {
+  read_blocked_ = false;
+  while (out.size() < kPlaintextChunk) {
+    if (!state_.WantRead()) {
+      read_blocked_ = true;
+      return;
+    }
     size_t n = 0;
     ERR_clear_error();
     const int r = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);

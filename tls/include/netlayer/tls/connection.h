@@ -163,6 +163,7 @@ class TlsConnection final : public Connection,
   std::optional<TlsError> deferred_failure_;  // GUARDED_BY(mu_): after the plaintext before it
   std::string deferred_detail_;               // GUARDED_BY(mu_)
   bool peer_sent_close_notify_ = false;       // GUARDED_BY(mu_)
+  bool read_blocked_ = false;  // GUARDED_BY(mu_): reading stopped at the input bound
   std::optional<CloseReason> transport_eof_;  // GUARDED_BY(mu_): the transport's close, pending
   TlsError error_ = TlsError::kNone;          // GUARDED_BY(mu_)
   std::optional<PeerIdentity> peer_;          // GUARDED_BY(mu_)
