@@ -111,7 +111,6 @@ TlsConnection::TlsConnection(std::shared_ptr<TlsContext> context, Env& env,
 }
 
 TlsConnection::~TlsConnection() {
-  std::optional<TimerId> timer;
   bool close_transport = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -126,10 +125,8 @@ TlsConnection::~TlsConnection() {
     stopped_ = true;
     close_transport = !transport_closed_;
     transport_closed_ = true;
-    timer = handshake_timer_;
-    if (after_.cancel_timer) timer = after_.cancel_timer;
+    CancelHandshakeTimer();
   }
-  if (timer) env_.CancelTimer(*timer);
   if (close_transport) transport_->Close();
   SSL_free(ssl_);
 }
@@ -354,7 +351,7 @@ bool TlsConnection::StepHandshake() {
     }
   }
   CaptureIdentity();
-  if (handshake_timer_) after_.cancel_timer = std::exchange(handshake_timer_, std::nullopt);
+  CancelHandshakeTimer();
   if (on_handshake_) {
     after_.handshake_callback = std::exchange(on_handshake_, nullptr);
     after_.handshake_status = absl::OkStatus();
@@ -476,11 +473,18 @@ void TlsConnection::Finish(std::optional<CloseReason> reason) {
   } else if (transport_eof_) {
     after_.close_transport = true;  // already closed by the peer: Close() only releases it
   }
-  if (handshake_timer_) after_.cancel_timer = std::exchange(handshake_timer_, std::nullopt);
+  CancelHandshakeTimer();
   if (on_handshake_) {
     after_.handshake_callback = std::exchange(on_handshake_, nullptr);
     after_.handshake_status = std::move(handshake_status);
   }
+}
+
+void TlsConnection::CancelHandshakeTimer() {
+  // Under mu_ (Env::CancelTimer never waits for a running timer): once the handshake is seen
+  // complete or the connection stopped, nothing of this connection uses the Env any more, so
+  // the application may destroy it.
+  if (handshake_timer_) env_.CancelTimer(*std::exchange(handshake_timer_, std::nullopt));
 }
 
 void TlsConnection::CaptureIdentity() {
@@ -516,7 +520,6 @@ void TlsConnection::CaptureIdentity() {
 void TlsConnection::Complete(std::unique_lock<std::mutex>& lock) {
   After after = std::exchange(after_, After{});
   lock.unlock();
-  if (after.cancel_timer) env_.CancelTimer(*after.cancel_timer);
   if (after.close_transport) transport_->Close();
   if (after.handshake_callback) std::move(after.handshake_callback)(after.handshake_status);
 }

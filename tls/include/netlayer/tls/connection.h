@@ -116,7 +116,6 @@ class TlsConnection final : public Connection,
   // What an entry point must do after releasing mu_.
   struct After {
     bool close_transport = false;
-    std::optional<TimerId> cancel_timer;
     HandshakeCallback handshake_callback;
     absl::Status handshake_status;
   };
@@ -143,6 +142,7 @@ class TlsConnection final : public Connection,
   void Fail(TlsError error, std::string detail);
   void Finish(std::optional<CloseReason> deliver);
   void CaptureIdentity();
+  void CancelHandshakeTimer();
   // Releases the lock and does what After says. REQUIRES lock held; returns with it released.
   void Complete(std::unique_lock<std::mutex>& lock);
 
