@@ -43,6 +43,11 @@ class ContractBackend {
   // that carry no reset (unix-domain streams: the peer of an abortive close sees end of stream).
   virtual CloseReason::Kind AbortSeenAs() const { return CloseReason::Kind::kReset; }
 
+  // Whether a receiver with no handler stops reading its transport once its pending input is at
+  // the bound (back-pressure reaching the sender). The TLS adapter does not yet: it keeps
+  // decrypting into its own queue (docs/TLS.md).
+  virtual bool BackPressureReachesTheSender() const { return true; }
+
   // Whether handler callbacks run on threads other than the test's (posix: yes).
   virtual bool threaded() const = 0;
 

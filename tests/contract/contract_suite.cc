@@ -407,12 +407,17 @@ TEST_P(ContractTest, ManyWritersKeepTheirOrderWhileThePeerReadsSlowly) {
 // reset (never a silent end of stream, never more than was written). The closing end hears
 // nothing (a local close).
 TEST_P(ContractTest, CloseToAPeerThatNeverReadsEndsWithAResetAfterTheLinger) {
+  if (!backend().BackPressureReachesTheSender()) {
+    GTEST_SKIP() << "this backend's receiver keeps reading without a handler";
+  }
   auto pair = backend().Connect();
   auto client_sink = std::make_shared<Sink>();
   pair.client->SetHandler(std::make_shared<Recorder>(client_sink));
   const std::string data = Pattern(32 << 20, 41);  // far more than every buffer on the way
   for (size_t off = 0; off < data.size(); off += 1 << 20) {
-    ASSERT_TRUE(pair.client->Write(std::string_view(data).substr(off, 1 << 20)).ok());
+    absl::Status s = pair.client->Write(std::string_view(data).substr(off, 1 << 20));
+    if (s.code() == absl::StatusCode::kResourceExhausted) break;  // a backend with a lower bound
+    ASSERT_TRUE(s.ok()) << s;
   }
   ASSERT_TRUE(backend().WaitFor([&] { return pair.client->QueuedOutputBytes() > 0; }, kWait));
   pair.client->Close();

@@ -36,6 +36,7 @@ TEST(FuzzCorpusTest, SmacDecoder) { RunCorpus("smac_decoder", FuzzSmacDecoder); 
 TEST(FuzzCorpusTest, Envelope) { RunCorpus("envelope", FuzzEnvelope); }
 TEST(FuzzCorpusTest, Handshake) { RunCorpus("handshake", FuzzHandshake); }
 TEST(FuzzCorpusTest, Session) { RunCorpus("session", FuzzSession); }
+TEST(FuzzCorpusTest, Tls) { RunCorpus("tls", FuzzTls); }
 
 }  // namespace
 }  // namespace netlayer::fuzz

@@ -20,5 +20,9 @@ int FuzzHandshake(const uint8_t* data, size_t size);
 // if from the peer, after an optional valid handshake. Neither may crash; a well-behaved client
 // on another connection must keep being served.
 int FuzzSession(const uint8_t* data, size_t size);
+// The TLS adapter, client or server side: fuzz bytes arrive (chunked) as if from the peer, from
+// the first byte or after a genuine handshake. It may close, with one ConnectionClosed; it may
+// never crash or deliver anything after the close.
+int FuzzTls(const uint8_t* data, size_t size);
 
 }  // namespace netlayer::fuzz

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-20}
 build=${NETLAYER_FUZZ_BUILD_DIR:-build/fuzz}
 jobs=${NETLAYER_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
-targets=(smac_decoder envelope handshake session)
+targets=(smac_decoder envelope handshake session tls)
 
 tools/install-packages.sh clang libclang-rt-14-dev
 

@@ -142,7 +142,7 @@ TEST(ScenarioApiTest, RegistryRejectsDuplicatesAndNamesTheKnownOnes) {
   auto missing = registry.Find("two");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("known: one"), std::string::npos);
-  EXPECT_EQ(scenarios::BuiltinScenarios().all().size(), 3u);
+  EXPECT_EQ(scenarios::BuiltinScenarios().all().size(), 4u);
 }
 
 }  // namespace

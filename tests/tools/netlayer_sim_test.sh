@@ -28,7 +28,7 @@ check "help" 0 "$sim" --help
 contains "help" "check-determinism"
 check "no subcommand is bad usage" 2 "$sim"
 check "unknown scenario is bad usage" 2 "$sim" run no-such-scenario --seed 1
-contains "unknown scenario" "known: rpc-faults, reconnect-backoff, smac-stress"
+contains "unknown scenario" "known: rpc-faults, reconnect-backoff, smac-stress, tls-rpc"
 check "bad seed range is bad usage" 2 "$sim" sweep all --seeds 9..3
 check "list" 0 "$sim" list
 contains "list" "reconnect-backoff"
@@ -59,9 +59,9 @@ contains "a crashing run is reported and the sweep goes on" "FAIL smac-stress se
 contains "a crashing run is reported and the sweep goes on" "0 passed, 5 failed"
 
 check "sweep passes" 0 "$sim" sweep all --seeds 1..4 --jobs 2
-contains "sweep passes" "12 passed, 0 failed"
+contains "sweep passes" "16 passed, 0 failed"
 check "check-determinism in fresh processes" 0 "$sim" check-determinism all --seeds 7..8
-contains "check-determinism in fresh processes" "6 passed, 0 failed"
+contains "check-determinism in fresh processes" "8 passed, 0 failed"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"

@@ -4,6 +4,7 @@
 //                      attempt checked against the connect schedule
 //   smac-stress        messages from 0 bytes to MiBs through chunking, back-pressure and slow
 //                      readers
+//   tls-rpc            an rpc server requiring client certificates; good and bad clients
 #pragma once
 
 #include "netlayer/sim/scenario.h"
@@ -12,6 +13,8 @@ namespace netlayer::scenarios {
 
 // Bugs that can be planted (ScenarioOptions::planted_bug) to prove the invariants catch them.
 inline constexpr char kDropFirstByteOfSplitFrame[] = "drop-first-byte-of-split-frame";
+// tls-rpc: the server does not ask for client certificates.
+inline constexpr char kTlsServerSkipsClientAuth[] = "tls-server-skips-client-auth";
 // Any scenario: the run aborts at its first event (tests that a sweep survives a crashing run).
 inline constexpr char kAbort[] = "abort";
 
@@ -21,5 +24,6 @@ const sim::ScenarioRegistry& BuiltinScenarios();
 std::unique_ptr<sim::Scenario> MakeRpcFaults();
 std::unique_ptr<sim::Scenario> MakeReconnectBackoff();
 std::unique_ptr<sim::Scenario> MakeSmacStress();
+std::unique_ptr<sim::Scenario> MakeTlsRpc();
 
 }  // namespace netlayer::scenarios

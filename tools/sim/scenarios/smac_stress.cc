@@ -373,6 +373,10 @@ const sim::ScenarioRegistry& BuiltinScenarios() {
     (void)r->Add({"smac-stress",
                   "messages of 0 B to 3 MiB through chunking, back-pressure and slow readers",
                   MakeSmacStress});
+    (void)r->Add({"tls-rpc",
+                  "an rpc server requiring client certificates (TLS 1.3) under faults; clients "
+                  "with good and bad certificates",
+                  MakeTlsRpc});
     return r;
   }();
   return *registry;

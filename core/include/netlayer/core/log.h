@@ -1,5 +1,5 @@
 // Logging: one spdlog logger per layer ("netlayer.core", "netlayer.sim", "netlayer.posix",
-// "netlayer.smac", "netlayer.rpc"), quiet (warnings and up) by default. NETLAYER_LOG_LEVEL
+// "netlayer.smac", "netlayer.rpc", "netlayer.tls"), quiet (warnings and up) by default. NETLAYER_LOG_LEVEL
 // (trace, debug, info, warn, error, off) is read by tools, never by the library itself.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 namespace netlayer {
 
-enum class LogLayer { kCore, kSim, kPosix, kSmac, kRpc };
+enum class LogLayer { kCore, kSim, kPosix, kSmac, kRpc, kTls };
 
 // The layer's logger; created on first use, thread-safe.
 spdlog::logger& Log(LogLayer layer);
