@@ -295,5 +295,166 @@ TEST(ProtectionTest, APeerThatNeverReadsIsBoundedByTheOutputLimitThenDropped) {
   EXPECT_EQ(*good->Call("echo", "unaffected", b.In(absl::Seconds(5))), "unaffected");
 }
 
+// ---- Hostile inputs (docs/OPERATIONS.md): each closes that one connection, clearly ----
+
+// Sends `bytes` from a raw peer and returns the server's close reason for that session; a
+// well-behaved client keeps being served. `received` gets what the peer received.
+CloseReason Provoke(Bench& b, const std::string& bytes, std::string* received = nullptr,
+                    bool end_stream = false) {
+  auto good = b.GoodClient();
+  auto peer = b.Raw();
+  EXPECT_TRUE(peer->conn->Write(bytes).ok());
+  if (end_stream) peer->conn->Close();
+  EXPECT_TRUE(b.world().RunUntil([&] { return !b.closes.empty(); }, b.In(absl::Seconds(1))))
+      << "the server did not close the connection at once";
+  if (!end_stream) {
+    EXPECT_TRUE(b.RunUntilClosed(*peer, absl::Seconds(1)));
+  }
+  if (received != nullptr) *received = peer->received;
+  EXPECT_EQ(*good->Call("echo", "ok", b.In(absl::Seconds(5))), "ok");
+  EXPECT_EQ(b.server->Sessions().size(), 1u);
+  return b.closes.empty() ? CloseReason(CloseReason::Kind::kError, "no close") : b.closes[0];
+}
+
+TEST(HostileInputTest, GarbageBeforeTheHelloFailsAtTheFrameHeader) {
+  Bench b;
+  const CloseReason r = Provoke(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(r.kind(), CloseReason::Kind::kProtocolError);
+  EXPECT_THAT(r.detail(), HasSubstr("frame of 1195725856 bytes exceeds the limit of 265 bytes"));
+}
+
+TEST(HostileInputTest, GarbageInAHelloSizedFrame) {
+  Bench b;
+  const CloseReason r = Provoke(b, smac::EncodeFrame("220 smtp.example.com ESMTP"));
+  EXPECT_EQ(r.kind(), CloseReason::Kind::kProtocolError);
+  EXPECT_THAT(r.detail(), HasSubstr("expected a client hello starting with \"NLRP\""));
+}
+
+TEST(HostileInputTest, WrongVersion) {
+  Bench b;
+  const CloseReason r = Provoke(b, smac::EncodeFrame(EncodeClientHello({"netlayer-rpc", 7})));
+  EXPECT_EQ(r.kind(), CloseReason::Kind::kProtocolError);
+  EXPECT_THAT(r.detail(), HasSubstr("the client chose version 7, this server supports 1..1"));
+}
+
+TEST(HostileInputTest, FourGiBHeader) {
+  Bench b;
+  const CloseReason r = Provoke(b, Hello() + "\xff\xff\xff\xff");
+  EXPECT_EQ(r.kind(), CloseReason::Kind::kProtocolError);
+  EXPECT_THAT(r.detail(), HasSubstr("frame of 4294967295 bytes exceeds the limit of 67108864"));
+}
+
+TEST(HostileInputTest, TruncatedFrame) {
+  Bench b;
+  const auto header = smac::EncodeHeader(100);
+  const CloseReason r = Provoke(
+      b, Hello() + std::string(header.data(), header.size()) + std::string(10, 't'), nullptr,
+      /*end_stream=*/true);
+  EXPECT_THAT(r.detail(), HasSubstr("a partial smac frame was discarded (14 bytes received)"));
+}
+
+struct MalformedCase {
+  const char* name;
+  std::string envelope;
+  const char* detail;
+};
+
+class MalformedEnvelopeTest : public ::testing::TestWithParam<MalformedCase> {};
+
+// A protocol-error close sends nothing first (docs/PROTOCOL.md §4): the peer receives the
+// server's hello, then the end of the stream.
+TEST_P(MalformedEnvelopeTest, ClosesThatSessionOnlyAndSendsNothingFirst) {
+  Bench b;
+  std::string received;
+  const CloseReason r = Provoke(b, Hello() + smac::EncodeFrame(GetParam().envelope), &received);
+  EXPECT_EQ(r.kind(), CloseReason::Kind::kProtocolError);
+  EXPECT_THAT(r.detail(), HasSubstr(GetParam().detail));
+  EXPECT_EQ(received, smac::EncodeFrame(EncodeServerHello({"netlayer-rpc", 1, 1})))
+      << "nothing but the hello before the close";
+}
+
+std::string Id(uint64_t id) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, id >>= 8) out[i] = static_cast<char>(id & 0xff);
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, MalformedEnvelopeTest,
+    ::testing::Values(
+        MalformedCase{"Empty", "", "empty"},
+        MalformedCase{"UnknownKind", "\x09" + Id(1), "unknown kind 9"},
+        MalformedCase{"ShortCall", std::string("\x01\0\0", 3), "rpc envelope"},
+        MalformedCase{"MethodLengthZero", "\x01" + Id(1) + std::string("\0\0", 2), "method"},
+        MalformedCase{"MethodOver1024", "\x01" + Id(1) + "\x04\x01m", "method"},
+        MalformedCase{"MethodPastTheEnd", "\x01" + Id(1) + std::string("\0\x09", 2) + "abc",
+                      "method"},
+        MalformedCase{"PingWithPayload", "\x05" + Id(1) + "xx", "rpc envelope"},
+        MalformedCase{"PongWithPayload", "\x06" + Id(1) + "xx", "rpc envelope"},
+        MalformedCase{"ErrorReplyCodeZero", "\x04" + Id(1) + std::string("\0", 1) + "m",
+                      "rpc envelope"},
+        MalformedCase{"ReplyFromTheClient", "\x03" + Id(1) + "r",
+                      "the client sent a reply (id 1) but the server makes no calls"},
+        MalformedCase{"ErrorReplyFromTheClient", "\x04" + Id(1) + "\x0c" + "unimplemented",
+                      "the client sent a error reply (id 1)"},
+        MalformedCase{"CallIdZero", "\x01" + Id(0) + std::string("\0\x01", 2) + "m",
+                      "call with id 0"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(HostileInputTest, ACallIdReusedWhileOutstandingIsAProtocolError) {
+  Bench b;
+  const CloseReason r = Provoke(b, Hello() + CallFrame(5, "hold") + CallFrame(5, "hold"));
+  EXPECT_EQ(r.kind(), CloseReason::Kind::kProtocolError);
+  EXPECT_THAT(r.detail(), HasSubstr("reused call id 5 while that call is outstanding"));
+}
+
+TEST(HostileInputTest, AnIdOnAOneWayMessageIsIgnored) {
+  Bench b;
+  int notes = 0;
+  b.server->Register("note", [&](const Request& r, Responder resp) {
+    ++notes;
+    EXPECT_TRUE(r.one_way);
+    EXPECT_TRUE(resp.Reply("ignored").ok());  // a no-op for a one-way call
+  });
+  auto peer = b.Raw();
+  Envelope e;
+  e.kind = MessageKind::kOneWay;
+  e.id = 77;
+  e.method = "note";
+  ASSERT_TRUE(peer->conn->Write(Hello() + Frame(e) + CallFrame(77, "echo", "after")).ok());
+  ASSERT_TRUE(b.world().RunFor(absl::Milliseconds(100)).ok());
+  EXPECT_EQ(notes, 1);
+  EXPECT_TRUE(b.closes.empty());
+  // The call with the same id is answered normally: a one-way message has no outstanding id.
+  Envelope reply;
+  reply.kind = MessageKind::kReply;
+  reply.id = 77;
+  reply.payload = "after";
+  EXPECT_THAT(peer->received, HasSubstr(Frame(reply)));
+}
+
+TEST(HostileInputTest, AThousandAbandonedConnectionsAreClosedAtTheHandshakeDeadline) {
+  Bench b;  // default options: handshake_timeout 10 s, max_sessions 1024
+  auto good = b.GoodClient();
+  std::vector<std::shared_ptr<RawPeer>> peers;
+  for (int i = 0; i < 1000; ++i) peers.push_back(b.Raw(absl::StrCat("abandoned", i % 10)));
+  const absl::Time opened = b.world().Now();
+  EXPECT_EQ(b.server->Sessions().size(), 1001u);
+  EXPECT_EQ(*good->Call("echo", "busy", b.In(absl::Seconds(5))), "busy");
+  ASSERT_TRUE(b.world().RunUntil([&] { return b.server->Sessions().size() == 1; },
+                                 opened + absl::Seconds(11)));
+  EXPECT_TRUE(b.world().RunUntil(
+      [&] {
+        for (const auto& p : peers) {
+          if (!p->closed) return false;
+        }
+        return true;
+      },
+      b.In(absl::Seconds(1))))
+      << "every abandoned peer sees its connection end";
+  EXPECT_EQ(b.closes.size(), 1000u);
+  EXPECT_EQ(*good->Call("echo", "after", b.In(absl::Seconds(5))), "after");
+}
+
 }  // namespace
 }  // namespace netlayer::rpc
