@@ -4,6 +4,8 @@
 //                      attempt checked against the connect schedule
 //   smac-stress        messages from 0 bytes to MiBs through chunking, back-pressure and slow
 //                      readers
+//   hostile-peers      a protected rpc server, a good client, and hosts opening misbehaving
+//                      connections (garbage, drips, silence, floods, peers that never read)
 #pragma once
 
 #include "netlayer/sim/scenario.h"
@@ -12,6 +14,9 @@ namespace netlayer::scenarios {
 
 // Bugs that can be planted (ScenarioOptions::planted_bug) to prove the invariants catch them.
 inline constexpr char kDropFirstByteOfSplitFrame[] = "drop-first-byte-of-split-frame";
+// hostile-peers: the server runs without its protections (handshake deadline, idle timeout,
+// max_sessions, hello bound, in-flight bound); the invariants catch it.
+inline constexpr char kProtectionsOff[] = "protections-off";
 // Any scenario: the run aborts at its first event (tests that a sweep survives a crashing run).
 inline constexpr char kAbort[] = "abort";
 
@@ -21,5 +26,6 @@ const sim::ScenarioRegistry& BuiltinScenarios();
 std::unique_ptr<sim::Scenario> MakeRpcFaults();
 std::unique_ptr<sim::Scenario> MakeReconnectBackoff();
 std::unique_ptr<sim::Scenario> MakeSmacStress();
+std::unique_ptr<sim::Scenario> MakeHostilePeers();
 
 }  // namespace netlayer::scenarios

@@ -373,6 +373,10 @@ const sim::ScenarioRegistry& BuiltinScenarios() {
     (void)r->Add({"smac-stress",
                   "messages of 0 B to 3 MiB through chunking, back-pressure and slow readers",
                   MakeSmacStress});
+    (void)r->Add({"hostile-peers",
+                  "a protected rpc server and a good client while two hosts open misbehaving "
+                  "connections (garbage, drips, silence, floods, peers that never read)",
+                  MakeHostilePeers});
     return r;
   }();
   return *registry;
