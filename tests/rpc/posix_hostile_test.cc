@@ -335,7 +335,17 @@ TEST(PosixHostileTest, AThousandHostileConnectionsWhileAGoodClientKeepsCalling) 
   std::printf("rss before %zu KiB, peak %zu KiB, after %zu KiB; %d good calls; %llu refused\n",
               rss_before >> 10, peak_rss >> 10, rss_after >> 10, ok.load(),
               static_cast<unsigned long long>(server->refused_connections()));
-  EXPECT_LE(rss_after, rss_before + (size_t{NETLAYER_SANITIZED ? 128 : 32} << 20));
+  // Sanitizer runtimes keep freed memory (ASan purges its quarantine above; TSan cannot) and
+  // shadow memory: a looser bound there. The leak this guards against (a frame buffered per
+  // hostile peer, threads never ending) is far larger.
+#if defined(__SANITIZE_THREAD__)
+  constexpr size_t kRssSlack = size_t{256} << 20;
+#elif NETLAYER_SANITIZED
+  constexpr size_t kRssSlack = size_t{128} << 20;
+#else
+  constexpr size_t kRssSlack = size_t{32} << 20;
+#endif
+  EXPECT_LE(rss_after, rss_before + kRssSlack);
 
   good->Close();
   (*listener)->Close();
