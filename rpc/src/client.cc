@@ -123,6 +123,12 @@ absl::Status ValidateClientOptions(const ClientOptions& o) {
   if (o.handshake_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("rpc client: handshake_timeout must be positive");
   }
+  if (o.max_hello_size != 0 && o.max_hello_size < 10 + o.protocol.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rpc client: max_hello_size ", o.max_hello_size,
+                     " is smaller than the server hello of protocol \"", o.protocol, "\" (",
+                     10 + o.protocol.size(), " bytes)"));
+  }
   return absl::OkStatus();
 }
 
@@ -319,7 +325,9 @@ void Client::Attach(std::shared_ptr<Connection> connection, std::optional<uint64
                     "a client attaches one connection at a time");
     attempt_.reset();
     generation = ++generation_;
-    mc = smac::MessageConnection::Create(std::move(connection), options_.message_options);
+    smac::MessageOptions message_options = options_.message_options;
+    message_options.max_first_message_size = options_.max_hello_size;
+    mc = smac::MessageConnection::Create(std::move(connection), message_options);
     conn_ = mc;
     phase_ = Phase::kHandshaking;
     PeerSession::Options peer;

@@ -108,6 +108,11 @@ PeerSession::Step PeerSession::OnMessage(absl::Time now, std::string_view messag
         step.send.push_back(EncodeEnvelope(
             *options_.codec,
             ErrorEnvelope(e->id, absl::UnimplementedError("this rpc client serves no calls"))));
+      } else if (e->id == 0) {
+        // Ids start at 1 (docs/PROTOCOL.md §5): 0 is never a call's.
+        Log(LogLayer::kRpc).warn("rpc: the client sent a call with id 0");
+        return Close(CloseReason(CloseReason::Kind::kProtocolError,
+                                 "rpc: the client sent a call with id 0 (call ids start at 1)"));
       } else {
         step.message = *e;
       }

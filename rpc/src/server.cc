@@ -76,11 +76,13 @@ class Session::Handler final : public smac::MessageHandler {
 };
 
 Session::Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options,
-                 Env& env, uint64_t id, std::shared_ptr<smac::MessageConnection> conn)
+                 Env& env, uint64_t id, std::string peer_host,
+                 std::shared_ptr<smac::MessageConnection> conn)
     : server_(std::move(server)),
       options_(std::move(options)),
       env_(env),
       id_(id),
+      peer_host_(std::move(peer_host)),
       conn_(std::move(conn)),
       peer_(PeerSession::Options{
           .role = PeerSession::Role::kServer,
@@ -129,6 +131,10 @@ void Session::OnPeerTimer() {
 }
 
 absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::string_view payload) {
+  {
+    std::lock_guard lock(mu_);
+    inflight_.erase(id);
+  }
   absl::Status sent;
   if (status.ok()) {
     Envelope e;
@@ -175,11 +181,29 @@ absl::Status Session::Push(std::string_view method, std::string_view payload) {
 
 void Session::OnMessage(std::string_view message) {
   PeerSession::Step step;
+  bool refuse = false;  // over max_inflight_calls
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
     step = peer_.OnMessage(env_.Now(), message);
     if (step.ready) ArmPeerTimerLocked();  // the handshake deadline becomes the idle check
+    if (step.message && step.message->kind == MessageKind::kCall) {
+      const uint64_t id = step.message->id;
+      if (inflight_.contains(id)) {
+        // Its answer could not be told from the first one's: the client is broken.
+        step.message.reset();
+        step.close = CloseReason(
+            CloseReason::Kind::kProtocolError,
+            absl::StrCat("rpc: the client reused call id ", id, " while that call is outstanding"));
+        peer_.OnClosed();
+        Log(LogLayer::kRpc).warn("rpc session {}: {}", id_, step.close->detail());
+      } else if (options_->max_inflight_calls != 0 &&
+                 inflight_.size() >= options_->max_inflight_calls) {
+        refuse = true;
+      } else {
+        inflight_.insert(id);
+      }
+    }
   }
   internal::SendControl(*conn_, step.send);
   if (step.close) {
@@ -188,6 +212,14 @@ void Session::OnMessage(std::string_view message) {
   }
   if (step.ready && options_->on_session_ready) options_->on_session_ready(*this);
   if (!step.message) return;
+  if (refuse) {
+    (void)Answer(step.message->id,
+                 absl::ResourceExhaustedError(absl::StrCat(
+                     "rpc server: too many calls in flight on this connection (max_inflight_calls ",
+                     options_->max_inflight_calls, "); call ", step.message->id, " refused")),
+                 {});
+    return;
+  }
   const Envelope& e = *step.message;
   NETLAYER_ASSERT(e.kind == MessageKind::kCall || e.kind == MessageKind::kOneWay,
                   "a server session is handed calls only");
@@ -269,6 +301,12 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.idle_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("rpc server: idle_timeout must not be negative");
   }
+  if (o.max_hello_size != 0 && o.max_hello_size < 8 + o.protocol.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rpc server: max_hello_size ", o.max_hello_size,
+                     " is smaller than the client hello of protocol \"", o.protocol, "\" (",
+                     8 + o.protocol.size(), " bytes)"));
+  }
   return absl::OkStatus();
 }
 
@@ -302,20 +340,51 @@ std::shared_ptr<const MethodHandler> Server::Find(std::string_view method) const
 }
 
 std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
-  auto conn = smac::MessageConnection::Create(std::move(connection), options_->message_options);
+  const Address peer = connection->peer_address();
+  std::string host = peer.kind() == Address::Kind::kUnix ? "unix" : peer.host();
+  smac::MessageOptions message_options = options_->message_options;
+  message_options.max_first_message_size = options_->max_hello_size;
+  auto conn = smac::MessageConnection::Create(std::move(connection), message_options);
   std::shared_ptr<Session> session;
+  std::string refused;
   {
     std::lock_guard lock(mu_);
     if (closed_) {
       conn->Close();
       return nullptr;
     }
-    const uint64_t id = next_session_++;
-    session.reset(new Session(weak_from_this(), options_, env_, id, conn));
-    sessions_.emplace(id, session);
+    const size_t from_host = per_host_.contains(host) ? per_host_[host] : 0;
+    if (options_->max_sessions != 0 && sessions_.size() >= options_->max_sessions) {
+      refused = absl::StrCat(sessions_.size(), " sessions are open (max_sessions ",
+                             options_->max_sessions, ")");
+    } else if (options_->max_sessions_per_host != 0 &&
+               from_host >= options_->max_sessions_per_host) {
+      refused =
+          absl::StrCat(from_host, " sessions from ", host, " are open (max_sessions_per_host ",
+                       options_->max_sessions_per_host, ")");
+    }
+    if (!refused.empty()) {
+      ++refused_;
+    } else {
+      const uint64_t id = next_session_++;
+      session.reset(new Session(weak_from_this(), options_, env_, id, host, conn));
+      sessions_.emplace(id, session);
+      ++per_host_[host];
+    }
+  }
+  if (!refused.empty()) {
+    Log(LogLayer::kRpc)
+        .warn("rpc server: refusing the connection from {}: {}", peer.ToString(), refused);
+    conn->Close();
+    return nullptr;
   }
   session->Start();
   return session;
+}
+
+uint64_t Server::refused_connections() const {
+  std::lock_guard lock(mu_);
+  return refused_;
 }
 
 std::vector<std::shared_ptr<Session>> Server::Sessions() const {
@@ -341,6 +410,9 @@ void Server::Forget(uint64_t session_id) {
   if (it != sessions_.end()) {
     dropped = std::move(it->second);
     sessions_.erase(it);
+    auto host = per_host_.find(dropped->peer_host_);
+    NETLAYER_ASSERT(host != per_host_.end() && host->second > 0, "per-host session accounting");
+    if (--host->second == 0) per_host_.erase(host);
   }
 }
 
@@ -350,6 +422,7 @@ void Server::Close() {
     std::lock_guard lock(mu_);
     closed_ = true;
     sessions.swap(sessions_);
+    per_host_.clear();
   }
   for (auto& [id, s] : sessions) s->Close();
 }

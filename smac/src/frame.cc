@@ -35,6 +35,12 @@ FrameDecoder::FrameDecoder(size_t max_message_size) : max_message_size_(max_mess
                   "max_message_size must be in [1, 2^32-1]");
 }
 
+void FrameDecoder::set_max_message_size(size_t max_message_size) {
+  NETLAYER_ASSERT(max_message_size > 0 && max_message_size <= kFormatMaxMessageSize,
+                  "max_message_size must be in [1, 2^32-1]");
+  max_message_size_ = max_message_size;
+}
+
 size_t FrameDecoder::buffered_bytes() const {
   switch (state_) {
     case State::kHeader:

@@ -46,7 +46,8 @@ std::shared_ptr<MessageConnection> MessageConnection::Create(std::shared_ptr<Con
 MessageConnection::MessageConnection(std::shared_ptr<Connection> connection, MessageOptions options)
     : connection_(std::move(connection)),
       options_(options),
-      decoder_(options.max_message_size),
+      decoder_(options.max_first_message_size != 0 ? options.max_first_message_size
+                                                   : options.max_message_size),
       // Messages never merge; the bound is a hard one (OnMessage closes rather than pass it).
       deliveries_({.max_queued_bytes = options.max_queued_bytes, .merge_input_up_to = 0}) {
   NETLAYER_ASSERT(options_.max_queued_bytes > 0, "max_queued_bytes must be positive");
@@ -112,8 +113,14 @@ bool MessageConnection::IsOpen() const {
 
 void MessageConnection::OnInput(std::string_view data) {
   if (decoder_.state() == FrameDecoder::State::kFailed) return;
-  absl::Status status = decoder_.Feed(
-      data, [this](std::string_view message, std::string* owned) { OnMessage(message, owned); });
+  absl::Status status = decoder_.Feed(data, [this](std::string_view message, std::string* owned) {
+    if (!first_message_seen_) {
+      // The first message had its own (smaller) limit; the rest have max_message_size.
+      first_message_seen_ = true;
+      decoder_.set_max_message_size(options_.max_message_size);
+    }
+    OnMessage(message, owned);
+  });
   if (!status.ok()) {
     Log(LogLayer::kSmac)
         .warn("closing connection to {}: {}", connection_->peer_address().ToString(),

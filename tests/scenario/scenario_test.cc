@@ -19,6 +19,8 @@ NETLAYER_SCENARIO_TEST(BuiltinScenarioTest, ReconnectBackoff, "reconnect-backoff
                        scenarios::MakeReconnectBackoff, (SeedRange{1, 60}))
 NETLAYER_SCENARIO_TEST(BuiltinScenarioTest, SmacStress, "smac-stress", scenarios::MakeSmacStress,
                        (SeedRange{1, 10}))
+NETLAYER_SCENARIO_TEST(BuiltinScenarioTest, HostilePeers, "hostile-peers",
+                       scenarios::MakeHostilePeers, (SeedRange{1, 20}))
 
 ScenarioResult RunBuiltin(const std::string& name, uint64_t seed, const std::string& plant = "") {
   auto info = scenarios::BuiltinScenarios().Find(name);
@@ -98,6 +100,16 @@ class NeverConnects final : public Scenario {
   bool safety_;
 };
 
+// hostile-peers' invariants catch a server without its protections within a few seeds.
+TEST(ScenarioHarnessTest, HostilePeersCatchesAServerWithoutProtections) {
+  int caught = 0;
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    ScenarioResult r = RunBuiltin("hostile-peers", seed, scenarios::kProtectionsOff);
+    if (!r.passed) ++caught;
+  }
+  EXPECT_EQ(caught, 5);
+}
+
 TEST(ScenarioApiTest, LivenessAndSafetyFailuresAreReported) {
   ScenarioOptions options;
   options.seed = 3;
@@ -142,7 +154,7 @@ TEST(ScenarioApiTest, RegistryRejectsDuplicatesAndNamesTheKnownOnes) {
   auto missing = registry.Find("two");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("known: one"), std::string::npos);
-  EXPECT_EQ(scenarios::BuiltinScenarios().all().size(), 4u);
+  EXPECT_EQ(scenarios::BuiltinScenarios().all().size(), 5u);
 }
 
 }  // namespace

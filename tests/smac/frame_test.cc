@@ -138,6 +138,29 @@ TEST(FrameTest, LimitIsInclusive) {
   EXPECT_FALSE(s.ok());
 }
 
+// A small limit for a first message (a hello), raised from inside the sink: the frames that
+// follow in the same input are checked against the new limit (rpc's max_hello_size).
+TEST(FrameTest, TheLimitCanBeRaisedFromInsideTheSink) {
+  const std::string input = EncodeFrame("hello") + EncodeFrame(std::string(100, 'c'));
+  for (size_t split = 0; split <= input.size(); ++split) {
+    FrameDecoder d(/*max_message_size=*/8);
+    std::vector<std::string> out;
+    auto sink = [&](std::string_view m, std::string*) {
+      out.emplace_back(m);
+      d.set_max_message_size(1000);
+    };
+    ASSERT_TRUE(d.Feed(std::string_view(input).substr(0, split), sink).ok()) << split;
+    ASSERT_TRUE(d.Feed(std::string_view(input).substr(split), sink).ok()) << split;
+    ASSERT_EQ(out.size(), 2u) << split;
+    EXPECT_EQ(out[1].size(), 100u);
+  }
+  // Without the raise, the second frame is over the first limit.
+  FrameDecoder strict(8);
+  absl::Status s;
+  FeedAll(strict, {input}, &s);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("exceeds the limit of 8 bytes"));
+}
+
 TEST(FrameTest, TruncatedFrameIsHeldNotDelivered) {
   FrameDecoder d;
   std::string frame = EncodeFrame("abcdef");

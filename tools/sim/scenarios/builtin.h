@@ -5,6 +5,8 @@
 //   smac-stress        messages from 0 bytes to MiBs through chunking, back-pressure and slow
 //                      readers
 //   tls-rpc            an rpc server requiring client certificates; good and bad clients
+//   hostile-peers      a protected rpc server, a good client, and hosts opening misbehaving
+//                      connections (garbage, drips, silence, floods, peers that never read)
 #pragma once
 
 #include "netlayer/sim/scenario.h"
@@ -15,6 +17,9 @@ namespace netlayer::scenarios {
 inline constexpr char kDropFirstByteOfSplitFrame[] = "drop-first-byte-of-split-frame";
 // tls-rpc: the server does not ask for client certificates.
 inline constexpr char kTlsServerSkipsClientAuth[] = "tls-server-skips-client-auth";
+// hostile-peers: the server runs without its protections (handshake deadline, idle timeout,
+// max_sessions, hello bound, in-flight bound); the invariants catch it.
+inline constexpr char kProtectionsOff[] = "protections-off";
 // Any scenario: the run aborts at its first event (tests that a sweep survives a crashing run).
 inline constexpr char kAbort[] = "abort";
 
@@ -25,5 +30,6 @@ std::unique_ptr<sim::Scenario> MakeRpcFaults();
 std::unique_ptr<sim::Scenario> MakeReconnectBackoff();
 std::unique_ptr<sim::Scenario> MakeSmacStress();
 std::unique_ptr<sim::Scenario> MakeTlsRpc();
+std::unique_ptr<sim::Scenario> MakeHostilePeers();
 
 }  // namespace netlayer::scenarios

@@ -377,6 +377,10 @@ const sim::ScenarioRegistry& BuiltinScenarios() {
                   "an rpc server requiring client certificates (TLS 1.3) under faults; clients "
                   "with good and bad certificates",
                   MakeTlsRpc});
+    (void)r->Add({"hostile-peers",
+                  "a protected rpc server and a good client while two hosts open misbehaving "
+                  "connections (garbage, drips, silence, floods, peers that never read)",
+                  MakeHostilePeers});
     return r;
   }();
   return *registry;

@@ -57,14 +57,19 @@ struct ClientOptions {
   uint16_t max_version = 1;
   // Calls waiting for a reply or for a connection, plus one-way calls waiting for a connection.
   size_t max_pending_calls = 4096;
+  // Frame limits of the connection; its max_first_message_size is replaced by max_hello_size.
   smac::MessageOptions message_options;
   const EnvelopeCodec* codec = &BinaryCodec();
+  // The server's first frame (its hello) may be at most this large (0: max_message_size).
+  size_t max_hello_size = kMaxHelloSize;
   // The server's hello must arrive within this; else the connection closes (kTimeout).
   absl::Duration handshake_timeout = absl::Seconds(30);
-  // Heartbeat, off when zero: while connected, a ping every heartbeat_interval; if nothing at all
-  // arrives for heartbeat_timeout, the connection is closed with CloseReason kTimeout (a silent
-  // dead peer, e.g. a half-open TCP connection) and its calls fail kUnavailable.
-  absl::Duration heartbeat_interval = absl::ZeroDuration();
+  // Heartbeat, on by default (off when zero): while connected, a ping every heartbeat_interval;
+  // if nothing at all arrives for heartbeat_timeout, the connection is closed with CloseReason
+  // kTimeout (a silent dead peer, e.g. a half-open TCP connection) and its calls fail
+  // kUnavailable. The pings also keep the connection inside a server's idle_timeout
+  // (ServerOptions: 60 s by default), so a live idle client is never dropped.
+  absl::Duration heartbeat_interval = absl::Seconds(10);
   absl::Duration heartbeat_timeout = absl::Seconds(30);
   // A one-way message from the server (a push), in arrival order with replies.
   std::function<void(std::string_view method, std::string_view payload)> on_push;

@@ -14,6 +14,9 @@ namespace netlayer::rpc {
 
 inline constexpr std::string_view kHandshakeMagic = "NLRP";
 inline constexpr size_t kMaxProtocolNameLength = 255;
+// The largest hello of either kind (a server hello with a 255-byte protocol name): the default
+// limit on the peer's first frame (ServerOptions/ClientOptions::max_hello_size).
+inline constexpr size_t kMaxHelloSize = 10 + kMaxProtocolNameLength;
 
 struct ServerHello {
   std::string protocol;  // 1..255 bytes, e.g. "netlayer-rpc"

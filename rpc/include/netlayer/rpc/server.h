@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,20 +86,47 @@ using MethodHandler = std::function<void(const Request& request, Responder respo
 
 struct ServerOptions;
 // InvalidArgument naming the problem: no codec, min_version > max_version, a protocol name not
-// 1..255 bytes, a handshake_timeout that is not positive, a negative idle_timeout.
+// 1..255 bytes, a handshake_timeout that is not positive, a negative idle_timeout, a non-zero
+// max_hello_size smaller than the client's hello.
 absl::Status ValidateServerOptions(const ServerOptions& options);
 
 struct ServerOptions {
   std::string protocol = "netlayer-rpc";
   uint16_t min_version = 1;
   uint16_t max_version = 1;
+  // Frame limits (max_message_size, 64 MiB by default) of each session's smac connection. Its
+  // max_first_message_size is replaced by max_hello_size below.
   smac::MessageOptions message_options;
   const EnvelopeCodec* codec = &BinaryCodec();
-  // The client's hello must arrive within this; else the session closes (kTimeout).
-  absl::Duration handshake_timeout = absl::Seconds(30);
-  // When positive, a session that receives nothing for this long is closed with kTimeout (pair it
-  // with the client's heartbeat_interval, which keeps a live client talking).
-  absl::Duration idle_timeout = absl::ZeroDuration();
+
+  // ---- Protections (docs/OPERATIONS.md lists each, with what a client sees) ----
+  // The client's first frame (its hello) may be at most this large, checked on its header, so a
+  // peer cannot make the server buffer a whole max_message_size frame before the handshake. Past
+  // it the connection closes (kProtocolError, "smac: frame of N bytes exceeds the limit of 265
+  // bytes"). 0 turns it off (the first frame then has max_message_size). Otherwise it must be
+  // at least the hello this protocol name needs (10 + protocol.size()).
+  size_t max_hello_size = kMaxHelloSize;
+  // The client's hello must arrive within this of the accept; else the session closes
+  // (kTimeout). Fixed when the session starts: bytes trickling in never extend it.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // A session that receives no whole message for this long is closed with kTimeout; a partial
+  // frame dripping in does not count. 0 turns it off. The client's heartbeat (on by default,
+  // a ping every 10 s) keeps a live idle client well inside it.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Open sessions (handshaking or ready). Serve closes a connection over it at once, logging why;
+  // established sessions are not affected. 0: no limit.
+  size_t max_sessions = 1024;
+  // Open sessions per peer host (the peer address without its port; every unix-domain client
+  // counts as one host). 0 (the default): no limit.
+  size_t max_sessions_per_host = 0;
+  // Calls of one session handed to handlers and not answered yet. A call over it is answered at
+  // once with an error reply RESOURCE_EXHAUSTED (no handler runs). 0: no limit. The default
+  // matches ClientOptions::max_pending_calls, so a default client is never refused.
+  size_t max_inflight_calls = 4096;
+  // (The output a session may queue for a client that does not read is bounded by the
+  // connection's ConnectionLimits::max_output_bytes, set in the backend factory's options; a
+  // reply over it becomes a small RESOURCE_EXHAUSTED error reply, or the session closes.)
+
   // A session ended (not called for Session::Close or Server::Close).
   std::function<void(Session& session, const CloseReason& reason)> on_session_closed;
   // A session completed its handshake.
@@ -125,7 +153,7 @@ class Session : public std::enable_shared_from_this<Session> {
   class Handler;
 
   Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options, Env& env,
-          uint64_t id, std::shared_ptr<smac::MessageConnection> conn);
+          uint64_t id, std::string peer_host, std::shared_ptr<smac::MessageConnection> conn);
   void Start();
   void OnMessage(std::string_view message);
   void OnClosed(const CloseReason& reason);
@@ -142,12 +170,16 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::shared_ptr<const ServerOptions> options_;  // shared with the server
   Env& env_;
   const uint64_t id_;
+  const std::string peer_host_;  // for max_sessions_per_host
   const std::shared_ptr<smac::MessageConnection> conn_;
 
   mutable std::mutex mu_;
   PeerSession peer_;      // GUARDED_BY(mu_): handshake, ping/pong, idle timeout
   PeerTimer peer_timer_;  // GUARDED_BY(mu_): for peer_
   bool closed_ = false;   // GUARDED_BY(mu_): closed locally, or its close was reported
+  // Ids of the calls handed to a handler and not answered yet (max_inflight_calls; a duplicate
+  // id is a protocol error).
+  std::set<uint64_t> inflight_;  // GUARDED_BY(mu_)
 };
 
 class Server : public std::enable_shared_from_this<Server> {
@@ -165,10 +197,13 @@ class Server : public std::enable_shared_from_this<Server> {
   // registered; the mistake is logged (an application's mistake never aborts).
   void Register(std::string method, MethodHandler handler);
   // Runs the protocol on an accepted connection; the server keeps the session until it closes.
-  // nullptr (the connection closed at once) once the server is closed.
+  // nullptr (the connection closed at once, nothing sent) once the server is closed, or when
+  // max_sessions / max_sessions_per_host are reached (the refusal is logged with the reason).
   std::shared_ptr<Session> Serve(std::shared_ptr<Connection> connection);
   // Open sessions, in the order they were served.
   std::vector<std::shared_ptr<Session>> Sessions() const;
+  // Connections Serve refused because of max_sessions / max_sessions_per_host.
+  uint64_t refused_connections() const;
   // Pushes to every ready session; returns how many accepted the message.
   size_t PushToAll(std::string_view method, std::string_view payload);
   // Closes every session (no on_session_closed callbacks).
@@ -186,7 +221,9 @@ class Server : public std::enable_shared_from_this<Server> {
   std::map<std::string, std::shared_ptr<const MethodHandler>, std::less<>>
       methods_;                                            // GUARDED_BY(mu_)
   std::map<uint64_t, std::shared_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
+  std::map<std::string, size_t, std::less<>> per_host_;    // GUARDED_BY(mu_): open sessions
   uint64_t next_session_ = 1;                              // GUARDED_BY(mu_)
+  uint64_t refused_ = 0;                                   // GUARDED_BY(mu_)
   bool closed_ = false;                                    // GUARDED_BY(mu_)
 };
 

@@ -60,6 +60,10 @@ class FrameDecoder {
 
   State state() const { return state_; }
   size_t max_message_size() const { return max_message_size_; }
+  // Changes the limit for the headers decoded from now on (a frame already started keeps its
+  // size); may be called from inside `sink`, e.g. to raise a small limit after a first message.
+  // REQUIRES 0 < max_message_size <= kFormatMaxMessageSize.
+  void set_max_message_size(size_t max_message_size);
   // Bytes of an incomplete frame held (header bytes plus payload bytes so far).
   size_t buffered_bytes() const;
   // True between frames: nothing of a partial frame is held.

@@ -50,6 +50,12 @@ struct MessageOptions {
   // Largest message accepted from the peer and allowed in Send. Checked on the header, before
   // any allocation.
   size_t max_message_size = kDefaultMaxMessageSize;
+  // When non-zero, the peer's FIRST message may be at most this large (checked on its header,
+  // like max_message_size; the limit counts the payload, not the 4-byte header); later messages
+  // are bounded by max_message_size. A protocol whose first message is a small hello (rpc) sets
+  // it so that a peer cannot make us buffer a whole max_message_size frame before it has said
+  // who it is. 0: the first message has the same limit as the others.
+  size_t max_first_message_size = 0;
   // Bytes of whole messages received but not yet delivered because no handler is set. Past it the
   // connection is closed (kError) rather than growing without bound.
   size_t max_queued_bytes = size_t{128} << 20;
@@ -111,7 +117,8 @@ class MessageConnection : public std::enable_shared_from_this<MessageConnection>
 
   const std::shared_ptr<Connection> connection_;
   const MessageOptions options_;
-  FrameDecoder decoder_;  // only touched on the core delivery thread
+  FrameDecoder decoder_;             // only touched on the core delivery thread
+  bool first_message_seen_ = false;  // only touched on the core delivery thread
 
   mutable std::mutex mu_;
   // The handler slot, the queued messages and close, the delivery claim. closed(): closed
