@@ -182,7 +182,7 @@ void Client::Close() {
   std::shared_ptr<ConnectAttempt> attempt;
   std::optional<TimerId> schedule_timer;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     phase_ = Phase::kClosed;
     ++generation_;  // events of the old connection are ignored from now on
     conn = std::move(conn_);
@@ -208,7 +208,7 @@ void Client::StartConnecting() {
   uint64_t epoch = 0;
   ConnectSchedule::Action action;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (phase_ == Phase::kClosed) return;
     absl::StatusOr<ConnectSchedule> schedule =
         ConnectSchedule::Create(addresses_, connect_options_, options_.jitter_source);
@@ -238,7 +238,7 @@ void Client::Perform(uint64_t epoch, ConnectSchedule::Action action) {
         return;
       }
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         if (phase_ != Phase::kClosed && epoch == schedule_epoch_) {
           // (If it already connected, this keeps a finished attempt: harmless.)
           attempt_ = std::move(*attempt);
@@ -251,7 +251,7 @@ void Client::Perform(uint64_t epoch, ConnectSchedule::Action action) {
       return;
     }
     case Kind::kWaitUntil: {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (phase_ == Phase::kClosed || epoch != schedule_epoch_) return;
       std::weak_ptr<Client> weak = weak_from_this();
       schedule_timer_ = env_.RunAt(action.wake_at, [weak, epoch] {
@@ -270,7 +270,7 @@ void Client::Perform(uint64_t epoch, ConnectSchedule::Action action) {
 void Client::OnScheduleWakeUp(uint64_t epoch) {
   ConnectSchedule::Action action;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (phase_ == Phase::kClosed || epoch != schedule_epoch_ || !schedule_) return;
     schedule_timer_.reset();  // this is the timer
     action = schedule_->OnWakeUp(env_.Now());
@@ -282,7 +282,7 @@ void Client::OnScheduleWakeUp(uint64_t epoch) {
 void Client::OnAttemptFailed(uint64_t epoch, const absl::Status& reason) {
   ConnectSchedule::Action action;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (phase_ == Phase::kClosed || epoch != schedule_epoch_ || !schedule_) return;
     attempt_.reset();
     last_error_ = reason;
@@ -295,7 +295,7 @@ void Client::OnAttemptFailed(uint64_t epoch, const absl::Status& reason) {
 void Client::OnConnectFailed(const absl::Status& status) {
   CallTable::Completions completions;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (phase_ == Phase::kClosed) return;
     attempt_.reset();
     schedule_.reset();
@@ -316,7 +316,7 @@ void Client::Attach(std::shared_ptr<Connection> connection, std::optional<uint64
   std::shared_ptr<smac::MessageConnection> mc;
   uint64_t generation;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (phase_ == Phase::kClosed || (epoch && *epoch != schedule_epoch_)) {
       connection->Close();
       return;
@@ -361,7 +361,7 @@ void Client::OnPeerTimer(uint64_t generation) {
   std::shared_ptr<smac::MessageConnection> conn;
   PeerSession::Step step;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (generation != generation_ || !peer_) return;
     peer_timer_.Fired();
     const bool may_ping = peer_->phase() == PeerSession::Phase::kReady &&
@@ -379,7 +379,7 @@ void Client::OnMessage(uint64_t generation, std::string_view message) {
   PeerSession::Step step;
   std::optional<CallTable::Completion> done;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (generation != generation_ || !peer_) return;  // an old connection
     conn = conn_;
     step = peer_->OnMessage(env_.Now(), message);
@@ -423,7 +423,7 @@ void Client::Flush(const std::shared_ptr<smac::MessageConnection>& conn, uint64_
   for (;;) {
     std::vector<OutgoingMessage> batch;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (generation != generation_) return;  // lost (or closed) meanwhile
       batch = table_.TakeUnsent(generation);
       if (batch.empty()) {
@@ -445,7 +445,7 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
   bool reconnect = false;
   std::optional<uint64_t> failed_attempt;  // the schedule's epoch, if it closed in the handshake
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (generation != generation_ || conn_ == nullptr) return;
     if (phase_ == Phase::kHandshaking && schedule_) failed_attempt = schedule_epoch_;
     conn_.reset();
@@ -503,7 +503,7 @@ void Client::SendCall(smac::MessageConnection& conn, MessageKind kind, uint64_t 
   // OnClosed may already have failed the call, and there is nothing left to do).
   std::optional<CallTable::Completion> failed;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     failed = table_.SendFailed(id, s);
   }
   Complete(std::move(failed));
@@ -514,7 +514,7 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
   absl::StatusOr<CallTable::Started> started;
   std::shared_ptr<smac::MessageConnection> send_on;  // set: send now, outside the lock
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     started = table_.StartCall(method, payload, deadline, env_.Now(), done);
     if (started.ok()) {
       if (arm_timer && deadline != absl::InfiniteFuture()) {
@@ -579,7 +579,7 @@ absl::Status Client::Notify(std::string_view method, std::string_view payload) {
   absl::StatusOr<bool> send_now;
   std::shared_ptr<smac::MessageConnection> send_on;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     send_now = table_.StartOneWay(method, payload);
     if (!send_now.ok() || !*send_now) return send_now.status();
     NETLAYER_ASSERT(conn_ != nullptr, "an open link has a connection");
@@ -595,7 +595,7 @@ absl::Status Client::Notify(std::string_view method, std::string_view payload) {
 void Client::Expire(uint64_t id) {
   std::optional<CallTable::Completion> done;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     done = table_.Expire(id, last_error_);
   }
   Complete(std::move(done));
@@ -630,35 +630,35 @@ bool Client::WaitReady(absl::Time deadline) {
   AssertMayBlock("Client::WaitReady blocks; it may not be called from an rpc callback");
   std::shared_ptr<Notification> n;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (table_.link() == CallTable::Link::kOpen) return true;
     if (phase_ == Phase::kClosed) return false;
     n = env_.NewNotification();
     ready_waiters_.push_back(n);
   }
   n->WaitUntil(deadline);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::erase(ready_waiters_, n);
   return table_.link() == CallTable::Link::kOpen;
 }
 
 bool Client::ready() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return table_.link() == CallTable::Link::kOpen;
 }
 
 uint16_t Client::version() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return version_;
 }
 
 size_t Client::pending_calls() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return table_.pending();
 }
 
 absl::Status Client::last_error() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return last_error_;
 }
 

@@ -101,7 +101,7 @@ Session::~Session() { conn_->Close(); }
 void Session::Start() {
   PeerSession::Step step;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     step = peer_.Start(env_.Now());
     ArmPeerTimerLocked();
   }
@@ -120,7 +120,7 @@ void Session::ArmPeerTimerLocked() {
 void Session::OnPeerTimer() {
   PeerSession::Step step;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (closed_) return;
     peer_timer_.Fired();
     step = peer_.OnTimer(env_.Now(), /*ping_id=*/0);
@@ -132,7 +132,7 @@ void Session::OnPeerTimer() {
 
 absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::string_view payload) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     inflight_.erase(id);
   }
   absl::Status sent;
@@ -161,7 +161,7 @@ absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::strin
 
 absl::Status Session::Push(std::string_view method, std::string_view payload) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (closed_ || peer_.phase() != PeerSession::Phase::kReady) {
       return absl::FailedPreconditionError(closed_ || peer_.phase() == PeerSession::Phase::kClosed
                                                ? "rpc session closed"
@@ -183,7 +183,7 @@ void Session::OnMessage(std::string_view message) {
   PeerSession::Step step;
   bool refuse = false;  // over max_inflight_calls
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (closed_) return;
     step = peer_.OnMessage(env_.Now(), message);
     if (step.ready) ArmPeerTimerLocked();  // the handshake deadline becomes the idle check
@@ -243,7 +243,7 @@ void Session::OnMessage(std::string_view message) {
 
 void Session::OnClosed(const CloseReason& reason) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (closed_) return;
     closed_ = true;
     peer_.OnClosed();
@@ -257,7 +257,7 @@ void Session::OnClosed(const CloseReason& reason) {
 
 void Session::Close() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
     peer_.OnClosed();
     peer_timer_.Cancel();
@@ -267,17 +267,17 @@ void Session::Close() {
 }
 
 bool Session::IsOpen() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return !closed_ && conn_->IsOpen();
 }
 
 bool Session::ready() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return !closed_ && peer_.phase() == PeerSession::Phase::kReady;
 }
 
 uint16_t Session::version() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return peer_.version();
 }
 
@@ -329,12 +329,12 @@ void Server::Register(std::string method, MethodHandler handler) {
                handler == nullptr ? "no handler" : "a method name is 1..1024 bytes");
     return;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   methods_[std::move(method)] = std::make_shared<const MethodHandler>(std::move(handler));
 }
 
 std::shared_ptr<const MethodHandler> Server::Find(std::string_view method) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = methods_.find(method);
   return it == methods_.end() ? nullptr : it->second;
 }
@@ -348,7 +348,7 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
   std::shared_ptr<Session> session;
   std::string refused;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (closed_) {
       conn->Close();
       return nullptr;
@@ -383,12 +383,12 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
 }
 
 uint64_t Server::refused_connections() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return refused_;
 }
 
 std::vector<std::shared_ptr<Session>> Server::Sessions() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::shared_ptr<Session>> out;
   out.reserve(sessions_.size());
   for (const auto& [id, s] : sessions_) out.push_back(s);
@@ -405,7 +405,7 @@ size_t Server::PushToAll(std::string_view method, std::string_view payload) {
 
 void Server::Forget(uint64_t session_id) {
   std::shared_ptr<Session> dropped;  // released outside the lock
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = sessions_.find(session_id);
   if (it != sessions_.end()) {
     dropped = std::move(it->second);
@@ -419,7 +419,7 @@ void Server::Forget(uint64_t session_id) {
 void Server::Close() {
   std::map<uint64_t, std::shared_ptr<Session>> sessions;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
     sessions.swap(sessions_);
     per_host_.clear();

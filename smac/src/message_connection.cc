@@ -57,7 +57,7 @@ MessageConnection::~MessageConnection() { connection_->Close(); }
 
 std::shared_ptr<MessageHandler> MessageConnection::SetHandler(
     std::shared_ptr<MessageHandler> handler) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   std::shared_ptr<MessageHandler> previous = deliveries_.SetHandler(std::move(handler));
   deliveries_.Deliver(lock, Dispatch{*this});
   lock.unlock();
@@ -89,7 +89,7 @@ absl::Status MessageConnection::SendV(absl::Span<const std::string_view> pieces)
 
 void MessageConnection::Close() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     deliveries_.CloseLocally();
   }
   connection_->Close();
@@ -97,7 +97,7 @@ void MessageConnection::Close() {
 
 void MessageConnection::CloseWithReason(CloseReason reason) {
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     QueueCloseAndDeliver(lock, std::move(reason));
   }
   connection_->Close();
@@ -105,7 +105,7 @@ void MessageConnection::CloseWithReason(CloseReason reason) {
 
 bool MessageConnection::IsOpen() const {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (deliveries_.closed()) return false;
   }
   return connection_->IsOpen();
@@ -130,7 +130,7 @@ void MessageConnection::OnInput(std::string_view data) {
 }
 
 void MessageConnection::OnMessage(std::string_view message, std::string* owned) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (deliveries_.closed()) return;
   const Dispatch dispatch{*this};
   if (std::shared_ptr<MessageHandler> direct = deliveries_.ClaimDirect()) {
@@ -153,7 +153,7 @@ void MessageConnection::OnMessage(std::string_view message, std::string* owned) 
 }
 
 void MessageConnection::OnCoreClosed(const CloseReason& reason) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (!decoder_.at_frame_boundary() && decoder_.state() != FrameDecoder::State::kFailed) {
     // Say so: a peer that dies mid-frame is worth knowing about.
     QueueCloseAndDeliver(
@@ -166,8 +166,7 @@ void MessageConnection::OnCoreClosed(const CloseReason& reason) {
   }
 }
 
-void MessageConnection::QueueCloseAndDeliver(std::unique_lock<std::mutex>& lock,
-                                             CloseReason reason) {
+void MessageConnection::QueueCloseAndDeliver(MutexLock& lock, CloseReason reason) {
   // Once only: nothing after a local Close() or an earlier close.
   if (deliveries_.PushClose(std::move(reason))) deliveries_.Deliver(lock, Dispatch{*this});
 }

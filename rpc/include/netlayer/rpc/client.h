@@ -43,6 +43,7 @@
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/core/mutex.h"
 #include "netlayer/rpc/call_table.h"
 #include "netlayer/rpc/envelope.h"
 #include "netlayer/rpc/peer_session.h"
@@ -177,7 +178,7 @@ class Client : public std::enable_shared_from_this<Client> {
   // Starts a fresh connect schedule (first attempt at once).
   void StartConnecting();
   // Carries out what the schedule said. REQUIRES mu_ not held.
-  void Perform(uint64_t epoch, ConnectSchedule::Action action);
+  void Perform(uint64_t epoch, ConnectSchedule::Action action) ABSL_LOCKS_EXCLUDED(mu_);
   // The current attempt (its epoch) failed: a connect error or a close before the handshake.
   void OnAttemptFailed(uint64_t epoch, const absl::Status& reason);
   void OnScheduleWakeUp(uint64_t epoch);
@@ -186,18 +187,19 @@ class Client : public std::enable_shared_from_this<Client> {
   void OnClosed(uint64_t generation, const CloseReason& reason);
   void OnPeerTimer(uint64_t generation);
   // Arms the peer session's timer for its NextTimer(). REQUIRES mu_ held, peer_ set.
-  void ArmPeerTimerLocked();
+  void ArmPeerTimerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends the calls that waited for connection `generation`, in order, outside the lock; then
   // the link is open and ready waiters wake. REQUIRES mu_ not held.
-  void Flush(const std::shared_ptr<smac::MessageConnection>& conn, uint64_t generation);
+  void Flush(const std::shared_ptr<smac::MessageConnection>& conn, uint64_t generation)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Sends one call; a failed send fails the call. REQUIRES mu_ not held.
   void SendCall(smac::MessageConnection& conn, MessageKind kind, uint64_t id,
                 std::string_view method, std::string_view payload);
-  void Expire(uint64_t id);
+  void Expire(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs completions in order, outside the lock. REQUIRES mu_ not held.
-  void Complete(CallTable::Completions completions);
+  void Complete(CallTable::Completions completions) ABSL_LOCKS_EXCLUDED(mu_);
   void Complete(std::optional<CallTable::Completion> completion);
-  void WakeReadyWaitersLocked();
+  void WakeReadyWaitersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Env& env_;
   const ClientOptions options_;
@@ -207,23 +209,23 @@ class Client : public std::enable_shared_from_this<Client> {
   std::vector<Address> addresses_;
   ConnectOptions connect_options_;
 
-  mutable std::mutex mu_;
-  Phase phase_ = Phase::kConnecting;               // GUARDED_BY(mu_)
-  uint64_t generation_ = 0;                        // GUARDED_BY(mu_): current connection
-  std::shared_ptr<smac::MessageConnection> conn_;  // GUARDED_BY(mu_)
-  std::optional<PeerSession> peer_;                // GUARDED_BY(mu_): of conn_
-  PeerTimer peer_timer_;                           // GUARDED_BY(mu_): for peer_
-  std::shared_ptr<ConnectAttempt> attempt_;        // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kConnecting;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // current connection
+  std::shared_ptr<smac::MessageConnection> conn_ ABSL_GUARDED_BY(mu_);
+  std::optional<PeerSession> peer_ ABSL_GUARDED_BY(mu_);  // of conn_
+  PeerTimer peer_timer_ ABSL_GUARDED_BY(mu_);             // for peer_
+  std::shared_ptr<ConnectAttempt> attempt_ ABSL_GUARDED_BY(mu_);
   // The connect schedule in progress (reconnecting clients): from a loss (or creation) until a
   // handshake completes. Its attempt (a factory connect, then the handshake) and its waits carry
   // schedule_epoch_, so callbacks of an abandoned attempt change nothing.
-  std::optional<ConnectSchedule> schedule_;                   // GUARDED_BY(mu_)
-  uint64_t schedule_epoch_ = 0;                               // GUARDED_BY(mu_)
-  std::optional<TimerId> schedule_timer_;                     // GUARDED_BY(mu_)
-  CallTable table_;                                           // GUARDED_BY(mu_)
-  uint16_t version_ = 0;                                      // GUARDED_BY(mu_)
-  absl::Status last_error_;                                   // GUARDED_BY(mu_)
-  std::vector<std::shared_ptr<Notification>> ready_waiters_;  // GUARDED_BY(mu_)
+  std::optional<ConnectSchedule> schedule_ ABSL_GUARDED_BY(mu_);
+  uint64_t schedule_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<TimerId> schedule_timer_ ABSL_GUARDED_BY(mu_);
+  CallTable table_ ABSL_GUARDED_BY(mu_);
+  uint16_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Notification>> ready_waiters_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace netlayer::rpc

@@ -27,6 +27,7 @@
 #include "netlayer/core/close_reason.h"
 #include "netlayer/core/connection.h"
 #include "netlayer/core/env.h"
+#include "netlayer/core/mutex.h"
 #include "netlayer/rpc/envelope.h"
 #include "netlayer/rpc/handshake.h"
 #include "netlayer/rpc/peer_session.h"
@@ -159,7 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnClosed(const CloseReason& reason);
   void OnPeerTimer();
   // Arms the peer session's timer for its NextTimer(). REQUIRES mu_ held.
-  void ArmPeerTimerLocked();
+  void ArmPeerTimerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends the one answer to call `id`: a reply with `payload` if `status` is OK, else an error
   // reply. One that cannot be sent becomes an error reply RESOURCE_EXHAUSTED, and if that cannot
   // be sent either the connection closes (kError): never silence. Returns OK, the
@@ -173,13 +174,13 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::string peer_host_;  // for max_sessions_per_host
   const std::shared_ptr<smac::MessageConnection> conn_;
 
-  mutable std::mutex mu_;
-  PeerSession peer_;      // GUARDED_BY(mu_): handshake, ping/pong, idle timeout
-  PeerTimer peer_timer_;  // GUARDED_BY(mu_): for peer_
-  bool closed_ = false;   // GUARDED_BY(mu_): closed locally, or its close was reported
+  mutable Mutex mu_;
+  PeerSession peer_ ABSL_GUARDED_BY(mu_);      // handshake, ping/pong, idle timeout
+  PeerTimer peer_timer_ ABSL_GUARDED_BY(mu_);  // for peer_
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;   // closed locally, or its close was reported
   // Ids of the calls handed to a handler and not answered yet (max_inflight_calls; a duplicate
   // id is a protocol error).
-  std::set<uint64_t> inflight_;  // GUARDED_BY(mu_)
+  std::set<uint64_t> inflight_ ABSL_GUARDED_BY(mu_);
 };
 
 class Server : public std::enable_shared_from_this<Server> {
@@ -217,14 +218,14 @@ class Server : public std::enable_shared_from_this<Server> {
 
   Env& env_;
   const std::shared_ptr<const ServerOptions> options_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const MethodHandler>, std::less<>>
-      methods_;                                            // GUARDED_BY(mu_)
-  std::map<uint64_t, std::shared_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
-  std::map<std::string, size_t, std::less<>> per_host_;    // GUARDED_BY(mu_): open sessions
-  uint64_t next_session_ = 1;                              // GUARDED_BY(mu_)
-  uint64_t refused_ = 0;                                   // GUARDED_BY(mu_)
-  bool closed_ = false;                                    // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::map<std::string, std::shared_ptr<const MethodHandler>, std::less<>> methods_
+      ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, size_t, std::less<>> per_host_ ABSL_GUARDED_BY(mu_);  // open sessions
+  uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace netlayer::rpc

@@ -31,6 +31,7 @@
 #include "netlayer/core/close_reason.h"
 #include "netlayer/core/connection.h"
 #include "netlayer/core/delivery_queue.h"
+#include "netlayer/core/mutex.h"
 #include "netlayer/smac/frame.h"
 
 namespace netlayer::smac {
@@ -113,17 +114,17 @@ class MessageConnection : public std::enable_shared_from_this<MessageConnection>
   void OnMessage(std::string_view message, std::string* owned);
   // Queues the close notification (once) and delivers what waits. REQUIRES lock held; returns
   // held.
-  void QueueCloseAndDeliver(std::unique_lock<std::mutex>& lock, CloseReason reason);
+  void QueueCloseAndDeliver(MutexLock& lock, CloseReason reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<Connection> connection_;
   const MessageOptions options_;
   FrameDecoder decoder_;             // only touched on the core delivery thread
   bool first_message_seen_ = false;  // only touched on the core delivery thread
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // The handler slot, the queued messages and close, the delivery claim. closed(): closed
   // locally, remotely or by a protocol error.
-  DeliveryQueue<MessageHandler> deliveries_;  // GUARDED_BY(mu_)
+  DeliveryQueue<MessageHandler> deliveries_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace netlayer::smac
