@@ -46,23 +46,17 @@
 #include "netlayer/core/mutex.h"
 #include "netlayer/rpc/call_table.h"
 #include "netlayer/rpc/envelope.h"
+#include "netlayer/rpc/peer_options.h"
 #include "netlayer/rpc/peer_session.h"
 #include "netlayer/rpc/peer_timer.h"
 #include "netlayer/smac/message_connection.h"
 
 namespace netlayer::rpc {
 
-struct ClientOptions {
-  std::string protocol = "netlayer-rpc";
-  uint16_t min_version = 1;
-  uint16_t max_version = 1;
+// The protocol, framing, codec and hello bound come from PeerOptions (peer_options.h).
+struct ClientOptions : PeerOptions {
   // Calls waiting for a reply or for a connection, plus one-way calls waiting for a connection.
   size_t max_pending_calls = 4096;
-  // Frame limits of the connection; its max_first_message_size is replaced by max_hello_size.
-  smac::MessageOptions message_options;
-  const EnvelopeCodec* codec = &BinaryCodec();
-  // The server's first frame (its hello) may be at most this large (0: max_message_size).
-  size_t max_hello_size = kMaxHelloSize;
   // The server's hello must arrive within this; else the connection closes (kTimeout).
   absl::Duration handshake_timeout = absl::Seconds(30);
   // Heartbeat, on by default (off when zero): while connected, a ping every heartbeat_interval;

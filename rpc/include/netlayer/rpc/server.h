@@ -30,6 +30,7 @@
 #include "netlayer/core/mutex.h"
 #include "netlayer/rpc/envelope.h"
 #include "netlayer/rpc/handshake.h"
+#include "netlayer/rpc/peer_options.h"
 #include "netlayer/rpc/peer_session.h"
 #include "netlayer/rpc/peer_timer.h"
 #include "netlayer/smac/message_connection.h"
@@ -91,22 +92,10 @@ struct ServerOptions;
 // max_hello_size smaller than the client's hello.
 absl::Status ValidateServerOptions(const ServerOptions& options);
 
-struct ServerOptions {
-  std::string protocol = "netlayer-rpc";
-  uint16_t min_version = 1;
-  uint16_t max_version = 1;
-  // Frame limits (max_message_size, 64 MiB by default) of each session's smac connection. Its
-  // max_first_message_size is replaced by max_hello_size below.
-  smac::MessageOptions message_options;
-  const EnvelopeCodec* codec = &BinaryCodec();
-
+// The protocol, framing, codec and the client's hello bound (max_hello_size, a protection) come
+// from PeerOptions (peer_options.h).
+struct ServerOptions : PeerOptions {
   // ---- Protections (docs/OPERATIONS.md lists each, with what a client sees) ----
-  // The client's first frame (its hello) may be at most this large, checked on its header, so a
-  // peer cannot make the server buffer a whole max_message_size frame before the handshake. Past
-  // it the connection closes (kProtocolError, "smac: frame of N bytes exceeds the limit of 265
-  // bytes"). 0 turns it off (the first frame then has max_message_size). Otherwise it must be
-  // at least the hello this protocol name needs (10 + protocol.size()).
-  size_t max_hello_size = kMaxHelloSize;
   // The client's hello must arrive within this of the accept; else the session closes
   // (kTimeout). Fixed when the session starts: bytes trickling in never extend it.
   absl::Duration handshake_timeout = absl::Seconds(10);
