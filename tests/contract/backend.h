@@ -44,8 +44,8 @@ class ContractBackend {
   virtual CloseReason::Kind AbortSeenAs() const { return CloseReason::Kind::kReset; }
 
   // Whether a receiver with no handler stops reading its transport once its pending input is at
-  // the bound (back-pressure reaching the sender). The TLS adapter does not yet: it keeps
-  // decrypting into its own queue (docs/TLS.md).
+  // the bound (back-pressure reaching the sender). Every backend here does (the TLS adapter by
+  // pausing its wrapped connection); a backend that cannot says so to skip the test that needs it.
   virtual bool BackPressureReachesTheSender() const { return true; }
 
   // Whether handler callbacks run on threads other than the test's (posix: yes).

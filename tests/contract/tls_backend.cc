@@ -78,7 +78,6 @@ class TlsContractBackend final : public ContractBackend {
     return inner_->AbortSeenAs() == CloseReason::Kind::kReset ? CloseReason::Kind::kReset
                                                               : CloseReason::Kind::kProtocolError;
   }
-  bool BackPressureReachesTheSender() const override { return false; }
 
   bool threaded() const override { return inner_->threaded(); }
   Env& env() override { return inner_->env(); }

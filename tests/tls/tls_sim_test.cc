@@ -1,6 +1,7 @@
 // The TLS adapter over the simulator: handshakes, mutual authentication, every handshake
 // failure's CloseReason (and its log line on both sides), garbage and truncation, close_notify,
-// timeouts, rpc over TLS by wrapping factories, and determinism (same seed, same trace hash).
+// timeouts, back-pressure through the adapter, rpc over TLS by wrapping factories, and
+// determinism (same seed, same trace hash).
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -33,10 +34,11 @@ class TlsSimTest : public ::testing::Test {
  protected:
   void SetUp() override { Init(1); }
 
-  void Init(uint64_t seed) {
+  void Init(uint64_t seed, ConnectionLimits limits = {}) {
     sim::WorldOptions options;
     options.seed = seed;
     options.profile = sim::DrawNetworkProfile(seed);
+    options.connection_limits = limits;
     world_ = *sim::World::Create(options);
     client_ = *world_->AddHost("client");
     server_ = *world_->AddHost("server");
@@ -334,6 +336,129 @@ TEST_F(TlsSimTest, ResetPassesThroughAsAReset) {
   ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
                                world_->Now() + absl::Seconds(10)));
   EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kReset) << rec->FirstClose();
+}
+
+// The server's wrapped connection, watched: how much ciphertext it hands the adapter, and
+// whether the adapter is its handler (reading it) or has removed itself (paused).
+class WatchedTransport final : public Connection {
+ public:
+  explicit WatchedTransport(std::shared_ptr<Connection> inner) : inner_(std::move(inner)) {}
+
+  std::shared_ptr<ConnectionHandler> SetHandler(
+      std::shared_ptr<ConnectionHandler> handler) override {
+    std::shared_ptr<ConnectionHandler> old = std::exchange(handler_, handler);
+    (handler != nullptr ? installs : removals)++;
+    inner_->SetHandler(handler != nullptr ? std::make_shared<Counter>(this, std::move(handler))
+                                          : nullptr);
+    return old;
+  }
+  bool IsOpen() const override { return inner_->IsOpen(); }
+  absl::Status WriteV(absl::Span<const std::string_view> pieces) override {
+    return inner_->WriteV(pieces);
+  }
+  void Close() override { inner_->Close(); }
+  void Abort() override { inner_->Abort(); }
+  size_t QueuedOutputBytes() const override { return inner_->QueuedOutputBytes(); }
+  Address local_address() const override { return inner_->local_address(); }
+  Address peer_address() const override { return inner_->peer_address(); }
+
+  bool reading() const { return handler_ != nullptr; }
+  size_t delivered = 0;  // ciphertext handed to the adapter
+  int installs = 0;
+  int removals = 0;
+
+ private:
+  struct Counter final : ConnectionHandler {
+    Counter(WatchedTransport* t, std::shared_ptr<ConnectionHandler> h)
+        : transport(t), target(std::move(h)) {}
+    void InputData(Connection&, std::string_view data) override {
+      transport->delivered += data.size();
+      target->InputData(*transport, data);
+    }
+    void ConnectionClosed(Connection&, const CloseReason& reason) override {
+      target->ConnectionClosed(*transport, reason);
+    }
+    WatchedTransport* transport;
+    std::shared_ptr<ConnectionHandler> target;
+  };
+  std::shared_ptr<Connection> inner_;
+  std::shared_ptr<ConnectionHandler> handler_;
+};
+
+// Back-pressure passes through the adapter: while the server's application sets no handler, the
+// adapter decrypts up to its input bound, then stops taking ciphertext from the wrapped
+// connection (which queues up to its own bound and stops reading), so the client's output backs
+// up. The data and the close_notify sent meanwhile wait, and arrive whole and in order once the
+// application reads.
+class TlsBackPressureTest : public TlsSimTest {
+ protected:
+  void PauseAndResume(uint64_t seed);
+};
+
+TEST_F(TlsBackPressureTest, AnApplicationThatDoesNotReadPausesTheWrappedConnection) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE(absl::StrCat("seed ", seed));
+    PauseAndResume(seed);
+    if (HasFailure()) return;
+  }
+}
+
+void TlsBackPressureTest::PauseAndResume(uint64_t seed) {
+  server_factory_.reset();
+  client_factory_.reset();
+  ConnectionLimits limits;
+  limits.max_pending_input_bytes = size_t{128} << 10;  // the wrapped connections' bound
+  limits.close_linger = absl::Seconds(120);           // the client's flush waits for the reader
+  Init(seed, limits);
+  TlsOptions server_options = ServerOptions(*pki_, random(), ClientAuth::kNone);
+  constexpr size_t kTlsBound = size_t{64} << 10;
+  server_options.limits.max_pending_input_bytes = kTlsBound;
+  auto server_context = MakeContext(Role::kServer, std::move(server_options));
+  std::shared_ptr<WatchedTransport> transport;
+  std::shared_ptr<TlsConnection> server;
+  auto listener = *world_->server_factory(server_).Listen(
+      kServerAddress, [&](std::shared_ptr<Connection> c) {
+        transport = std::make_shared<WatchedTransport>(std::move(c));
+        server = TlsConnection::Create(server_context, world_->env(server_), transport);
+        server->Start();
+      });
+  auto client = ConnectTls(ClientOptions(*pki_, random(), nullptr));
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE(world_->RunUntil([&] { return server && server->handshake_complete(); },
+                               world_->Now() + absl::Seconds(10)));
+  EXPECT_TRUE(transport->reading());
+  const size_t handshake_bytes = transport->delivered;
+
+  std::string data(size_t{4} << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131 + i / 4093) & 0xff);
+  ASSERT_TRUE((*client)->Write(data).ok());
+  (*client)->Close();  // close_notify follows the data, while the server is paused
+  ASSERT_TRUE(world_->RunFor(absl::Seconds(5)).ok());
+
+  // Paused: the adapter took about its bound of ciphertext (a delivery or two past it, plus
+  // record overhead), and the rest waits upstream.
+  EXPECT_FALSE(transport->reading());
+  EXPECT_GE(transport->removals, 1);
+  const size_t taken = transport->delivered - handshake_bytes;
+  EXPECT_GE(taken, kTlsBound);
+  EXPECT_LE(taken, 4 * kTlsBound) << "ciphertext accepted while the application reads nothing";
+  EXPECT_GT((*client)->QueuedOutputBytes(), size_t{1} << 20) << "the sender sees back-pressure";
+  // And it stays so.
+  ASSERT_TRUE(world_->RunFor(absl::Seconds(5)).ok());
+  EXPECT_EQ(transport->delivered - handshake_bytes, taken);
+
+  // The application reads: the adapter reads its transport again; everything arrives, then the
+  // close_notify that waited behind it.
+  auto rec = std::make_shared<Recorder>();
+  const int installs = transport->installs;
+  server->SetHandler(rec);
+  ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
+                               world_->Now() + absl::Seconds(60)));
+  EXPECT_GT(transport->installs, installs);
+  EXPECT_TRUE(rec->Received() == data) << rec->Received().size() << " bytes of " << data.size();
+  EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kPeerClosed) << rec->FirstClose();
+  EXPECT_EQ(rec->FirstClose().detail(), "tls close_notify");
+  EXPECT_EQ(server->error(), TlsError::kNone);
 }
 
 TEST_F(TlsSimTest, ASilentPeerTimesTheHandshakeOut) {

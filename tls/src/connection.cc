@@ -8,6 +8,7 @@
 
 #include <array>
 #include <climits>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -136,13 +137,14 @@ void TlsConnection::Start() {
   NETLAYER_ASSERT(!started_, "TlsConnection::Start is called once");
   started_ = true;
   std::weak_ptr<TlsConnection> weak = weak_from_this();
+  transport_handler_ = std::make_shared<TransportHandler>(weak);
   handshake_timer_ = env_.RunAt(env_.Now() + context_->options().handshake_timeout, [weak] {
     if (auto c = weak.lock()) c->OnHandshakeTimeout();
   });
   Drive(lock);
+  // Installs the adapter as the transport's handler: input that reached the transport before
+  // now is delivered from here.
   Complete(lock);
-  // Input that reached the transport before now is delivered from here.
-  transport_->SetHandler(std::make_shared<TransportHandler>(weak));
 }
 
 // ---- Application side ----
@@ -154,9 +156,13 @@ bool TlsConnection::IsOpen() const {
 
 std::shared_ptr<ConnectionHandler> TlsConnection::SetHandler(
     std::shared_ptr<ConnectionHandler> handler) {
+  // A handler called from here may drop the application's last reference: keep the adapter
+  // alive until this call is done with it.
+  std::shared_ptr<TlsConnection> self = weak_from_this().lock();
   std::unique_lock<std::mutex> lock(mu_);
   std::shared_ptr<ConnectionHandler> old = state_.SetHandler(std::move(handler));
-  // Delivers what waited, then reads on: plaintext held back by the input bound.
+  // Delivers what waited, then reads on: plaintext held back by the input bound, then (Complete)
+  // the transport again if it was paused.
   Drive(lock);
   Complete(lock);
   return old;
@@ -287,6 +293,8 @@ TlsError TlsConnection::error() const {
 void TlsConnection::OnTransportInput(std::string_view data) {
   std::unique_lock<std::mutex> lock(mu_);
   if (stopped_) return;  // closed or failed: nothing more is read
+  // Also while paused (!transport_reading_): a delivery the transport began before the pause
+  // still arrives. At most one such event; it waits in the input BIO like the rest.
   while (!data.empty()) {
     const int n = static_cast<int>(std::min<size_t>(data.size(), INT_MAX));
     const int written = BIO_write(network_in_, data.data(), n);
@@ -326,6 +334,7 @@ void TlsConnection::OnHandshakeTimeout() {
 void TlsConnection::Drive(std::unique_lock<std::mutex>& lock) {
   for (;;) {
     while (started_ && !stopped_) {
+      read_blocked_ = false;
       if (!handshake_complete_ && !StepHandshake()) break;  // in progress, or failed
       EncryptOutput();
       if (stopped_) break;
@@ -337,7 +346,12 @@ void TlsConnection::Drive(std::unique_lock<std::mutex>& lock) {
         ReceiveInput(lock, state_, *this, plaintext);
         continue;
       }
-      if (!state_.WantRead()) break;  // held back by the input bound (read_blocked_)
+      if (!state_.WantRead()) {
+        // Held back by the input bound: so is what ended the stream, if anything did. Until
+        // deliveries make room the transport is not read either (Complete pauses it).
+        read_blocked_ = true;
+        break;
+      }
       // Everything readable has been read: now what ended the stream, in order.
       if (peer_sent_close_notify_) {
         SSL_shutdown(ssl_);  // answer with our close_notify
@@ -363,7 +377,8 @@ void TlsConnection::Drive(std::unique_lock<std::mutex>& lock) {
     FlushCiphertext();
     DeliverEvents(lock, state_, *this);
     // Whoever delivers (this thread or another that held the delivery claim) resumes reading
-    // what the input bound held back, once the application took enough.
+    // what the input bound held back, once the application took enough; Complete then resumes
+    // the transport.
     if (stopped_ || !started_ || !read_blocked_ || !state_.WantRead()) break;
   }
 }
@@ -408,12 +423,8 @@ bool TlsConnection::StepHandshake() {
 void TlsConnection::ReadPlaintext(std::string& out) {
   if (!handshake_complete_ || peer_sent_close_notify_ || deferred_failure_) return;
   std::array<char, 16384> buf;
-  read_blocked_ = false;
   while (out.size() < kPlaintextChunk) {
-    if (!state_.WantRead()) {
-      read_blocked_ = true;
-      return;
-    }
+    if (!state_.WantRead()) return;  // at the input bound (Drive sees it)
     size_t n = 0;
     ERR_clear_error();
     const int r = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
@@ -563,9 +574,59 @@ void TlsConnection::CaptureIdentity() {
 
 void TlsConnection::Complete(std::unique_lock<std::mutex>& lock) {
   After after = std::exchange(after_, After{});
+  // One thread at a time changes the transport's handler; a thread that finds the claim taken
+  // leaves its decision to the claimant, which checks again after each call. Except a pause
+  // decided inside the claimant's own call (installing delivers what the transport queued, on
+  // this thread, into OnTransportInput): removing the handler there at once stops the
+  // transport's delivery loop after the current event, instead of taking all it queued. That
+  // call comes after the claimant's install took effect, and removing never delivers.
+  bool sync = false;
+  bool pause_now = false;
+  const bool want = WantTransportInput();
+  if (want != transport_reading_) {
+    if (!syncing_transport_) {
+      syncing_transport_ = true;
+      syncing_thread_ = std::this_thread::get_id();
+      sync = true;
+    } else if (!want && syncing_thread_ == std::this_thread::get_id()) {
+      transport_reading_ = false;
+      pause_now = true;
+    }
+  }
   lock.unlock();
   if (after.close_transport) transport_->Close();
   if (after.handshake_callback) std::move(after.handshake_callback)(after.handshake_status);
+  if (pause_now) transport_->SetHandler(nullptr);
+  if (sync) SyncTransportHandler();
+}
+
+bool TlsConnection::WantTransportInput() const {
+  // Once stopped the transport is closed (or closing by the peer): its handler stays as it is.
+  if (!started_ || stopped_) return transport_reading_;
+  // Paused while the application's input is at its bound: the transport then queues input up
+  // to its own bound and its backend stops reading, which is the back-pressure the peer sees.
+  return state_.WantRead();
+}
+
+void TlsConnection::SyncTransportHandler() {
+  for (;;) {
+    bool install;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      NETLAYER_ASSERT(syncing_transport_, "the transport handler claim is held");
+      install = WantTransportInput();
+      if (install == transport_reading_) {
+        syncing_transport_ = false;
+        return;
+      }
+      transport_reading_ = install;
+    }
+    // Without mu_: installing delivers what the transport queued meanwhile, synchronously
+    // (OnTransportInput, on this thread; a pause decided there is carried out there, see
+    // Complete); removing stops its delivery loop after the current event. Neither re-enters
+    // this loop (Complete sees the claim taken).
+    transport_->SetHandler(install ? transport_handler_ : nullptr);
+  }
 }
 
 }  // namespace netlayer::tls

@@ -16,9 +16,18 @@
 //     side that sees it. A reset or close of the wrapped connection passes through with its own
 //     kind (kReset, ...), except a close after the handshake without close_notify: kTruncated.
 //
+//   - Back-pressure passes through: while the application's pending plaintext is at its bound
+//     (limits.max_pending_input_bytes: no handler set, or a slow one), the adapter removes itself
+//     as the wrapped connection's handler, so the wrapped connection queues input up to its own
+//     bound and its backend stops reading (the sender sees it). Once deliveries make room, the
+//     adapter installs itself again and reads on; input and a close that arrived meanwhile wait
+//     in the wrapped connection and come in order.
+//
 // Thread rules: as connection.h. Internally one std::mutex guards OpenSSL and the state; no
 // lock is held while a handler runs; the wrapped connection's Write is called with that mutex
-// held (a transport's Write never calls handlers), its SetHandler and Close without it.
+// held (a transport's Write never calls handlers), its SetHandler and Close without it. Calls to
+// the wrapped connection's SetHandler are made by one thread at a time (a claim, not a lock: the
+// call may deliver synchronously into the adapter).
 //
 // Abort() (close with reset), when core's Connection gains it, forwards to the wrapped
 // connection's Abort() after the local state closes: nothing is encrypted or sent first.
@@ -28,6 +37,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -145,8 +155,14 @@ class TlsConnection final : public Connection, public std::enable_shared_from_th
   void Finish(std::optional<CloseReason> deliver);
   void CaptureIdentity();
   void CancelHandshakeTimer();
-  // Releases the lock and does what After says. REQUIRES lock held; returns with it released.
+  // Releases the lock and does what After says, then pauses or resumes reading the transport.
+  // REQUIRES lock held; returns with it released.
   void Complete(std::unique_lock<std::mutex>& lock);
+  // Whether the adapter should be the transport's handler now (reading it). REQUIRES mu_ held.
+  bool WantTransportInput() const;
+  // Installs or removes the adapter as the transport's handler until that matches
+  // WantTransportInput(). REQUIRES mu_ not held and the claim (syncing_transport_) taken.
+  void SyncTransportHandler();
 
   const std::shared_ptr<TlsContext> context_;
   Env& env_;
@@ -166,6 +182,11 @@ class TlsConnection final : public Connection, public std::enable_shared_from_th
   std::string deferred_detail_;               // GUARDED_BY(mu_)
   bool peer_sent_close_notify_ = false;       // GUARDED_BY(mu_)
   bool read_blocked_ = false;                 // GUARDED_BY(mu_): reading stopped at the input bound
+  // The adapter as the transport's handler (made by Start; holds the adapter weakly).
+  std::shared_ptr<ConnectionHandler> transport_handler_;  // GUARDED_BY(mu_) (const after Start)
+  bool transport_reading_ = false;  // GUARDED_BY(mu_): installed as the transport's handler
+  bool syncing_transport_ = false;  // GUARDED_BY(mu_): a thread is calling transport SetHandler
+  std::thread::id syncing_thread_;  // GUARDED_BY(mu_): which one
   std::optional<CloseReason> transport_eof_;  // GUARDED_BY(mu_): the transport's close, pending
   TlsError error_ = TlsError::kNone;          // GUARDED_BY(mu_)
   std::optional<PeerIdentity> peer_;          // GUARDED_BY(mu_)
