@@ -16,6 +16,7 @@
 #include "netlayer/core/connect_schedule.h"
 #include "netlayer/core/log.h"
 #include "netlayer/core/timer_queue.h"
+#include "netlayer/sim/promise_checker.h"
 
 namespace netlayer::sim {
 
@@ -103,6 +104,9 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   uint64_t stream_id() const { return stream_id_; }
   const WorldRef& world_ref() const { return world_; }
   void set_stream_id(uint64_t id) { stream_id_ = id; }
+  // The promise checker watching this end's stream (shared by both ends), or nullptr if off.
+  PromiseChecker* checker() const { return checker_.get(); }
+  void set_checker(std::shared_ptr<PromiseChecker> checker) { checker_ = std::move(checker); }
   // The time of the pending deadline check (ConnectionState::OnDeadline), if any.
   absl::Time deadline_check = absl::InfiniteFuture();
 
@@ -115,6 +119,7 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   Address local_;
   Address peer_;
   ConnectionState state_;
+  std::shared_ptr<PromiseChecker> checker_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -275,6 +280,9 @@ struct World::Impl {
   void RunOne();
   bool RunUntil(const std::function<bool()>& pred, absl::Time deadline);
   void Halt(absl::Status why);
+  // The promise checker found a broken promise on a connection of `h`: traced, and the world
+  // stops with `why`.
+  void PromiseBroken(HostId h, absl::Status why);
 
   // ---- Helpers ----
   bool ValidHost(HostId h) const { return h.value < hosts.size(); }
@@ -490,6 +498,11 @@ void World::Impl::Halt(absl::Status why) {
   Record(kNoHost, TraceKind::kWorld, absl::StrCat("halted: ", halted.message()));
   Log(LogLayer::kSim)
       .error("simulation halted (seed {}): {}", options.seed, std::string(halted.message()));
+}
+
+void World::Impl::PromiseBroken(HostId h, absl::Status why) {
+  Record(h, TraceKind::kWorld, std::string(why.message()));
+  Halt(std::move(why));
 }
 
 void World::Impl::RunOne() {
@@ -765,6 +778,7 @@ void World::Impl::Deliver(const std::shared_ptr<Link>& link, int side) {
     p.bytes -= n;
     RecordStream(to, TraceKind::kDeliver, absl::StrCat(Stream(*link, side), " ", n, " bytes"),
                  *link, n);
+    if (PromiseChecker* checker = rx->checker()) checker->OnReceived(rx->side(), n);
     NoLock lock;
     ReceiveInput(lock, state, *rx, data);
   }
@@ -805,6 +819,7 @@ void World::Impl::ResetLink(Link& link, const std::string& detail) {
                link);
   std::array<std::shared_ptr<SimConnection>, 2> ends = link.end;
   Teardown(link);
+  if (PromiseChecker* checker = ends[0]->checker()) checker->OnBroken();
   for (const auto& end : ends) {
     const ConnectionState::Actions a =
         end->state().OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, detail));
@@ -840,15 +855,28 @@ void World::Impl::ResumeRead(SimConnection& conn) {
 
 std::shared_ptr<ConnectionHandler> SimConnection::SetHandler(
     std::shared_ptr<ConnectionHandler> handler) {
-  std::shared_ptr<ConnectionHandler> old = state_.SetHandler(std::move(handler));
-  if (World::Impl* w = *world_) w->DeliverPending(shared_from_this());
-  return old;
+  if (checker_ == nullptr) {
+    std::shared_ptr<ConnectionHandler> old = state_.SetHandler(std::move(handler));
+    if (World::Impl* w = *world_) w->DeliverPending(shared_from_this());
+    return old;
+  }
+  // The application's handler goes in wrapped by the promise checker; it gets its own back.
+  std::shared_ptr<ConnectionHandler> old =
+      state_.SetHandler(checker_->Wrap(side_, std::move(handler)));
+  if (World::Impl* w = *world_) {
+    checker_->BeginSetHandler(side_);
+    w->DeliverPending(shared_from_this());
+    checker_->EndSetHandler(side_);
+  }
+  return PromiseChecker::Unwrap(std::move(old));
 }
 
 absl::Status SimConnection::WriteV(absl::Span<const std::string_view> pieces) {
   World::Impl* w = *world_;
   if (w == nullptr) return absl::FailedPreconditionError("write after the simulation ended");
+  const bool was_open = state_.IsOpen();
   ConnectionState::WriteStart start = state_.BeginWrite(pieces);
+  if (checker_ != nullptr) checker_->OnWrite(side_, pieces, start.status, was_open);
   if (start.send_direct) {
     w->DirectSend(*this, pieces);
   } else {
@@ -862,6 +890,7 @@ void SimConnection::Close() {
   // stream queued for a handler not yet set), Close() still drops the queued input and close
   // notification (connection.h: no ConnectionClosed after a local Close). Idempotent.
   World::Impl* w = *world_;
+  if (checker_ != nullptr) checker_->OnLocalClose(side_);
   const bool was_open = state_.phase() == ConnectionState::Phase::kOpen;
   ConnectionState::Actions a = state_.Close(w != nullptr ? w->now : absl::InfinitePast());
   if (w == nullptr) return;
@@ -874,6 +903,7 @@ void SimConnection::Close() {
 
 void SimConnection::Abort() {
   World::Impl* w = *world_;
+  if (checker_ != nullptr) checker_->OnLocalClose(side_);
   ConnectionState::Actions a = state_.Abort();
   if (w != nullptr) w->Carry(*this, a);
 }
@@ -1147,8 +1177,17 @@ void World::Impl::SynArrive(const std::shared_ptr<PendingConnect>& pc, uint64_t 
                                                  listener->address(), options.connection_limits);
   link->end[1] = std::make_shared<SimConnection>(ref, link.get(), 1, to, listener->address(),
                                                  client_address, options.connection_limits);
+  std::shared_ptr<PromiseChecker> checker;
+  if (options.check_promises) {
+    checker = std::make_shared<PromiseChecker>(
+        link->id, std::array<std::string, 2>{client.name, Label(to)},
+        [r = ref, end_hosts = link->host](int side, absl::Status why) {
+          if (World::Impl* w = *r) w->PromiseBroken(end_hosts[side], std::move(why));
+        });
+  }
   for (const auto& end : link->end) {
     end->set_stream_id(link->id);
+    end->set_checker(checker);
     all_connections.push_back(end);
   }
   if (all_connections.size() > 64 && all_connections.size() > 4 * links.size()) {
@@ -1367,6 +1406,7 @@ void World::Impl::CrashInternal(HostId h, const char* how) {
                  *link);
     std::array<std::shared_ptr<SimConnection>, 2> ends = link->end;
     Teardown(*link);
+    if (PromiseChecker* checker = ends[0]->checker()) checker->OnBroken();
     for (int side = 0; side < 2; ++side) {
       ConnectionState& state = ends[side]->state();
       if (link->host[side] == h) {
@@ -1715,6 +1755,15 @@ absl::StatusOr<uint64_t> World::ConnectionId(Connection& c) const {
   auto* sc = dynamic_cast<SimConnection*>(&c);
   if (sc == nullptr) return absl::InvalidArgumentError("sim: not a simulated connection");
   return sc->stream_id();
+}
+
+absl::StatusOr<std::shared_ptr<ConnectionHandler>> World::InstalledHandler(Connection& c) const {
+  auto* sc = dynamic_cast<SimConnection*>(&c);
+  if (sc == nullptr) return absl::InvalidArgumentError("sim: not a simulated connection");
+  // Read the slot by swapping it out and back: nothing is delivered by ConnectionState here.
+  std::shared_ptr<ConnectionHandler> installed = sc->state().SetHandler(nullptr);
+  sc->state().SetHandler(installed);
+  return installed;
 }
 
 absl::StatusOr<size_t> World::InFlightBytes(Connection& c) const {

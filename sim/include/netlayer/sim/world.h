@@ -63,6 +63,10 @@ struct WorldOptions {
   ConnectionLimits connection_limits;
   // Also trace each Env timer firing (on by default; a chatty heartbeat may turn it off).
   bool trace_timers = true;
+  // Watch every handler call and write on every connection and stop the world the moment a
+  // promise of connection.h is broken (PromiseChecker; docs/SIMULATOR.md). Turn off only for
+  // benchmarks: it copies each written byte until it is delivered.
+  bool check_promises = true;
 };
 
 class World {
@@ -173,6 +177,11 @@ class World {
   absl::StatusOr<uint64_t> ConnectionId(Connection& c) const;
   // Bytes of `c`'s outgoing direction inside the network (sent, not yet read by the peer).
   absl::StatusOr<size_t> InFlightBytes(Connection& c) const;
+  // The handler `c` delivers to, as installed: with check_promises on, the promise checker's
+  // checking handler around the application's (nullptr if none is set). Calling it is delivering
+  // to `c` as the world does: the promise checker's tests play a broken delivery path with it.
+  // InvalidArgument if `c` is not a connection of this world.
+  absl::StatusOr<std::shared_ptr<ConnectionHandler>> InstalledHandler(Connection& c) const;
   // Streams not yet ended.
   size_t LiveConnections() const;
 
