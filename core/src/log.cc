@@ -45,10 +45,10 @@ std::unique_ptr<spdlog::formatter> MakeFormatter() {
 }
 
 struct Loggers {
-  std::array<std::shared_ptr<spdlog::logger>, 5> by_layer;
+  std::array<std::shared_ptr<spdlog::logger>, 6> by_layer;
   Loggers() {
     static constexpr const char* kNames[] = {"netlayer.core", "netlayer.sim", "netlayer.posix",
-                                             "netlayer.smac", "netlayer.rpc"};
+                                             "netlayer.smac", "netlayer.rpc", "netlayer.asio"};
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     sink->set_formatter(MakeFormatter());
     for (size_t i = 0; i < by_layer.size(); ++i) {
