@@ -6,6 +6,8 @@
 // keeps apart from its release: the reader's non-blocking read (only while the reader runs,
 // and the stream is never released before the reader is done) and a writer's direct send (only
 // while it holds the writer claim, and the state releases the stream only after EndWriterClaim).
+#include <sys/socket.h>
+
 #include <array>
 #include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
@@ -203,7 +205,12 @@ class AsioConnection final : public Connection,
 void Core::Carry(const Actions& a) {
   if (socket.has_value()) {
     std::error_code ignored;
-    if (a.reset) socket->set_option(::asio::socket_base::linger(true, 0), ignored);
+    if (a.reset) {
+      // SO_LINGER 0 on the descriptor itself: Asio's set_option would also record it in the
+      // socket's state, which the reader reads meanwhile. The final close() resets the stream.
+      const ::linger lg{1, 0};
+      ::setsockopt(socket->native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     // An async write to a peer that does not read completes (with an error) once shut down.
     if (a.unblock_sender) socket->shutdown(Socket::shutdown_both, ignored);
     if (a.shutdown_write) socket->shutdown(Socket::shutdown_send, ignored);

@@ -128,7 +128,6 @@ class ScaleRunner : public Runner {
         io_threads_(io_threads) {}
 
   absl::Status Start() override {
-    RaiseDescriptorLimit();
     absl::StatusOr<uint16_t> port = server_.Spawn(backend_, io_threads_);
     if (!port.ok()) return port.status();
     runtime_ = std::make_unique<asio::Runtime>(kClientIoThreads);
@@ -204,16 +203,6 @@ class ScaleRunner : public Runner {
   }
 
  private:
-  static void RaiseDescriptorLimit() {
-    rlimit limit{};
-    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-    rlimit wanted{1 << 20, 1 << 20};  // raising the hard limit needs privilege; else soft = hard
-    if (limit.rlim_max >= wanted.rlim_max || ::setrlimit(RLIMIT_NOFILE, &wanted) != 0) {
-      limit.rlim_cur = limit.rlim_max;
-      ::setrlimit(RLIMIT_NOFILE, &limit);
-    }
-  }
-
   // One call of connection `i`, due at `due`; on its answer the next is due one period later.
   void Call(int i, absl::Time due) {
     if (!running_.load()) {
@@ -255,6 +244,18 @@ class ScaleRunner : public Runner {
 
 }  // namespace
 
+size_t RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  rlimit wanted{1 << 20, 1 << 20};  // raising the hard limit needs privilege; else soft = hard
+  if (limit.rlim_max >= wanted.rlim_max || ::setrlimit(RLIMIT_NOFILE, &wanted) != 0) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  return static_cast<size_t>(limit.rlim_cur);
+}
+
 std::unique_ptr<Runner> MakeScaleRunner(const std::string& server_backend, int connections,
                                         double calls_per_second, int server_io_threads) {
   return std::make_unique<ScaleRunner>(server_backend, connections, calls_per_second,
@@ -262,11 +263,7 @@ std::unique_ptr<Runner> MakeScaleRunner(const std::string& server_backend, int c
 }
 
 int RunScaleServer(const std::string& backend, int io_threads) {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    limit.rlim_cur = limit.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-  }
+  RaiseDescriptorLimit();
   const auto serve = [](Env& env, ServerConnectionFactory& factory) {
     std::shared_ptr<rpc::Server> server = rpc::Server::Create(env);
     server->Register("echo", [](const rpc::Request& request, rpc::Responder responder) {

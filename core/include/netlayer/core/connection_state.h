@@ -325,19 +325,19 @@ void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
 }
 
 // SetHandler for a threaded driver: installs `handler`, delivers what waits for it, and sets
-// `actions.wake_reader` if the reader was paused by the input bound and may read again now.
-// Returns the previous handler (release it after unlocking). REQUIRES and ensures: `lock` locked.
+// `actions.wake_reader` whenever the reader may read now. Not only when it was paused before:
+// while this thread delivered (the lock released around each callback), the reader may have
+// queued more input behind the delivery claim, reached the input bound and paused; this loop
+// delivered that input too, so only a wake-up from here resumes it. Returns the previous handler
+// (release it after unlocking). REQUIRES and ensures: `lock` locked.
 template <typename Lock>
 std::shared_ptr<ConnectionHandler> SetHandlerAndDeliver(Lock& lock, ConnectionState& state,
                                                         Connection& connection,
                                                         std::shared_ptr<ConnectionHandler> handler,
                                                         ConnectionState::Actions& actions) {
-  const bool paused = state.PlanRead().kind == ConnectionState::ReadPlan::Kind::kPause;
   std::shared_ptr<ConnectionHandler> previous = state.SetHandler(std::move(handler));
   DeliverEvents(lock, state, connection);
-  if (paused && state.PlanRead().kind == ConnectionState::ReadPlan::Kind::kRead) {
-    actions.wake_reader = true;
-  }
+  if (state.PlanRead().kind == ConnectionState::ReadPlan::Kind::kRead) actions.wake_reader = true;
   return previous;
 }
 
