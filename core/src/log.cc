@@ -44,11 +44,16 @@ std::unique_ptr<spdlog::formatter> MakeFormatter() {
   return formatter;
 }
 
+// One name per LogLayer, in its order.
+constexpr const char* kNames[] = {"netlayer.core", "netlayer.sim", "netlayer.posix",
+                                  "netlayer.smac", "netlayer.rpc", "netlayer.tls",
+                                  "netlayer.asio"};
+static_assert(std::size(kNames) == static_cast<size_t>(LogLayer::kAsio) + 1,
+              "a logger name for every LogLayer");
+
 struct Loggers {
-  std::array<std::shared_ptr<spdlog::logger>, 6> by_layer;
+  std::array<std::shared_ptr<spdlog::logger>, std::size(kNames)> by_layer;
   Loggers() {
-    static constexpr const char* kNames[] = {"netlayer.core", "netlayer.sim", "netlayer.posix",
-                                             "netlayer.smac", "netlayer.rpc", "netlayer.tls"};
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     sink->set_formatter(MakeFormatter());
     for (size_t i = 0; i < by_layer.size(); ++i) {

@@ -227,10 +227,9 @@ std::shared_ptr<ConnectionHandler> PosixConnection::SetHandler(
   std::shared_ptr<ConnectionHandler> old;
   {
     MutexLock lock(core_->mu);
-    old = core_->state.SetHandler(std::move(handler));
-    DeliverEvents(lock, core_->state, *this);
-    // Deliveries made room: a paused input thread reads again.
-    core_->Carry(core_->state.TakeRoomMade());
+    Actions actions;
+    old = SetHandlerAndDeliver(lock, core_->state, *this, std::move(handler), actions);
+    core_->Carry(actions);  // deliveries made room: a paused input thread reads again
   }
   return old;  // the old handler is released outside the lock
 }
@@ -238,41 +237,22 @@ std::shared_ptr<ConnectionHandler> PosixConnection::SetHandler(
 absl::Status PosixConnection::WriteV(absl::Span<const std::string_view> pieces) {
   Core& c = *core_;
   MutexLock lock(c.mu);
-  ConnectionState::WriteStart start = c.state.BeginWrite(pieces);
-  c.Carry(start.actions);
-  if (!start.send_direct) return start.status;
-  // This thread holds the writer claim: it sends from the caller's buffers without blocking and
+  // With the writer claim, this thread sends from the caller's buffers without blocking and
   // without the lock (the hot path of a request/response protocol: no thread hand-off, no copy,
   // and the input thread is not held up meanwhile).
-  lock.unlock();
-  int err = 0;
-  const size_t sent = SendDirect(c.sys, c.fd, pieces, err);
-  lock.lock();
-  absl::Status status;
-  if (err != 0) {
-    CloseReason reason = ErrnoCloseReason("send", err);
-    status = absl::FailedPreconditionError(
-        absl::StrCat("write on a closed connection: ", reason.ToString()));
-    c.Carry(c.state.OnSendError(std::move(reason)));
-  } else {
-    c.state.OnDirectSent(pieces, sent);
-  }
-  // Send what others queued meanwhile too, while the socket takes it whole: on a busy connection
-  // this saves waking the output thread for every write.
-  while (c.state.ContinueAsWriter()) {
-    std::string_view views[kMaxIov];
-    const size_t count = c.state.PeekOutput(absl::MakeSpan(views));
-    lock.unlock();
-    const size_t n = SendDirect(c.sys, c.fd, absl::MakeConstSpan(views, count), err);
-    lock.lock();
-    if (err != 0) {
-      c.Carry(c.state.OnSendError(ErrnoCloseReason("send", err)));
-      break;
-    }
-    c.Carry(c.state.OnSent(n, absl::Now()));
-  }
-  c.Carry(c.state.EndWriterClaim(absl::Now()));
-  return status;
+  return WriteThroughClaim(
+      lock, c.state, pieces,
+      [&c](absl::Span<const std::string_view> p, std::optional<CloseReason>& error) {
+        int err = 0;
+        const size_t sent = SendDirect(c.sys, c.fd, p, err);
+        if (err != 0) error = ErrnoCloseReason("send", err);
+        return sent;
+      },
+      [&c](const Actions& a) {
+        c.mu.AssertHeld();  // WriteThroughClaim calls it with the lock held
+        c.Carry(a);
+      },
+      [] { return absl::Now(); });
 }
 
 void PosixConnection::Close() {

@@ -1,7 +1,5 @@
 #include "netlayer/posix/env.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <optional>
 
@@ -67,37 +65,6 @@ void PosixEnv::TimerLoop() {
     due.reset();  // destroy captured state outside the lock
     lock.lock();
   }
-}
-
-void PosixNotification::Notify() {
-  // Notify under the lock: a waiter that sees the flag may destroy the notification as soon as
-  // it can take the lock, so the condition variable must not be touched after unlocking.
-  MutexLock lock(mu_);
-  notified_ = true;
-  cv_.NotifyAll();
-}
-
-bool PosixNotification::HasBeenNotified() const {
-  MutexLock lock(mu_);
-  return notified_;
-}
-
-bool PosixNotification::WaitUntil(absl::Time deadline) {
-  MutexLock lock(mu_);
-  return cv_.WaitUntil(lock, deadline, [this] {
-    mu_.AssertHeld();
-    return notified_;
-  });
-}
-
-std::unique_ptr<Generator> NewOsSeededGenerator() {
-  uint64_t seed = 0;
-  ssize_t got = ::getrandom(&seed, sizeof seed, 0);
-  if (got != static_cast<ssize_t>(sizeof seed)) {
-    // Fall back on the clock: jitter needs spread, not secrecy.
-    seed = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-  }
-  return std::make_unique<Xoshiro256>(seed);
 }
 
 }  // namespace netlayer::posix

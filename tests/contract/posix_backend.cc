@@ -1,17 +1,10 @@
 // The posix implementation of the contract suite's backend: real sockets over loopback TCP
 // (IPv4, and IPv6 when ::1 works) and unix-domain sockets in a temporary directory.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <thread>
-
-#include "backend.h"
 #include "netlayer/posix/env.h"
 #include "netlayer/posix/posix.h"
+#include "socket_backend.h"
 
 namespace netlayer::contract {
 namespace {
@@ -21,81 +14,31 @@ posix::PosixOptions WithContractLimits(posix::PosixOptions options) {
   return options;
 }
 
-class PosixContractBackend final : public ContractBackend {
+class PosixContractBackend final : public SocketContractBackend {
  public:
   // `listen_at`: where the listener binds (port 0 for TCP). `unix_dir`: a temporary directory
   // removed at the end, or empty.
   PosixContractBackend(Address listen_at, std::string unix_dir, posix::PosixOptions options = {})
       : client_(WithContractLimits(options)),
         server_(WithContractLimits(options)),
-        unix_dir_(std::move(unix_dir)),
-        is_unix_(listen_at.kind() == Address::Kind::kUnix) {
-    absl::StatusOr<std::shared_ptr<Listener>> listener = server_.Listen(listen_at);
-    EXPECT_TRUE(listener.ok()) << listener.status();
-    if (listener.ok()) listener_ = *listener;
+        unix_dir_(std::move(unix_dir)) {
+    StartListening(server_, listen_at);
   }
   ~PosixContractBackend() override {
-    if (listener_) listener_->Close();
+    StopListening();
     if (!unix_dir_.empty()) ::rmdir(unix_dir_.c_str());
   }
 
-  Pair Connect() override {
-    Pair pair;
-    if (!listener_) return pair;
-    ConnectOptions options;
-    options.max_attempts = 3;
-    options.min_delay = absl::Milliseconds(10);
-    options.max_delay = absl::Milliseconds(10);
-    options.attempt_timeout = absl::Seconds(5);
-    absl::StatusOr<std::shared_ptr<Connection>> client =
-        client_.ConnectBlocking({listener_->address()}, options);
-    EXPECT_TRUE(client.ok()) << client.status();
-    if (!client.ok()) return pair;
-    pair.client = *client;
-    pair.server = listener_->Accept(absl::Now() + absl::Seconds(10));
-    EXPECT_NE(pair.server, nullptr) << "no connection accepted";
-    return pair;
-  }
-
-  bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) override {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!done()) {
-      if (absl::Now() >= deadline) return done();
-      std::this_thread::sleep_for(std::chrono::microseconds(500));  // backend threads work
-    }
-    return true;
-  }
-
-  void Quiesce(absl::Duration quiet) override {
-    std::this_thread::sleep_for(absl::ToChronoNanoseconds(quiet));
-  }
-
-  CloseReason::Kind AbortSeenAs() const override {
-    return is_unix_ ? CloseReason::Kind::kPeerClosed : CloseReason::Kind::kReset;
-  }
-
-  bool threaded() const override { return true; }
   Env& env() override { return env_; }
 
  private:
+  ClientConnectionFactory& client_factory() override { return client_; }
+
   posix::PosixEnv env_;
   posix::PosixClientFactory client_;
   posix::PosixServerFactory server_;
-  std::shared_ptr<Listener> listener_;
   std::string unix_dir_;
-  bool is_unix_;
 };
-
-bool Ipv6LoopbackWorks() {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 sa{};
-  sa.sin6_family = AF_INET6;
-  sa.sin6_addr = in6addr_loopback;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-  ::close(fd);
-  return ok;
-}
 
 }  // namespace
 
@@ -105,10 +48,10 @@ std::vector<BackendMaker> PosixBackendMakers() {
       {"posix_tcp",
        [] { return std::make_unique<PosixContractBackend>(Address::IPv4("127.0.0.1", 0), ""); }});
   makers.push_back({"posix_unix", []() -> std::unique_ptr<ContractBackend> {
-                      char dir[] = "/tmp/netlayer-contract-XXXXXX";
-                      if (::mkdtemp(dir) == nullptr) return nullptr;
-                      return std::make_unique<PosixContractBackend>(
-                          Address::Unix(std::string(dir) + "/s.sock"), dir);
+                      const std::string dir = MakeUnixSocketDir();
+                      if (dir.empty()) return nullptr;
+                      return std::make_unique<PosixContractBackend>(Address::Unix(dir + "/s.sock"),
+                                                                    dir);
                     }});
   // Every read and write moves at most a few hundred bytes: the backend's partial-I/O paths
   // under the whole suite. The Sys is never destroyed (threads may outlive a test).

@@ -177,6 +177,15 @@ void RunGroups(const std::vector<Group>& groups, const Options& options, Report&
         r.latency_per_rep.push_back(SummariseLatency(*latency));
         l.latency.Merge(*latency);
       }
+      for (const Gauge& g : l.runner->gauges()) {
+        auto same = [&g](const Gauge& kept) { return kept.name == g.name; };
+        auto it = std::find_if(r.gauges.begin(), r.gauges.end(), same);
+        if (it == r.gauges.end()) {
+          r.gauges.push_back(g);
+        } else {
+          it->value = std::max(it->value, g.value);
+        }
+      }
     };
 
     if (!group.no_warmup) {
@@ -333,6 +342,15 @@ void PrintTable(const Report& report, const Options& options, std::FILE* out) {
                    r.p99_met ? "met" : "MISSED", r.figure.c_str(), r.baseline.c_str(), r.p99_ratio);
     }
   }
+  for (const FigureResult& f : report.figures) {
+    if (f.gauges.empty()) continue;
+    std::fprintf(out, "  %-30s", f.spec.id.c_str());
+    for (const Gauge& g : f.gauges) {
+      std::fprintf(out, "  %s %s%s%s", g.name.c_str(), FormatValue(g.value).c_str(),
+                   g.unit.empty() ? "" : " ", g.unit.c_str());
+    }
+    std::fprintf(out, "  (largest over the repetitions)\n");
+  }
   for (const std::string& note : report.notes) std::fprintf(out, "note: %s\n", note.c_str());
   if (report.load_at_start >= 0) {
     unsigned cpus = std::thread::hardware_concurrency();
@@ -382,6 +400,11 @@ bool WriteJson(const Report& report, const Options& options, const std::string& 
       json per_rep = json::array();
       for (const LatencySummary& l : f.latency_per_rep) per_rep.push_back(summary(l));
       j["latency_us_per_rep"] = per_rep;
+    }
+    if (!f.gauges.empty()) {
+      json gauges = json::object();
+      for (const Gauge& g : f.gauges) gauges[g.name] = json{{"value", g.value}, {"unit", g.unit}};
+      j["gauges"] = gauges;
     }
     j["error"] = f.error.empty() ? json(nullptr) : json(f.error);
     figures.push_back(j);

@@ -28,6 +28,14 @@ namespace netlayer::bench {
 
 using Seconds = std::chrono::duration<double>;
 
+// A level a runner reads after a measurement, beside its rate (the scale group's server threads
+// and resident memory). The report keeps the largest seen over the kept repetitions.
+struct Gauge {
+  std::string name;  // "server threads"
+  double value = 0;
+  std::string unit;  // "", "MiB"
+};
+
 class Runner {
  public:
   virtual ~Runner() = default;
@@ -40,6 +48,8 @@ class Runner {
   // A runner that times each operation (an rpc call) returns the latencies of its last Measure
   // here; nullptr if it does not time them. Valid until the next Measure or Stop.
   virtual const LatencyHistogram* latency() const { return nullptr; }
+  // Levels read at the end of the last Measure (see Gauge); none by default.
+  virtual std::vector<Gauge> gauges() const { return {}; }
 };
 
 // "The median of this figure is at least `target` times the median of `baseline`", and, if
@@ -93,6 +103,7 @@ struct FigureResult {
   std::optional<LatencySummary> latency;
   std::string error;  // empty if fine
   double min = 0, median = 0, max = 0;
+  std::vector<Gauge> gauges;  // each the largest over the kept repetitions
 };
 
 struct RatioResult {

@@ -31,6 +31,9 @@
 #ifdef NETLAYER_BENCH_HAVE_SIM
 #include "sim_figures.h"
 #endif
+#ifdef NETLAYER_BENCH_HAVE_SCALE
+#include "scale_figures.h"
+#endif
 
 namespace netlayer::bench {
 namespace {
@@ -39,6 +42,13 @@ std::string SizeName(size_t size) {
   if (size >= (1u << 20) && size % (1u << 20) == 0) return std::to_string(size >> 20) + "MiB";
   if (size >= 1024 && size % 1024 == 0) return std::to_string(size >> 10) + "KiB";
   return std::to_string(size) + "B";
+}
+
+// "10", "0.5": a rate for a title.
+[[maybe_unused]] std::string FormatRate(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", rate);
+  return buf;
 }
 
 std::string SizeTitle(size_t size) {
@@ -66,7 +76,15 @@ absl::StatusOr<Factories> PosixFactories() {
 }
 #endif
 
-std::vector<Group> BuildGroups([[maybe_unused]] Report& report) {
+#ifdef NETLAYER_BENCH_HAVE_SCALE
+// The scale group's settings (--scale-rate, --scale-io-threads).
+double scale_calls_per_second = 10;
+int scale_io_threads = 2;
+std::vector<int> scale_connections = {100, 1000, 10000};
+#endif
+
+std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
+                               [[maybe_unused]] const Options& options) {
   std::vector<Group> groups;
   for (size_t size : {size_t{16}, size_t{1024}, size_t{64 * 1024}}) {
     Group g;
@@ -141,6 +159,58 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report) {
     }
     groups.push_back(std::move(g));
   }
+#endif
+#ifdef NETLAYER_BENCH_HAVE_SCALE
+  // Scale (issue 14): one rpc echo server in a child process, posix (two threads and two
+  // descriptors per connection) or asio (an io_context on a few threads), with many connections
+  // each calling at a steady rate. --quick: 100 connections only. The clients of both figures
+  // of a group are alive together in this process: with too few descriptors for both, each
+  // figure gets a group of its own.
+  const size_t descriptors = RaiseDescriptorLimit();
+  for (int connections : scale_connections) {
+    if (options.quick && connections > 100) break;
+    const std::string n = std::to_string(connections);
+    const std::string title = "scale: rpc echo server with " + n + " connections, each " +
+                              FormatRate(scale_calls_per_second) +
+                              " calls/s (clients: asio, this process; server: a child process)";
+    Group g;
+    g.title = title;
+    const std::string posix_id = "scale/posix/" + n;
+    // The posix server holds two descriptors per connection (the socket and its wake-up
+    // eventfd): where the limit cannot hold them it is not run, and the report says so.
+    const bool posix_fits = 2 * static_cast<size_t>(connections) + 64 <= descriptors;
+    if (posix_fits) {
+      g.figures.push_back({posix_id, "posix server", "calls/s", {}, [connections] {
+                             return MakeScaleRunner("posix", connections, scale_calls_per_second,
+                                                    1);
+                           }});
+    } else {
+      report.notes.push_back("scale/posix/" + n + " not run: a posix server with " + n +
+                             " connections needs " + std::to_string(2 * connections + 64) +
+                             " descriptors (2 per connection), RLIMIT_NOFILE here is " +
+                             std::to_string(descriptors) + " and its hard limit cannot be raised");
+    }
+    if (!g.figures.empty() && 2 * static_cast<size_t>(connections) + 1000 > descriptors) {
+      groups.push_back(std::move(g));
+      g = Group{};
+      g.title = title;
+    }
+    // Target (issue 14): at 100 connections at least the posix server's calls/s.
+    std::optional<double> target;
+    if (connections == 100) target = 1.0;
+    g.figures.push_back(
+        {"scale/asio/" + n, "asio server, " + std::to_string(scale_io_threads) + " io threads",
+         "calls/s",
+         posix_fits ? std::vector<Comparison>{{posix_id, target, "posix", /*show_p99=*/true}}
+                    : std::vector<Comparison>{},
+         [connections] {
+           return MakeScaleRunner("asio", connections, scale_calls_per_second, scale_io_threads);
+         }});
+    groups.push_back(std::move(g));
+  }
+  report.notes.push_back(
+      "scale: the server's threads and RSS are read from /proc/PID/status of its own process; "
+      "cpu us/u counts the clients' process only");
 #endif
 #ifdef NETLAYER_BENCH_HAVE_SCENARIOS
   {
@@ -243,6 +313,21 @@ int main(int argc, char** argv) {
                  "experiments; default: the library's)")
       ->check(CLI::Range(size_t{1024}, size_t{64} << 20));
 #endif
+#ifdef NETLAYER_BENCH_HAVE_SCALE
+  std::string scale_server;
+  app.add_option("--scale-server", scale_server,
+                 "internal: serve rpc echo on BACKEND (posix|asio) for the scale group")
+      ->group("");  // hidden
+  app.add_option("--scale-rate", scale_calls_per_second,
+                 "scale group: calls per second each connection makes (default 10)")
+      ->check(CLI::Range(0.01, 100000.0));
+  app.add_option("--scale-connections", scale_connections,
+                 "scale group: the connection counts, one group each (default 100 1000 10000)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--scale-io-threads", scale_io_threads,
+                 "scale group: the asio server's io threads (default 2)")
+      ->check(CLI::Range(1, 64));
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -250,6 +335,9 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (*compare) return RunCompare(old_json, new_json, stdout);
+#ifdef NETLAYER_BENCH_HAVE_SCALE
+  if (!scale_server.empty()) return RunScaleServer(scale_server, scale_io_threads);
+#endif
 
   if (options.quick) {
     options.repetitions = 3;
@@ -260,7 +348,7 @@ int main(int argc, char** argv) {
   if (seconds) options.rep_duration = Seconds(*seconds);
 
   Report report;
-  std::vector<Group> groups = BuildGroups(report);
+  std::vector<Group> groups = BuildGroups(report, options);
   if (list) {
     for (const Group& g : groups) {
       std::printf("%s\n", g.title.c_str());

@@ -330,4 +330,70 @@ void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
   }
 }
 
+// SetHandler for a threaded driver: installs `handler`, delivers what waits for it, and sets
+// `actions.wake_reader` when the deliveries made room (TakeRoomMade): while this thread
+// delivered (the lock released around each callback), the reader may have queued more input
+// behind the delivery claim, reached the input bound and paused; this loop delivered that input
+// too, so only a wake-up from here resumes it. Returns the previous handler
+// (release it after unlocking). REQUIRES and ensures: `lock` locked.
+template <typename Lock>
+std::shared_ptr<ConnectionHandler> SetHandlerAndDeliver(
+    Lock& lock, ConnectionState& state, Connection& connection,
+    std::shared_ptr<ConnectionHandler> handler,
+    ConnectionState::Actions& actions) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  std::shared_ptr<ConnectionHandler> previous = state.SetHandler(std::move(handler));
+  DeliverEvents(lock, state, connection);
+  actions |= state.TakeRoomMade();
+  return previous;
+}
+
+// Pieces a writer sends at once while it holds the claim (ContinueAsWriter rounds).
+inline constexpr size_t kWriterMaxPieces = 64;
+
+// Write for a threaded driver: the one write path of posix and asio. BeginWrite; with the writer
+// claim, `send` sends the caller's pieces without the lock and without blocking, then (while
+// ContinueAsWriter says so) what others queued meanwhile; EndWriterClaim. REQUIRES and ensures:
+// `lock` locked. The driver supplies:
+//   size_t send(absl::Span<const std::string_view> pieces, std::optional<CloseReason>& error):
+//     sends what the socket takes now; sets `error` if the stream broke.
+//   void carry(const ConnectionState::Actions&): carries out actions (lock held).
+//   absl::Time now(): the driver's clock (core reads none).
+// FailedPrecondition if the direct send found the stream broken (the state then closes it).
+template <typename Lock, typename Send, typename Carry, typename Now>
+absl::Status WriteThroughClaim(Lock& lock, ConnectionState& state,
+                               absl::Span<const std::string_view> pieces, Send&& send,
+                               Carry&& carry, Now&& now) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  ConnectionState::WriteStart start = state.BeginWrite(pieces);
+  carry(start.actions);
+  if (!start.send_direct) return start.status;
+  lock.unlock();
+  std::optional<CloseReason> error;
+  const size_t sent = send(pieces, error);
+  lock.lock();
+  absl::Status status;
+  if (error.has_value()) {
+    status = absl::FailedPreconditionError("write on a closed connection: " + error->ToString());
+    carry(state.OnSendError(std::move(*error)));
+  } else {
+    state.OnDirectSent(pieces, sent);
+  }
+  // Send what others queued meanwhile too, while the socket takes it whole: on a busy connection
+  // this saves handing every write to the transport sender.
+  while (state.ContinueAsWriter()) {
+    std::string_view views[kWriterMaxPieces];
+    const size_t count = state.PeekOutput(absl::MakeSpan(views));
+    lock.unlock();
+    error.reset();
+    const size_t n = send(absl::MakeConstSpan(views, count), error);
+    lock.lock();
+    if (error.has_value()) {
+      carry(state.OnSendError(std::move(*error)));
+      break;
+    }
+    carry(state.OnSent(n, now()));
+  }
+  carry(state.EndWriterClaim(now()));
+  return status;
+}
+
 }  // namespace netlayer

@@ -1,6 +1,7 @@
 // Logging: one spdlog logger per layer ("netlayer.core", "netlayer.sim", "netlayer.posix",
-// "netlayer.smac", "netlayer.rpc", "netlayer.tls"), quiet (warnings and up) by default. NETLAYER_LOG_LEVEL
-// (trace, debug, info, warn, error, off) is read by tools, never by the library itself.
+// "netlayer.smac", "netlayer.rpc", "netlayer.tls", "netlayer.asio"), quiet (warnings and up) by
+// default. NETLAYER_LOG_LEVEL (trace, debug, info, warn, error, off) is read by tools, never by
+// the library itself.
 #pragma once
 
 #include <functional>
@@ -11,7 +12,7 @@
 
 namespace netlayer {
 
-enum class LogLayer { kCore, kSim, kPosix, kSmac, kRpc, kTls };
+enum class LogLayer { kCore, kSim, kPosix, kSmac, kRpc, kTls, kAsio };
 
 // The layer's logger; created on first use, thread-safe.
 spdlog::logger& Log(LogLayer layer);

@@ -14,31 +14,17 @@
 #include "netlayer/core/generator.h"
 #include "netlayer/core/mutex.h"
 #include "netlayer/core/timer_queue.h"
+#include "netlayer/threaded/threaded.h"
 
 namespace netlayer::posix {
 
-// The longest single condition-variable wait: a wait for a deadline centuries away would
-// overflow the clock arithmetic inside wait_for and return at once, turning the wait into a spin.
-inline constexpr absl::Duration kMaxConditionWait = absl::Hours(1);
+// A Notification with a mutex and a condition variable; deadline waits; an OS-seeded generator
+// for jitter. Shared with the asio backend (netlayer/threaded/threaded.h).
+using PosixNotification = threaded::ThreadNotification;
+using threaded::kMaxConditionWait;
+using threaded::NewOsSeededGenerator;
+using threaded::WaitUntilDeadline;
 
-// Waits on `cv` with `lock` until `done()` or `deadline`; returns done(). Spurious wake-ups and
-// an infinite or far-off deadline are handled.
-template <typename Pred>
-bool WaitUntilDeadline(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                       absl::Time deadline, Pred done) {
-  while (!done()) {
-    if (deadline == absl::InfiniteFuture()) {
-      cv.wait(lock);
-    } else {
-      const absl::Time now = absl::Now();
-      if (now >= deadline) return done();
-      cv.wait_for(lock, absl::ToChronoNanoseconds(std::min(deadline - now, kMaxConditionWait)));
-    }
-  }
-  return true;
-}
-
-// A Xoshiro256 seeded from the operating system (getrandom): for jitter in production.
 // A condition variable for a netlayer::MutexLock (core/mutex.h, checked by -Wthread-safety).
 // Waits return with the lock held.
 class CondVar {
@@ -100,20 +86,5 @@ class PosixEnv final : public Env {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_ ABSL_GUARDED_BY(mu_);  // started by the first RunAt
 };
-
-// A Notification with a mutex and a condition variable.
-class PosixNotification final : public Notification {
- public:
-  void Notify() override;
-  bool HasBeenNotified() const override;
-  bool WaitUntil(absl::Time deadline) override;
-
- private:
-  mutable Mutex mu_;
-  CondVar cv_;
-  bool notified_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-std::unique_ptr<Generator> NewOsSeededGenerator();
 
 }  // namespace netlayer::posix

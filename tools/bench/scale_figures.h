@@ -1,0 +1,27 @@
+// The scale group (built when netlayer::asio, netlayer::posix and netlayer::rpc exist).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "harness.h"
+
+namespace netlayer::bench {
+
+// Calls per second answered by an rpc echo server on `server_backend` ("posix" or "asio", with
+// `server_io_threads` io threads for asio) in a child process, with `connections` client
+// connections (asio, in this process) each making `calls_per_second` calls a second. Times every
+// call; reports the server's threads and resident memory as gauges.
+std::unique_ptr<Runner> MakeScaleRunner(const std::string& server_backend, int connections,
+                                        double calls_per_second, int server_io_threads);
+
+// Raises RLIMIT_NOFILE as far as allowed (the hard limit too, with the privilege); returns the
+// soft limit now.
+size_t RaiseDescriptorLimit();
+
+// The child side: serves rpc echo on 127.0.0.1 (an ephemeral port, printed on stdout) until
+// stdin closes. Returns the process's exit status.
+int RunScaleServer(const std::string& backend, int io_threads);
+
+}  // namespace netlayer::bench
