@@ -8,7 +8,7 @@
 
 #include <array>
 #include <climits>
-#include <thread>
+#include <thread>  // NOLINT(determinism): std::this_thread::get_id only; tls starts no thread
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

@@ -37,7 +37,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
+#include <thread>  // NOLINT(determinism): std::thread::id only; tls starts no thread
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -186,7 +186,7 @@ class TlsConnection final : public Connection, public std::enable_shared_from_th
   std::shared_ptr<ConnectionHandler> transport_handler_;  // GUARDED_BY(mu_) (const after Start)
   bool transport_reading_ = false;  // GUARDED_BY(mu_): installed as the transport's handler
   bool syncing_transport_ = false;  // GUARDED_BY(mu_): a thread is calling transport SetHandler
-  std::thread::id syncing_thread_;  // GUARDED_BY(mu_): which one
+  std::thread::id syncing_thread_;  // GUARDED_BY(mu_): which one. NOLINT(determinism): an id
   std::optional<CloseReason> transport_eof_;  // GUARDED_BY(mu_): the transport's close, pending
   TlsError error_ = TlsError::kNone;          // GUARDED_BY(mu_)
   std::optional<PeerIdentity> peer_;          // GUARDED_BY(mu_)
