@@ -8,23 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "null_connection.h"
+
 namespace netlayer {
 namespace {
 
+using test_support::NullConnection;
+
 // A connection shell for delivery: the state machine only passes it through to the handler.
-class NullConnection : public Connection {
- public:
-  bool IsOpen() const override { return false; }
-  std::shared_ptr<ConnectionHandler> SetHandler(std::shared_ptr<ConnectionHandler>) override {
-    return nullptr;
-  }
-  absl::Status WriteV(absl::Span<const std::string_view>) override { return absl::OkStatus(); }
-  void Close() override {}
-  void Abort() override {}
-  size_t QueuedOutputBytes() const override { return 0; }
-  Address local_address() const override { return Address::HostName("local", 1); }
-  Address peer_address() const override { return Address::HostName("peer", 1); }
-};
 
 class Recorder : public ConnectionHandler {
  public:

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "netlayer/sim/world.h"
+#include "null_connection.h"
 #include "sim_test_util.h"
 
 namespace netlayer::sim {
@@ -98,18 +99,7 @@ TEST(BadInput, ForeignConnections) {
   auto pair = testing_util::ConnectPair(other, a, l, b);
   ASSERT_NE(pair.server, nullptr);
   EXPECT_EQ(w.Reset(*pair.client).code(), absl::StatusCode::kInvalidArgument);
-  struct NotSim : Connection {
-    bool IsOpen() const override { return false; }
-    std::shared_ptr<ConnectionHandler> SetHandler(std::shared_ptr<ConnectionHandler>) override {
-      return nullptr;
-    }
-    absl::Status WriteV(absl::Span<const std::string_view>) override { return absl::OkStatus(); }
-    void Close() override {}
-    void Abort() override {}
-    size_t QueuedOutputBytes() const override { return 0; }
-    Address local_address() const override { return Address::HostName("x", 1); }
-    Address peer_address() const override { return Address::HostName("y", 1); }
-  } not_sim;
+  netlayer::test_support::NullConnection not_sim;
   EXPECT_EQ(w.Reset(not_sim).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(w.ConnectionId(not_sim).status().code(), absl::StatusCode::kInvalidArgument);
 }

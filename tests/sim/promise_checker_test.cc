@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "netlayer/sim/world.h"
+#include "null_connection.h"
 #include "sim_test_util.h"
 
 namespace netlayer::sim {
@@ -20,21 +21,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_util::Recorder;
-
-// A connection the checking handler can pass along; the checker never calls it.
-class StubConnection final : public Connection {
- public:
-  bool IsOpen() const override { return true; }
-  std::shared_ptr<ConnectionHandler> SetHandler(std::shared_ptr<ConnectionHandler>) override {
-    return nullptr;
-  }
-  absl::Status WriteV(absl::Span<const std::string_view>) override { return absl::OkStatus(); }
-  void Close() override {}
-  void Abort() override {}
-  size_t QueuedOutputBytes() const override { return 0; }
-  Address local_address() const override { return Address::HostName("a", 1); }
-  Address peer_address() const override { return Address::HostName("b", 2); }
-};
 
 // A broken backend in miniature: the test plays its network and delivery loop and calls the
 // checker's hooks as the world does; each test breaks one promise.
@@ -73,7 +59,7 @@ class PromiseCheckerTest : public ::testing::Test {
   std::vector<Report> reports_;
   std::array<std::shared_ptr<Recorder>, 2> app_{std::make_shared<Recorder>(),
                                                 std::make_shared<Recorder>()};
-  StubConnection conn_;
+  netlayer::test_support::NullConnection conn_;
 };
 
 TEST_F(PromiseCheckerTest, ACorrectStreamIsSilentAndKeepsNothingOnceDelivered) {
