@@ -34,6 +34,9 @@
 #ifdef NETLAYER_BENCH_HAVE_SCALE
 #include "scale_figures.h"
 #endif
+#ifdef NETLAYER_BENCH_HAVE_TLS
+#include "tls_figures.h"
+#endif
 
 namespace netlayer::bench {
 namespace {
@@ -103,6 +106,15 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
                          {{raw, 0.90}, {asio, 1.0}},
                          [size] { return MakeSmacPingPong(PosixFactories, size); }});
 #endif
+#ifdef NETLAYER_BENCH_HAVE_TLS
+    // TLS 1.3 with mutual authentication over the same posix backend: its ratio to plain is
+    // the adapter's cost (issue 15).
+    g.figures.push_back({"pingpong/netlayer-tls/" + SizeName(size),
+                         "netlayer posix + TLS + smac",
+                         "rt/s",
+                         {{"pingpong/netlayer/" + SizeName(size), {}, "plain"}},
+                         [size] { return MakeSmacPingPong(TlsOver(PosixFactories), size); }});
+#endif
     groups.push_back(std::move(g));
   }
   for (size_t size : {size_t{64 * 1024}, size_t{1 << 20}}) {
@@ -119,6 +131,13 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
                          "MB/s",
                          {{raw, target}},
                          [size] { return MakeSmacBulk(PosixFactories, size); }});
+#endif
+#ifdef NETLAYER_BENCH_HAVE_TLS
+    g.figures.push_back({"bulk/netlayer-tls/" + SizeName(size),
+                         "netlayer posix + TLS + smac",
+                         "MB/s",
+                         {{"bulk/netlayer/" + SizeName(size), {}, "plain"}},
+                         [size] { return MakeSmacBulk(TlsOver(PosixFactories), size); }});
 #endif
     groups.push_back(std::move(g));
   }
