@@ -286,6 +286,7 @@ void Client::OnAttemptFailed(uint64_t epoch, const absl::Status& reason) {
     if (phase_ == Phase::kClosed || epoch != schedule_epoch_ || !schedule_) return;
     attempt_.reset();
     last_error_ = reason;
+    ++connect_failures_;
     action = schedule_->OnAttemptFailed(env_.Now(), reason);
     epoch = ++schedule_epoch_;
   }
@@ -370,11 +371,12 @@ void Client::OnPeerTimer(uint64_t generation) {
     ArmPeerTimerLocked();
     conn = conn_;
   }
-  internal::SendControl(*conn, step.send);
+  internal::SendControl(*conn, step.send, &counters_);
   if (step.close) conn->CloseWithReason(std::move(*step.close));
 }
 
 void Client::OnMessage(uint64_t generation, std::string_view message) {
+  counters_.AddBytesIn(message.size());
   std::shared_ptr<smac::MessageConnection> conn;
   PeerSession::Step step;
   std::optional<CallTable::Completion> done;
@@ -387,6 +389,7 @@ void Client::OnMessage(uint64_t generation, std::string_view message) {
       NETLAYER_ASSERT(phase_ == Phase::kHandshaking, "a handshake completes once");
       version_ = *step.ready;
       phase_ = Phase::kReady;
+      ++connections_;
       table_.BeginFlush(generation);
       if (schedule_) {
         // The connection proved healthy: the schedule ends; the next loss starts a fresh one.
@@ -406,13 +409,17 @@ void Client::OnMessage(uint64_t generation, std::string_view message) {
     }
   }
   // The client's hello goes first, then the calls that waited (Flush).
-  internal::SendControl(*conn, step.send);
+  internal::SendControl(*conn, step.send, &counters_);
   if (step.close) {
     conn->CloseWithReason(std::move(*step.close));
     return;
   }
   if (step.ready) Flush(conn, generation);
   Complete(std::move(done));
+  if (step.message && step.message->kind == MessageKind::kOneWay) {
+    MutexLock lock(mu_);
+    ++pushes_;
+  }
   if (step.message && step.message->kind == MessageKind::kOneWay && options_.on_push) {
     CallbackScope scope;
     options_.on_push(step.message->method, step.message->payload);
@@ -448,6 +455,7 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
     MutexLock lock(mu_);
     if (generation != generation_ || conn_ == nullptr) return;
     if (phase_ == Phase::kHandshaking && schedule_) failed_attempt = schedule_epoch_;
+    if (phase_ == Phase::kReady) ++disconnects_;
     conn_.reset();
     peer_.reset();
     peer_timer_.Cancel();
@@ -493,7 +501,7 @@ void Client::SendCall(smac::MessageConnection& conn, MessageKind kind, uint64_t 
   e.id = id;
   e.method = method;
   e.payload = payload;
-  absl::Status s = internal::SendEnvelope(conn, *options_.codec, e);
+  absl::Status s = internal::SendEnvelope(conn, *options_.codec, e, &counters_);
   if (s.ok()) return;
   if (kind == MessageKind::kOneWay) {
     Log(LogLayer::kRpc).warn("rpc client: one-way \"{}\" lost: {}", method, s.ToString());
@@ -513,6 +521,7 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
                            bool arm_timer, CallCallback done) {
   absl::StatusOr<CallTable::Started> started;
   std::shared_ptr<smac::MessageConnection> send_on;  // set: send now, outside the lock
+  counters_.AddCall(method);
   {
     MutexLock lock(mu_);
     started = table_.StartCall(method, payload, deadline, env_.Now(), done);
@@ -530,6 +539,7 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
     }
   }
   if (!started.ok()) {
+    counters_.AddStatus(started.status().code());
     if (done) {
       CallbackScope scope;
       std::move(done)(CallResult(started.status()));
@@ -589,7 +599,7 @@ absl::Status Client::Notify(std::string_view method, std::string_view payload) {
   e.kind = MessageKind::kOneWay;
   e.method = method;
   e.payload = payload;
-  return internal::SendEnvelope(*send_on, *options_.codec, e);
+  return internal::SendEnvelope(*send_on, *options_.codec, e, &counters_);
 }
 
 void Client::Expire(uint64_t id) {
@@ -604,6 +614,7 @@ void Client::Expire(uint64_t id) {
 void Client::Complete(CallTable::Completions completions) {
   for (CallTable::Completion& c : completions) {
     if (c.timer) env_.CancelTimer(*c.timer);
+    counters_.AddStatus(c.result.status().code());
   }
   CallbackScope scope;
   for (CallTable::Completion& c : completions) {
@@ -660,6 +671,26 @@ size_t Client::pending_calls() const {
 absl::Status Client::last_error() const {
   MutexLock lock(mu_);
   return last_error_;
+}
+
+}  // namespace netlayer::rpc
+
+namespace netlayer::rpc {
+
+ClientStats Client::stats() const {
+  ClientStats out;
+  {
+    MutexLock lock(mu_);
+    out.connections = connections_;
+    out.reconnects = connections_ > 0 ? connections_ - 1 : 0;
+    out.connect_failures = connect_failures_;
+    out.disconnects = disconnects_;
+    out.pushes = pushes_;
+    out.ready = table_.link() == CallTable::Link::kOpen;
+  }
+  out.pending_calls = pending_calls();
+  counters_.Fill(out.calls_by_method, out.calls_by_status, out.bytes_in, out.bytes_out);
+  return out;
 }
 
 }  // namespace netlayer::rpc

@@ -1,5 +1,6 @@
 #include "netlayer/rpc/server.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -9,6 +10,14 @@
 #include "send.h"
 
 namespace netlayer::rpc {
+
+namespace internal {
+struct ServerShared {
+  StatsCounters counters;
+  std::atomic<bool> draining{false};
+  std::atomic<uint64_t> pushes{0};
+};
+}  // namespace internal
 
 // ---------------------------------------------------------------------------------------------
 // Responder
@@ -76,10 +85,11 @@ class Session::Handler final : public smac::MessageHandler {
 };
 
 Session::Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options,
-                 Env& env, uint64_t id, std::string peer_host,
-                 std::shared_ptr<smac::MessageConnection> conn)
+                 std::shared_ptr<internal::ServerShared> shared, Env& env, uint64_t id,
+                 std::string peer_host, std::shared_ptr<smac::MessageConnection> conn)
     : server_(std::move(server)),
       options_(std::move(options)),
+      shared_(std::move(shared)),
       env_(env),
       id_(id),
       peer_host_(std::move(peer_host)),
@@ -106,7 +116,7 @@ void Session::Start() {
     ArmPeerTimerLocked();
   }
   // The server speaks first.
-  internal::SendControl(*conn_, step.send);
+  internal::SendControl(*conn_, step.send, &shared_->counters);
   conn_->SetHandler(std::make_shared<Handler>(weak_from_this()));
 }
 
@@ -126,13 +136,27 @@ void Session::OnPeerTimer() {
     step = peer_.OnTimer(env_.Now(), /*ping_id=*/0);
     ArmPeerTimerLocked();
   }
-  internal::SendControl(*conn_, step.send);
+  internal::SendControl(*conn_, step.send, &shared_->counters);
   if (step.close) conn_->CloseWithReason(std::move(*step.close));
 }
 
 absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::string_view payload) {
-  {
+  absl::Status sent = SendAnswer(id, status, payload);
+  // The last call in flight answered: a shutdown may finish now.
+  if (shared_->draining.load()) {
+    if (auto server = server_.lock()) server->CheckDrained();
+  }
+  return sent;
+}
+
+absl::Status Session::SendAnswer(uint64_t id, const absl::Status& status, std::string_view payload,
+                                 bool abandoning) {
+  if (!abandoning) {
     MutexLock lock(mu_);
+    if (abandoned_.erase(id) > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rpc server: call ", id, " was answered UNAVAILABLE at the shutdown deadline"));
+    }
     inflight_.erase(id);
   }
   absl::Status sent;
@@ -141,10 +165,12 @@ absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::strin
     e.kind = MessageKind::kReply;
     e.id = id;
     e.payload = payload;
-    sent = internal::SendEnvelope(*conn_, *options_->codec, e);
+    sent = internal::SendEnvelope(*conn_, *options_->codec, e, &shared_->counters);
   } else {
-    sent = internal::SendEnvelope(*conn_, *options_->codec, ErrorEnvelope(id, status));
+    sent = internal::SendEnvelope(*conn_, *options_->codec, ErrorEnvelope(id, status),
+                                  &shared_->counters);
   }
+  if (sent.ok()) shared_->counters.AddStatus(status.code());
   // Closed: the client fails the call itself (kUnavailable) when it sees the close.
   if (sent.ok() || sent.code() == absl::StatusCode::kFailedPrecondition) return sent;
   // InvalidArgument (over the frame limit) or ResourceExhausted (output queue full): answer with
@@ -153,10 +179,29 @@ absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::strin
       absl::StrCat("rpc server: the ", status.ok() ? "reply" : "error reply", " to call ", id,
                    " could not be sent: ", sent.message()));
   Log(LogLayer::kRpc).warn("rpc session {}: {}", id_, instead.ToString());
-  if (!internal::SendEnvelope(*conn_, *options_->codec, ErrorEnvelope(id, instead)).ok()) {
+  if (!internal::SendEnvelope(*conn_, *options_->codec, ErrorEnvelope(id, instead),
+                              &shared_->counters)
+           .ok()) {
     conn_->CloseWithReason(CloseReason(CloseReason::Kind::kError, std::string(instead.message())));
+  } else {
+    shared_->counters.AddStatus(instead.code());
   }
   return instead;
+}
+
+size_t Session::InflightCalls() const {
+  MutexLock lock(mu_);
+  return inflight_.size();
+}
+
+void Session::AbandonInflight(const absl::Status& status) {
+  std::set<uint64_t> ids;
+  {
+    MutexLock lock(mu_);
+    ids.swap(inflight_);
+    abandoned_.insert(ids.begin(), ids.end());  // a handler's answer from now on is dropped
+  }
+  for (uint64_t id : ids) (void)SendAnswer(id, status, {}, /*abandoning=*/true);
 }
 
 absl::Status Session::Push(std::string_view method, std::string_view payload) {
@@ -176,12 +221,16 @@ absl::Status Session::Push(std::string_view method, std::string_view payload) {
   e.kind = MessageKind::kOneWay;
   e.method = method;
   e.payload = payload;
-  return internal::SendEnvelope(*conn_, *options_->codec, e);
+  absl::Status sent = internal::SendEnvelope(*conn_, *options_->codec, e, &shared_->counters);
+  if (sent.ok()) shared_->pushes.fetch_add(1);
+  return sent;
 }
 
 void Session::OnMessage(std::string_view message) {
+  shared_->counters.AddBytesIn(message.size());
   PeerSession::Step step;
-  bool refuse = false;  // over max_inflight_calls
+  bool refuse = false;    // over max_inflight_calls
+  bool draining = false;  // the server is shutting down
   {
     MutexLock lock(mu_);
     if (closed_) return;
@@ -197,6 +246,8 @@ void Session::OnMessage(std::string_view message) {
             absl::StrCat("rpc: the client reused call id ", id, " while that call is outstanding"));
         peer_.OnClosed();
         Log(LogLayer::kRpc).warn("rpc session {}: {}", id_, step.close->detail());
+      } else if (shared_->draining.load()) {
+        draining = true;
       } else if (options_->max_inflight_calls != 0 &&
                  inflight_.size() >= options_->max_inflight_calls) {
         refuse = true;
@@ -205,13 +256,19 @@ void Session::OnMessage(std::string_view message) {
       }
     }
   }
-  internal::SendControl(*conn_, step.send);
+  internal::SendControl(*conn_, step.send, &shared_->counters);
   if (step.close) {
     conn_->CloseWithReason(std::move(*step.close));
     return;
   }
   if (step.ready && options_->on_session_ready) options_->on_session_ready(*this);
   if (!step.message) return;
+  if (step.message->kind == MessageKind::kOneWay && shared_->draining.load()) return;
+  if (draining) {
+    (void)SendAnswer(step.message->id,
+                     absl::UnavailableError("rpc server: the server is shutting down"), {});
+    return;
+  }
   if (refuse) {
     (void)Answer(step.message->id,
                  absl::ResourceExhaustedError(absl::StrCat(
@@ -226,6 +283,7 @@ void Session::OnMessage(std::string_view message) {
   const bool one_way = e.kind == MessageKind::kOneWay;
   std::shared_ptr<Server> server = server_.lock();
   std::shared_ptr<const MethodHandler> handler = server ? server->Find(e.method) : nullptr;
+  shared_->counters.AddCall(handler != nullptr ? e.method : std::string_view("(unknown)"));
   if (handler == nullptr) {
     const std::string why =
         absl::StrCat("unknown method \"",
@@ -311,7 +369,9 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
 }
 
 Server::Server(Env& env, ServerOptions options)
-    : env_(env), options_(std::make_shared<const ServerOptions>(std::move(options))) {
+    : env_(env),
+      options_(std::make_shared<const ServerOptions>(std::move(options))),
+      shared_(std::make_shared<internal::ServerShared>()) {
   if (absl::Status s = ValidateServerOptions(*options_); !s.ok()) {
     // An application's mistake: the server serves nothing, and says why; nothing aborts.
     Log(LogLayer::kRpc).error("{}; the server is closed", s.ToString());
@@ -353,6 +413,11 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
       conn->Close();
       return nullptr;
     }
+    if (shared_->draining.load()) {
+      ++refused_;
+      conn->Close();
+      return nullptr;
+    }
     const size_t from_host = per_host_.contains(host) ? per_host_[host] : 0;
     if (options_->max_sessions != 0 && sessions_.size() >= options_->max_sessions) {
       refused = absl::StrCat(sessions_.size(), " sessions are open (max_sessions ",
@@ -367,7 +432,8 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
       ++refused_;
     } else {
       const uint64_t id = next_session_++;
-      session.reset(new Session(weak_from_this(), options_, env_, id, host, conn));
+      ++accepted_;
+      session.reset(new Session(weak_from_this(), options_, shared_, env_, id, host, conn));
       sessions_.emplace(id, session);
       ++per_host_[host];
     }
@@ -425,6 +491,120 @@ void Server::Close() {
     per_host_.clear();
   }
   for (auto& [id, s] : sessions) s->Close();
+}
+
+}  // namespace netlayer::rpc
+
+namespace netlayer::rpc {
+
+// ---------------------------------------------------------------------------------------------
+// Graceful shutdown and stats
+
+bool Server::shutting_down() const { return shared_->draining.load(); }
+
+void Server::ShutdownAsync(absl::Time deadline, std::function<void(const absl::Status&)> done) {
+  std::optional<absl::Status> finished;  // set: already over, answer at once
+  bool first = false;
+  {
+    MutexLock lock(mu_);
+    if (shutdown_finished_) {
+      finished = shutdown_outcome_;
+    } else if (closed_ && !shared_->draining.load()) {
+      finished = absl::OkStatus();  // closed before: nothing in flight is answered any more
+      shutdown_finished_ = true;
+    } else {
+      if (done) shutdown_done_.push_back(std::move(done));
+      first = !shared_->draining.exchange(true);
+    }
+  }
+  if (finished) {
+    if (done) done(*finished);
+    return;
+  }
+  if (!first) return;  // a shutdown is under way; `done` runs when it finishes
+  Log(LogLayer::kRpc)
+      .info("rpc server: shutting down (deadline in {})",
+            absl::FormatDuration(deadline - env_.Now()));
+  if (deadline != absl::InfiniteFuture()) {
+    std::weak_ptr<Server> weak = weak_from_this();
+    const TimerId timer = env_.RunAt(deadline, [weak] {
+      if (auto s = weak.lock()) s->OnShutdownDeadline();
+    });
+    MutexLock lock(mu_);
+    if (!shutdown_finished_) shutdown_timer_ = timer;
+  }
+  CheckDrained();
+}
+
+absl::Status Server::Shutdown(absl::Time deadline) {
+  std::shared_ptr<Notification> done = env_.NewNotification();
+  auto outcome = std::make_shared<absl::Status>();
+  ShutdownAsync(deadline, [done, outcome](const absl::Status& s) {
+    *outcome = s;  // published by Notify (a mutex on posix)
+    done->Notify();
+  });
+  done->WaitUntil(absl::InfiniteFuture());
+  return *outcome;
+}
+
+void Server::CheckDrained() {
+  {
+    MutexLock lock(mu_);
+    if (shutdown_finished_) return;
+  }
+  for (const auto& session : Sessions()) {
+    if (session->InflightCalls() > 0) return;
+  }
+  FinishShutdown(absl::OkStatus());
+}
+
+void Server::OnShutdownDeadline() {
+  size_t abandoned = 0;
+  const absl::Status why = absl::UnavailableError(
+      "rpc server: shutting down; the call was not answered by the shutdown deadline");
+  for (const auto& session : Sessions()) {
+    abandoned += session->InflightCalls();
+    session->AbandonInflight(why);
+  }
+  FinishShutdown(abandoned == 0
+                     ? absl::OkStatus()
+                     : absl::DeadlineExceededError(absl::StrCat(
+                           "rpc server: ", abandoned,
+                           " calls were answered UNAVAILABLE at the shutdown deadline")));
+}
+
+void Server::FinishShutdown(const absl::Status& outcome) {
+  std::vector<std::function<void(const absl::Status&)>> callbacks;
+  std::optional<TimerId> timer;
+  {
+    MutexLock lock(mu_);
+    if (shutdown_finished_) return;
+    shutdown_finished_ = true;
+    shutdown_outcome_ = outcome;
+    callbacks.swap(shutdown_done_);
+    timer = shutdown_timer_;
+  }
+  if (timer) env_.CancelTimer(*timer);
+  Log(LogLayer::kRpc).info("rpc server: shut down: {}", outcome.ToString());
+  Close();  // each session's connection sends what is queued, then closes
+  for (auto& callback : callbacks) callback(outcome);
+}
+
+ServerStats Server::stats() const {
+  ServerStats out;
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    MutexLock lock(mu_);
+    out.sessions_open = sessions_.size();
+    out.sessions_accepted = accepted_;
+    out.sessions_refused = refused_;
+    for (const auto& [id, s] : sessions_) sessions.push_back(s);
+  }
+  for (const auto& s : sessions) out.inflight_calls += s->InflightCalls();
+  out.pushes = shared_->pushes.load();
+  out.shutting_down = shared_->draining.load();
+  shared_->counters.Fill(out.calls_by_method, out.calls_by_status, out.bytes_in, out.bytes_out);
+  return out;
 }
 
 }  // namespace netlayer::rpc

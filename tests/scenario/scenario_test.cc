@@ -21,6 +21,8 @@ NETLAYER_SCENARIO_TEST(BuiltinScenarioTest, SmacStress, "smac-stress", scenarios
                        (SeedRange{1, 10}))
 NETLAYER_SCENARIO_TEST(BuiltinScenarioTest, HostilePeers, "hostile-peers",
                        scenarios::MakeHostilePeers, (SeedRange{1, 20}))
+NETLAYER_SCENARIO_TEST(BuiltinScenarioTest, Objstore, "objstore", scenarios::MakeObjstore,
+                       (SeedRange{1, 10}))
 
 ScenarioResult RunBuiltin(const std::string& name, uint64_t seed, const std::string& plant = "") {
   auto info = scenarios::BuiltinScenarios().Find(name);
@@ -110,6 +112,24 @@ TEST(ScenarioHarnessTest, HostilePeersCatchesAServerWithoutProtections) {
   EXPECT_EQ(caught, 5);
 }
 
+// objstore: a client that caches a load reply without checking it against the invalidations
+// received meanwhile (ZEO issue 155) is caught, and the failing seed replays exactly.
+TEST(ScenarioHarnessTest, ObjstoreCatchesAnUncheckedCacheAndReplaysExactly) {
+  std::optional<ScenarioResult> caught;
+  for (uint64_t seed = 1; seed <= 300 && !caught; ++seed) {
+    ScenarioResult r = RunBuiltin("objstore", seed, scenarios::kObjstoreCacheUnchecked);
+    if (!r.passed) caught = r;
+  }
+  ASSERT_TRUE(caught.has_value()) << "the planted bug survived 300 seeds";
+  EXPECT_EQ(caught->invariant,
+            "a client's cache never serves a version older than an invalidation it received");
+  ScenarioResult replay = RunBuiltin("objstore", caught->seed, scenarios::kObjstoreCacheUnchecked);
+  EXPECT_FALSE(replay.passed);
+  EXPECT_EQ(replay.trace_hash, caught->trace_hash);
+  EXPECT_EQ(replay.failed_at, caught->failed_at);
+  EXPECT_TRUE(RunBuiltin("objstore", caught->seed).passed);
+}
+
 TEST(ScenarioApiTest, LivenessAndSafetyFailuresAreReported) {
   ScenarioOptions options;
   options.seed = 3;
@@ -154,7 +174,7 @@ TEST(ScenarioApiTest, RegistryRejectsDuplicatesAndNamesTheKnownOnes) {
   auto missing = registry.Find("two");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("known: one"), std::string::npos);
-  EXPECT_EQ(scenarios::BuiltinScenarios().all().size(), 5u);
+  EXPECT_EQ(scenarios::BuiltinScenarios().all().size(), 6u);
 }
 
 }  // namespace

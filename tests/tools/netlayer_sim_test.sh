@@ -59,9 +59,9 @@ contains "a crashing run is reported and the sweep goes on" "FAIL smac-stress se
 contains "a crashing run is reported and the sweep goes on" "0 passed, 5 failed"
 
 check "sweep passes" 0 "$sim" sweep all --seeds 1..4 --jobs 2
-contains "sweep passes" "20 passed, 0 failed"
+contains "sweep passes" "24 passed, 0 failed"
 check "check-determinism in fresh processes" 0 "$sim" check-determinism all --seeds 7..8
-contains "check-determinism in fresh processes" "10 passed, 0 failed"
+contains "check-determinism in fresh processes" "12 passed, 0 failed"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"

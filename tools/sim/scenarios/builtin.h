@@ -7,6 +7,8 @@
 //   tls-rpc            an rpc server requiring client certificates; good and bad clients
 //   hostile-peers      a protected rpc server, a good client, and hosts opening misbehaving
 //                      connections (garbage, drips, silence, floods, peers that never read)
+//   objstore           the ZEO-like object store (apps/objstore): clients with caches running
+//                      conflicting transactions under faults and server crash-restarts
 #pragma once
 
 #include "netlayer/sim/scenario.h"
@@ -20,6 +22,9 @@ inline constexpr char kTlsServerSkipsClientAuth[] = "tls-server-skips-client-aut
 // hostile-peers: the server runs without its protections (handshake deadline, idle timeout,
 // max_sessions, hello bound, in-flight bound); the invariants catch it.
 inline constexpr char kProtectionsOff[] = "protections-off";
+// objstore: the client caches a load reply without checking it against the invalidations
+// received while the load was in flight (ZEO issue 155).
+inline constexpr char kObjstoreCacheUnchecked[] = "objstore-cache-unchecked";
 // Any scenario: the run aborts at its first event (tests that a sweep survives a crashing run).
 inline constexpr char kAbort[] = "abort";
 
@@ -31,5 +36,6 @@ std::unique_ptr<sim::Scenario> MakeReconnectBackoff();
 std::unique_ptr<sim::Scenario> MakeSmacStress();
 std::unique_ptr<sim::Scenario> MakeTlsRpc();
 std::unique_ptr<sim::Scenario> MakeHostilePeers();
+std::unique_ptr<sim::Scenario> MakeObjstore();
 
 }  // namespace netlayer::scenarios

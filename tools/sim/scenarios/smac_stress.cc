@@ -381,6 +381,10 @@ const sim::ScenarioRegistry& BuiltinScenarios() {
                   "a protected rpc server and a good client while two hosts open misbehaving "
                   "connections (garbage, drips, silence, floods, peers that never read)",
                   MakeHostilePeers});
+    (void)r->Add({"objstore",
+                  "the ZEO-like object store: clients with caches running conflicting "
+                  "transactions under faults and server crash-restarts; invalidations, epochs",
+                  MakeObjstore});
     return r;
   }();
   return *registry;

@@ -49,6 +49,7 @@
 #include "netlayer/rpc/peer_options.h"
 #include "netlayer/rpc/peer_session.h"
 #include "netlayer/rpc/peer_timer.h"
+#include "netlayer/rpc/stats.h"
 #include "netlayer/smac/message_connection.h"
 
 namespace netlayer::rpc {
@@ -153,6 +154,8 @@ class Client : public std::enable_shared_from_this<Client> {
   absl::Status last_error() const;
   // Closes the connection and stops reconnecting; waiting calls fail kCancelled. Idempotent.
   void Close();
+  // A snapshot of the counters (stats.h).
+  ClientStats stats() const;
 
  private:
   class ConnHandler;
@@ -220,6 +223,11 @@ class Client : public std::enable_shared_from_this<Client> {
   uint16_t version_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Notification>> ready_waiters_ ABSL_GUARDED_BY(mu_);
+  uint64_t connections_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t connect_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t disconnects_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t pushes_ ABSL_GUARDED_BY(mu_) = 0;
+  internal::StatsCounters counters_;  // its own lock
 };
 
 }  // namespace netlayer::rpc

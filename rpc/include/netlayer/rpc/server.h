@@ -33,12 +33,16 @@
 #include "netlayer/rpc/peer_options.h"
 #include "netlayer/rpc/peer_session.h"
 #include "netlayer/rpc/peer_timer.h"
+#include "netlayer/rpc/stats.h"
 #include "netlayer/smac/message_connection.h"
 
 namespace netlayer::rpc {
 
 class Server;
 class Session;
+namespace internal {
+struct ServerShared;  // counters and the draining flag, shared by a server and its sessions
+}
 
 // Answers one call, exactly once: Reply or Fail, now or later, from any thread (one thread at a
 // time: a Responder itself is not synchronised). Move-only. A Responder destroyed without
@@ -142,8 +146,14 @@ class Session : public std::enable_shared_from_this<Session> {
   friend class Responder;
   class Handler;
 
-  Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options, Env& env,
-          uint64_t id, std::string peer_host, std::shared_ptr<smac::MessageConnection> conn);
+  Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options,
+          std::shared_ptr<internal::ServerShared> shared, Env& env, uint64_t id,
+          std::string peer_host, std::shared_ptr<smac::MessageConnection> conn);
+  // Calls handed to a handler and not answered yet.
+  size_t InflightCalls() const;
+  // Shutdown's deadline: answers every call still in flight with `status`; the handlers'
+  // later answers are dropped (their Reply returns FailedPrecondition).
+  void AbandonInflight(const absl::Status& status);
   void Start();
   void OnMessage(std::string_view message);
   void OnClosed(const CloseReason& reason);
@@ -155,9 +165,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // be sent either the connection closes (kError): never silence. Returns OK, the
   // ResourceExhausted sent instead, or FailedPrecondition if the connection was already closed.
   absl::Status Answer(uint64_t id, const absl::Status& status, std::string_view payload);
+  // Answer without waking a shutdown. `abandoning`: AbandonInflight's own answer (else an
+  // answer to an abandoned call is dropped).
+  absl::Status SendAnswer(uint64_t id, const absl::Status& status, std::string_view payload,
+                          bool abandoning = false);
 
   std::weak_ptr<Server> server_;
   const std::shared_ptr<const ServerOptions> options_;  // shared with the server
+  const std::shared_ptr<internal::ServerShared> shared_;
   Env& env_;
   const uint64_t id_;
   const std::string peer_host_;  // for max_sessions_per_host
@@ -170,6 +185,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Ids of the calls handed to a handler and not answered yet (max_inflight_calls; a duplicate
   // id is a protocol error).
   std::set<uint64_t> inflight_ ABSL_GUARDED_BY(mu_);
+  // Calls AbandonInflight answered; a handler's late answer to one of them is dropped.
+  std::set<uint64_t> abandoned_ ABSL_GUARDED_BY(mu_);
 };
 
 class Server : public std::enable_shared_from_this<Server> {
@@ -199,11 +216,35 @@ class Server : public std::enable_shared_from_this<Server> {
   // Closes every session (no on_session_closed callbacks).
   void Close();
 
+  // Graceful shutdown. At once: Serve refuses new connections (close the Listener too, so the
+  // kernel stops queueing them), and calls that arrive on open sessions are answered
+  // kUnavailable ("the server is shutting down") without running a handler. The calls already
+  // handed to handlers may still answer until `deadline`; at the deadline each one left is
+  // answered kUnavailable (a handler's later answer is dropped). Then every session is closed,
+  // which sends what is queued on it first (Connection::Close flushes), and `done` runs once
+  // (on the thread of the last answer, the timer's, or inline here), with OK if every call was
+  // answered by its handler, DeadlineExceeded naming how many were failed at the deadline.
+  // A second Shutdown while one runs gets the first one's outcome too. After Shutdown the server
+  // is closed, as after Close().
+  void ShutdownAsync(absl::Time deadline, std::function<void(const absl::Status&)> done = {});
+  // ShutdownAsync, waiting for it: blocks (on the simulator: runs the world) until done. May not
+  // be called from a handler or any callback of this server's connections.
+  absl::Status Shutdown(absl::Time deadline);
+  bool shutting_down() const;
+
+  // A snapshot of the counters (stats.h).
+  ServerStats stats() const;
+
  private:
   friend class Session;
   explicit Server(Env& env, ServerOptions options);
   std::shared_ptr<const MethodHandler> Find(std::string_view method) const;
   void Forget(uint64_t session_id);
+  // While shutting down: once no session has a call in flight, finish the shutdown.
+  void CheckDrained();
+  // Closes every session and runs the shutdown callbacks (once), with `outcome`.
+  void FinishShutdown(const absl::Status& outcome);
+  void OnShutdownDeadline();
 
   Env& env_;
   const std::shared_ptr<const ServerOptions> options_;
@@ -214,7 +255,14 @@ class Server : public std::enable_shared_from_this<Server> {
   std::map<std::string, size_t, std::less<>> per_host_ ABSL_GUARDED_BY(mu_);  // open sessions
   uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  const std::shared_ptr<internal::ServerShared> shared_;
+  // Shutdown in progress: the callbacks to run once it finishes, and its deadline timer.
+  bool shutdown_finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status shutdown_outcome_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void(const absl::Status&)>> shutdown_done_ ABSL_GUARDED_BY(mu_);
+  std::optional<TimerId> shutdown_timer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace netlayer::rpc
