@@ -96,8 +96,9 @@ void CombinedHash::Add(uint64_t seed, uint64_t trace_hash) {
 std::string CombinedHash::Hex() const { return absl::StrFormat("%016x", value_); }
 
 std::optional<SeedRange> ShardOf(SeedRange range, uint64_t k, uint64_t n) {
-  NETLAYER_ASSERT(n >= 1 && k >= 1 && k <= n, "a shard is k/n with 1 <= k <= n");
-  const uint64_t size = range.size();  // at most 10^9 (ParseSeedRange): no overflow below
+  NETLAYER_ASSERT(n >= 1 && k >= 1 && k <= n && n <= 1'000'000,
+                  "a shard is k/n with 1 <= k <= n <= 10^6");
+  const uint64_t size = range.size();  // <= 10^9 (ParseSeedRange), n <= 10^6: no overflow
   const uint64_t begin = (k - 1) * size / n;
   const uint64_t end = k * size / n;
   if (begin == end) return std::nullopt;

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "netlayer/sim/timeline.h"
 
 namespace netlayer::sim {
 namespace {
@@ -98,6 +99,21 @@ TEST(GlueTest, ShardsCoverTheRangeDisjointly) {
     }
     EXPECT_EQ(covered, 2000u) << n;
   }
+}
+
+TEST(TimelineTest, RendersAnyTrace) {
+  World world(WorldOptions{});
+  const HostId a = *world.AddHost("alpha");
+  world.Note(a, "hello </script> timeline");
+  ASSERT_TRUE(world.RunFor(absl::Seconds(1)).ok());
+  const std::string html = RenderTimeline(world.trace(), "my own world");
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("\"title\":\"my own world\""), std::string::npos);
+  EXPECT_NE(html.find("alpha"), std::string::npos);
+  // Event text cannot end the page's script early.
+  EXPECT_EQ(html.find("hello </script>"), std::string::npos);
+  EXPECT_NE(html.find("hello <\\/script>"), std::string::npos);
+  EXPECT_NE(html.find(world.trace().HashHex()), std::string::npos);
 }
 
 }  // namespace

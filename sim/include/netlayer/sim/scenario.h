@@ -204,7 +204,8 @@ struct SeedRange {
   uint64_t size() const { return last - first + 1; }
 };
 // The k-th (1-based) of n disjoint, contiguous slices that cover `range` in order; a slice is
-// empty (nullopt) when n exceeds the range's size. REQUIRES: 1 <= k <= n.
+// empty (nullopt) when n exceeds the range's size. REQUIRES: 1 <= k <= n <= 10^6, and a range
+// of at most 10^9 seeds (as ParseSeedRange allows).
 std::optional<SeedRange> ShardOf(SeedRange range, uint64_t k, uint64_t n);
 // "17" or "1..500"; InvalidArgument otherwise (also for last < first, or more than 10^9 seeds).
 absl::StatusOr<SeedRange> ParseSeedRange(std::string_view text);

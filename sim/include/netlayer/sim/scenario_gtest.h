@@ -21,6 +21,8 @@
 //   NETLAYER_JOBS=j      run the seeds in j worker processes (fresh copies of this test binary,
 //                        started with posix_spawn, each running one slice of the seeds); the
 //                        result (failures, combined hash) is the same as with one process.
+//                        A worker reruns the whole test: with NETLAYER_JOBS, make one
+//                        RunScenarioSeeds call per TEST (later ones do nothing in a worker).
 //
 // Success prints one line: "[ scenario ] kv: seeds 1..200 (200 runs, 2 jobs), 0 failed,
 // combined hash 0123456789abcdef". A failure adds one gtest failure per failing seed (up to
@@ -47,6 +49,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "netlayer/sim/scenario.h"
@@ -179,7 +182,10 @@ inline SeedsOutcome RunScenarioSeeds(const std::string& name,
 
   if (const char* out_file = gtest_internal::WorkerOut()) {
     // A worker: every seed of the slice, one line each ("seed passed hash"), flushed as it
-    // ends so a crash loses only the run it happened in.
+    // ends so a crash loses only the run it happened in. Only the test's first
+    // RunScenarioSeeds call is the parent's (the worker reruns the whole test).
+    static bool worked = false;
+    if (std::exchange(worked, true)) return outcome;
     std::ofstream out(out_file, std::ios::app);
     for (uint64_t seed = outcome.seeds.first;; ++seed) {
       const ScenarioResult r = run_one(seed);
