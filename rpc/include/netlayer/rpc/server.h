@@ -205,7 +205,9 @@ class Server : public std::enable_shared_from_this<Server> {
   // as failed: a client connecting concurrently may miss the push and should catch up once
   // ready (docs/SCENARIOS.md, "Catch up after reconnect").
   PushResult PushToAll(std::string_view method, std::string_view payload);
-  // Closes every session (no on_session_closed callbacks).
+  // Closes every session (no on_session_closed callbacks). Does not wait for handlers running
+  // on other threads (nor does the destructor); their Responders then return
+  // FailedPrecondition, and the client has already seen the connection close.
   void Close();
 
  private:
