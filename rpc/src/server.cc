@@ -461,12 +461,17 @@ std::vector<std::shared_ptr<Session>> Server::Sessions() const {
   return out;
 }
 
-size_t Server::PushToAll(std::string_view method, std::string_view payload) {
-  size_t n = 0;
+Server::PushResult Server::PushToAll(std::string_view method, std::string_view payload) {
+  PushResult result;
   for (const auto& s : Sessions()) {
-    if (s->Push(method, payload).ok()) ++n;
+    absl::Status status = s->Push(method, payload);
+    if (status.ok()) {
+      ++result.delivered;
+    } else {
+      result.failed.emplace_back(s->id(), std::move(status));
+    }
   }
-  return n;
+  return result;
 }
 
 void Server::Forget(uint64_t session_id) {

@@ -367,5 +367,43 @@ TEST(SimRpcReconnectTest, AHealthyConnectionResetsTheSchedule) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, SimRpcTest, ::testing::Range<uint64_t>(1, 31));
 
+// PushToAll names the sessions a push failed for: here one still in its handshake (a peer that
+// connected and never said hello).
+TEST(SimRpcPushTest, PushToAllNamesTheSessionsItFailedFor) {
+  sim::World world(sim::WorldOptions{});
+  const sim::HostId server_host = *world.AddHost("server");
+  auto server = Server::Create(world.env(server_host));
+  auto listener = world.server_factory(server_host)
+                      .Listen(Address::HostName("server", kPort),
+                              [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  int pushes = 0;
+  const sim::HostId good_host = *world.AddHost("good");
+  auto good_conn = world.client_factory(good_host).ConnectBlocking(
+      {Address::HostName("server", kPort)}, ConnectOptions{});
+  ASSERT_TRUE(good_conn.ok()) << good_conn.status();
+  ClientOptions options;
+  options.on_push = [&pushes](std::string_view, std::string_view) { ++pushes; };
+  auto client = Client::Create(world.env(good_host), *good_conn, options);
+  ASSERT_TRUE(client->WaitReady(world.Now() + absl::Seconds(5)));
+  const sim::HostId silent_host = *world.AddHost("silent");
+  auto silent = world.client_factory(silent_host)
+                    .ConnectBlocking({Address::HostName("server", kPort)}, ConnectOptions{});
+  ASSERT_TRUE(silent.ok()) << silent.status();
+  ASSERT_TRUE(world.RunFor(absl::Milliseconds(100)).ok());
+  const auto sessions = server->Sessions();
+  ASSERT_EQ(sessions.size(), 2u);
+  const Server::PushResult result = server->PushToAll("inval", "1");
+  EXPECT_EQ(result.delivered, 1u);
+  ASSERT_EQ(result.failed.size(), 1u);
+  EXPECT_EQ(result.failed[0].first, sessions[1]->id());
+  EXPECT_EQ(result.failed[0].second.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(world.RunFor(absl::Milliseconds(100)).ok());
+  EXPECT_EQ(pushes, 1);
+  client->Close();
+  (*silent)->Close();
+  server->Close();
+}
+
 }  // namespace
 }  // namespace netlayer::rpc

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "echo.h"
 #include "netlayer/sim/host.h"
-#include "netlayer/sim/scenario_test.h"
+#include "netlayer/sim/scenario_gtest.h"
 
 namespace netlayer::sim {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <cstdlib>
 
-#include "netlayer/sim/scenario_test.h"
+#include "netlayer/sim/scenario_gtest.h"
 #include "scenarios/builtin.h"
 
 namespace netlayer::sim {

@@ -2,7 +2,7 @@
 // its planted bug (a server that does not require client certificates) caught and replayed.
 #include "scenarios/builtin.h"
 #include "netlayer/core/log.h"
-#include "netlayer/sim/scenario_test.h"
+#include "netlayer/sim/scenario_gtest.h"
 
 namespace netlayer::sim {
 namespace {

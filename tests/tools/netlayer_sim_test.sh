@@ -38,7 +38,7 @@ contains "run passes" "PASS rpc-faults seed=2"
 hash=$(grep -o 'trace hash: [0-9a-f]*' "$work/out" | cut -d' ' -f3)
 [ -s "$work/t.txt" ] && [ -s "$work/t.jsonl" ] || { echo "FAIL trace files are empty"; failures=$((failures + 1)); }
 grep -q '"kind":"connect"' "$work/t.jsonl" || { echo "FAIL JSON trace has no connect event"; failures=$((failures + 1)); }
-grep -q '<svg' "$work/t.html" && grep -q '"scenario":"rpc-faults"' "$work/t.html" ||
+grep -q '<svg' "$work/t.html" && grep -q '"title":"rpc-faults seed 2"' "$work/t.html" ||
   { echo "FAIL timeline lacks its drawing or data"; failures=$((failures + 1)); }
 if grep -qE '(src|href)="https?:' "$work/t.html"; then
   echo "FAIL timeline loads something from the network"; failures=$((failures + 1))
@@ -48,9 +48,10 @@ check "replay gives the same hash" 0 "$sim" run rpc-faults --seed 2
 contains "replay gives the same hash" "trace hash: $hash"
 
 check "a planted bug fails with a replay line" 1 "$sim" sweep smac-stress --seeds 1..6 --plant drop-first-byte-of-split-frame
-contains "a planted bug fails with a replay line" "replay: netlayer-sim run smac-stress --seed"
-line=$(grep -m1 -o 'replay: netlayer-sim run smac-stress --seed [0-9]* --plant [a-z-]*' "$work/out" | sed 's/replay: netlayer-sim //')
-check "the replay command reproduces the failure" 1 "$sim" $line --timeline "$work/fail.html"
+# Replay commands name the binary as it was started, so they run as printed.
+contains "a planted bug fails with a replay line" "replay: $sim run smac-stress --seed"
+line=$(grep -m1 -o "replay: $sim run smac-stress --seed [0-9]* --plant [a-z-]*" "$work/out" | sed 's/^replay: //')
+check "the replay command reproduces the failure" 1 $line --timeline "$work/fail.html"
 contains "the replay command reproduces the failure" "FAIL smac-stress"
 grep -q 'invariant failed' "$work/fail.html" || { echo "FAIL the failing timeline does not mark the invariant"; failures=$((failures + 1)); }
 

@@ -17,7 +17,7 @@ enum class SimFigure {
 std::unique_ptr<Runner> MakeSimRunner(SimFigure figure);
 
 // The same three figures for a built-in scenario of netlayer-sim (issue 6), seeds 1, 2, ... run
-// back to back (built when netlayer_builtin_scenarios exists).
+// back to back (built when netlayer_scenarios exists).
 std::unique_ptr<Runner> MakeScenarioRunner(const std::string& scenario, SimFigure figure);
 
 }  // namespace netlayer::bench

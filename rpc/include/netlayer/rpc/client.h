@@ -152,7 +152,11 @@ class Client : public std::enable_shared_from_this<Client> {
   size_t pending_calls() const;
   // Why the last connection ended or the last connect failed (OK if none did).
   absl::Status last_error() const;
-  // Closes the connection and stops reconnecting; waiting calls fail kCancelled. Idempotent.
+  // Closes the connection and stops reconnecting; waiting calls fail kCancelled (their callbacks
+  // run inside Close). Idempotent. No on_disconnected for it, and no callback starts after Close
+  // returns; Close does not wait for a callback already running on another thread (a threaded
+  // backend's delivery thread). Callbacks get no Client argument: capture your own state that
+  // holds the client (docs/SCENARIOS.md).
   void Close();
   // A snapshot of the counters (stats.h).
   ClientStats stats() const;

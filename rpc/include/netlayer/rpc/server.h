@@ -20,6 +20,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -211,9 +212,19 @@ class Server : public std::enable_shared_from_this<Server> {
   std::vector<std::shared_ptr<Session>> Sessions() const;
   // Connections Serve refused because of max_sessions / max_sessions_per_host.
   uint64_t refused_connections() const;
-  // Pushes to every ready session; returns how many accepted the message.
-  size_t PushToAll(std::string_view method, std::string_view payload);
-  // Closes every session (no on_session_closed callbacks).
+  // What PushToAll did: how many sessions accepted the push, and each session it failed for
+  // with why (FailedPrecondition: not ready yet or closing; else the connection's Write error).
+  struct PushResult {
+    size_t delivered = 0;
+    std::vector<std::pair<uint64_t, absl::Status>> failed;  // (Session::id(), why), by id
+  };
+  // Pushes to every open session (Sessions(), in order). A session that is not ready yet counts
+  // as failed: a client connecting concurrently may miss the push and should catch up once
+  // ready (docs/SCENARIOS.md, "Catch up after reconnect").
+  PushResult PushToAll(std::string_view method, std::string_view payload);
+  // Closes every session (no on_session_closed callbacks). Does not wait for handlers running
+  // on other threads (nor does the destructor); their Responders then return
+  // FailedPrecondition, and the client has already seen the connection close.
   void Close();
 
   // Graceful shutdown. At once: Serve refuses new connections (close the Listener too, so the

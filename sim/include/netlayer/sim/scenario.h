@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,9 @@ struct ScenarioOptions {
   size_t trace_capacity = 4096;
   // Trace events shown in a failure report.
   size_t report_events = 25;
+  // The command that replays a run, as the user would type it (ScenarioResult::ReplayCommand):
+  // the scenario tool's argv[0] when it runs through netlayer::sim::Main.
+  std::string program = "netlayer-sim";
 };
 
 class ScenarioContext;
@@ -122,6 +126,7 @@ class ScenarioContext {
 
 struct ScenarioResult {
   std::string scenario;
+  std::string program = "netlayer-sim";  // from ScenarioOptions::program
   uint64_t seed = 0;
   std::string planted_bug;
   bool passed = false;
@@ -137,12 +142,34 @@ struct ScenarioResult {
   std::string profile;
   std::vector<TraceEvent> last_events;  // on failure
 
-  // "netlayer-sim run rpc-faults --seed 17" (with --plant when a bug was planted).
+  // "<program> run rpc-faults --seed 17" (with --plant when a bug was planted).
   std::string ReplayCommand() const;
   // One line: "PASS rpc-faults seed=17 hash=... events=... simulated=20.5s".
   std::string Summary() const;
-  // Summary, and on failure the invariant, time, detail, last events and the replay command.
+  // Summary, and on failure the invariant, time, detail and last events (no replay line).
+  std::string Details() const;
+  // Details, and on failure the replay command.
   std::string Report() const;
+};
+
+// A fingerprint of many runs (a sweep, a test over seeds), independent of the order the runs
+// finished in: the sum of a mix of each (seed, trace hash). Shards of a sweep combine by Add.
+class CombinedHash {
+ public:
+  CombinedHash() = default;
+  // A combined hash read back from its value (a shard's result file).
+  static CombinedHash FromValue(uint64_t value) {
+    CombinedHash h;
+    h.value_ = value;
+    return h;
+  }
+  void Add(uint64_t seed, uint64_t trace_hash);
+  void Add(const CombinedHash& other) { value_ += other.value_; }
+  uint64_t value() const { return value_; }
+  std::string Hex() const;
+
+ private:
+  uint64_t value_ = 0;
 };
 
 // Runs `scenario` (registered as `name`) once with options.seed. The scenario is destroyed
@@ -176,10 +203,15 @@ struct SeedRange {
   uint64_t last = 1;
   uint64_t size() const { return last - first + 1; }
 };
+// The k-th (1-based) of n disjoint, contiguous slices that cover `range` in order; a slice is
+// empty (nullopt) when n exceeds the range's size. REQUIRES: 1 <= k <= n <= 10^6, and a range
+// of at most 10^9 seeds (as ParseSeedRange allows).
+std::optional<SeedRange> ShardOf(SeedRange range, uint64_t k, uint64_t n);
 // "17" or "1..500"; InvalidArgument otherwise (also for last < first, or more than 10^9 seeds).
 absl::StatusOr<SeedRange> ParseSeedRange(std::string_view text);
-// The seeds a test runs: NETLAYER_SEED=n (one seed) or NETLAYER_SEEDS=a..b from the environment,
-// else `fallback`. InvalidArgument for a malformed variable.
+// The seeds a test runs. Precedence: NETLAYER_SEED=n (one seed) wins over NETLAYER_SEEDS=a..b,
+// which wins over `fallback`; an empty variable counts as unset. InvalidArgument for a malformed
+// variable.
 absl::StatusOr<SeedRange> SeedsFromEnvironment(SeedRange fallback);
 
 }  // namespace netlayer::sim

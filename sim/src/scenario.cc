@@ -57,7 +57,7 @@ void ScenarioContext::Dispatch(const TraceEvent& event) {
 }
 
 std::string ScenarioResult::ReplayCommand() const {
-  std::string command = absl::StrCat("netlayer-sim run ", scenario, " --seed ", seed);
+  std::string command = absl::StrCat(program, " run ", scenario, " --seed ", seed);
   if (!planted_bug.empty()) absl::StrAppend(&command, " --plant ", planted_bug);
   return command;
 }
@@ -69,14 +69,40 @@ std::string ScenarioResult::Summary() const {
 }
 
 std::string ScenarioResult::Report() const {
+  std::string out = Details();
+  if (!passed) absl::StrAppend(&out, "\n  replay:    ", ReplayCommand());
+  return out;
+}
+
+std::string ScenarioResult::Details() const {
   std::string out = Summary();
   if (passed) return out;
   absl::StrAppend(&out, "\n  invariant: ", invariant,
                   "\n  at:        t=", absl::FormatDuration(failed_at), "\n  detail:    ", detail,
                   "\n  profile:   ", profile, "\n  last trace events:");
   for (const TraceEvent& e : last_events) absl::StrAppend(&out, "\n    ", e.HumanLine());
-  absl::StrAppend(&out, "\n  replay:    ", ReplayCommand());
   return out;
+}
+
+void CombinedHash::Add(uint64_t seed, uint64_t trace_hash) {
+  // splitmix64's finaliser over (seed, hash): a sum of well-mixed terms does not cancel by
+  // accident, and addition makes the result independent of completion order.
+  uint64_t z = trace_hash ^ (seed * 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  value_ += z ^ (z >> 31);
+}
+
+std::string CombinedHash::Hex() const { return absl::StrFormat("%016x", value_); }
+
+std::optional<SeedRange> ShardOf(SeedRange range, uint64_t k, uint64_t n) {
+  NETLAYER_ASSERT(n >= 1 && k >= 1 && k <= n && n <= 1'000'000,
+                  "a shard is k/n with 1 <= k <= n <= 10^6");
+  const uint64_t size = range.size();  // <= 10^9 (ParseSeedRange), n <= 10^6: no overflow
+  const uint64_t begin = (k - 1) * size / n;
+  const uint64_t end = k * size / n;
+  if (begin == end) return std::nullopt;
+  return SeedRange{range.first + begin, range.first + end - 1};
 }
 
 ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owned,
@@ -120,6 +146,7 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   result.scenario = std::string(name);
   result.seed = options.seed;
   result.planted_bug = options.planted_bug;
+  result.program = options.program;
   result.passed = !ctx.failed();
   result.profile = world.profile().ToString();
   if (ctx.failed()) {

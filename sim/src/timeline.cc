@@ -1,11 +1,12 @@
-#include "timeline.h"
+#include "netlayer/sim/timeline.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
-namespace netlayer::tools {
+namespace netlayer::sim {
 namespace {
 
 // The page: data is injected as JSON in place of __DATA__; everything else is static.
@@ -37,11 +38,11 @@ const colors = {world:'#555',host:'#000',timer:'#bbb',listen:'#6a3d9a',connect:'
   fault:'#fb9a99',app:'#0050d0'};
 const r = D.result;
 document.getElementById('title').innerHTML = (r.passed ? '<span class="pass">PASS</span> ' :
-  '<span class="fail">FAIL</span> ') + r.scenario + ' seed ' + r.seed;
+  '<span class="fail">FAIL</span> ') + r.title;
 document.getElementById('meta').textContent = 'trace hash ' + r.hash + ' | ' + r.trace_events +
   ' trace events | simulated ' + r.simulated + (r.passed ? '' : ' | invariant: ' + r.invariant +
   ' at ' + r.failed_at + ': ' + r.detail) + (D.truncated ? ' | (timeline shows the first ' +
-  D.events.length + ' events)' : '') + ' | replay: ' + r.replay;
+  D.events.length + ' events)' : '') + (r.replay ? ' | replay: ' + r.replay : '');
 document.getElementById('legend').innerHTML = Object.keys(colors).map(k =>
   '<span><i style="background:' + colors[k] + '"></i>' + k + '</span>').join('') +
   '<span><b style="background:#fb6a4a"></b>partitioned</span><span><b style="background:#fec44f">' +
@@ -138,27 +139,29 @@ document.getElementById('events').innerHTML = shown.map(e => '<tr class="' + e.k
 
 }  // namespace
 
-std::string RenderTimeline(const sim::ScenarioResult& result,
-                           const std::vector<sim::TraceEvent>& events, bool truncated) {
+std::string RenderTimeline(const std::vector<TraceEvent>& events, const TimelineHeader& header,
+                           bool truncated) {
   nlohmann::json data;
   nlohmann::json r;
-  r["scenario"] = result.scenario;
-  r["seed"] = result.seed;
-  r["passed"] = result.passed;
-  r["invariant"] = result.invariant;
-  r["detail"] = result.detail;
-  r["failed_at"] = absl::FormatDuration(result.failed_at);
-  r["failed_ns"] = absl::ToInt64Nanoseconds(result.failed_at);
-  r["hash"] = absl::StrCat(absl::Hex(result.trace_hash, absl::kZeroPad16));
-  r["trace_events"] = result.trace_events;
-  r["simulated"] = absl::FormatDuration(result.simulated);
-  r["replay"] = result.ReplayCommand();
+  r["title"] = header.title;
+  r["passed"] = header.passed;
+  r["invariant"] = header.invariant;
+  r["detail"] = header.detail;
+  r["failed_at"] = absl::FormatDuration(header.failed_at);
+  r["failed_ns"] = absl::ToInt64Nanoseconds(header.failed_at);
+  r["hash"] = absl::StrCat(absl::Hex(header.trace_hash, absl::kZeroPad16));
+  r["trace_events"] = header.trace_events != 0 ? header.trace_events : events.size();
+  const absl::Duration simulated = header.simulated != absl::ZeroDuration() || events.empty()
+                                       ? header.simulated
+                                       : events.back().time;
+  r["simulated"] = absl::FormatDuration(simulated);
+  r["replay"] = header.replay;
   data["result"] = r;
   data["truncated"] = truncated;
   std::vector<std::string> hosts;
   nlohmann::json list = nlohmann::json::array();
   for (size_t i = 0; i < events.size(); ++i) {
-    const sim::TraceEvent& e = events[i];
+    const TraceEvent& e = events[i];
     if (e.host != "-" && std::find(hosts.begin(), hosts.end(), e.host) == hosts.end()) {
       hosts.push_back(e.host);
     }
@@ -167,7 +170,7 @@ std::string RenderTimeline(const sim::ScenarioResult& result,
     j["seq"] = e.seq;
     j["t"] = absl::ToInt64Nanoseconds(e.time);
     j["host"] = e.host;
-    j["kind"] = sim::TraceKindName(e.kind);
+    j["kind"] = TraceKindName(e.kind);
     j["detail"] = e.detail;
     list.push_back(std::move(j));
   }
@@ -178,4 +181,28 @@ std::string RenderTimeline(const sim::ScenarioResult& result,
   return absl::StrReplaceAll(kPage, {{"__DATA__", json}});
 }
 
-}  // namespace netlayer::tools
+std::string RenderTimeline(const ScenarioResult& result, const std::vector<TraceEvent>& events,
+                           bool truncated) {
+  TimelineHeader header;
+  header.title = absl::StrCat(result.scenario, " seed ", result.seed);
+  header.passed = result.passed;
+  header.invariant = result.invariant;
+  header.detail = result.detail;
+  header.failed_at = result.failed_at;
+  header.trace_hash = result.trace_hash;
+  header.trace_events = result.trace_events;
+  header.simulated = result.simulated;
+  header.replay = result.ReplayCommand();
+  std::string html = RenderTimeline(events, header, truncated);
+  return html;
+}
+
+std::string RenderTimeline(const Trace& trace, std::string title) {
+  TimelineHeader header;
+  header.title = std::move(title);
+  header.trace_hash = trace.hash();
+  header.trace_events = trace.count();
+  return RenderTimeline(trace.Recent(), header, trace.count() > trace.capacity());
+}
+
+}  // namespace netlayer::sim
