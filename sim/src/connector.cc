@@ -172,7 +172,8 @@ void Connector::SynArrive(const std::shared_ptr<PendingConnect>& pc, uint64_t tr
   auto it = server.listeners.find(pc->target_address.port());
   if (it == server.listeners.end()) {
     if (net.Blocked(to, from)) return SynLost(pc, try_no, "partition on the way back");
-    w_.loop.Schedule(now + net.Latency(), kNoHost, false, [this, pc, try_no]() {
+    // Owned by the client: a frozen client learns it when it resumes.
+    w_.loop.Schedule(now + net.Latency(), pc->host, false, [this, pc, try_no]() {
       AttemptFailed(pc, try_no,
                     absl::UnavailableError(absl::StrCat(
                         "connect to ", pc->target_address.ToString(), ": connection refused")));
@@ -196,7 +197,23 @@ void Connector::SynArrive(const std::shared_ptr<PendingConnect>& pc, uint64_t tr
                                listener->address().ToString(), " (connect#", pc->id, ")"),
                   *link);
   const absl::Time back = std::max(now + net.Latency(), net.ClogEnd(to, from));
-  w_.loop.Schedule(back, kNoHost, false, [this, pc, try_no]() { Established(pc, try_no); });
+  w_.loop.Schedule(back, pc->host, false, [this, pc, try_no]() { Established(pc, try_no); });
+  // A flapping server (scripted for the host, or drawn for this connection).
+  Flap flap = server.flap;
+  if (flap.kind == Flap::Kind::kOff) flap = w_.decider.FlapOnAccept();
+  if (flap.kind == Flap::Kind::kAtOnce) {
+    w_.RecordStream(to, TraceKind::kFault,
+                    absl::StrCat("flapping server closes conn#", link->id, " at once"), *link);
+    link->end[1]->Close();
+    return;
+  }
+  if (flap.kind != Flap::Kind::kOff) {
+    link->end[1]->flap.plan = flap;
+    w_.RecordStream(to, TraceKind::kFault,
+                    absl::StrCat("flapping server will drop conn#", link->id, " after ", flap.count,
+                                 flap.kind == Flap::Kind::kAfterBytes ? " bytes" : " round trips"),
+                    *link);
+  }
   w_.listeners.Arrive(*listener, link->end[1]);
 }
 

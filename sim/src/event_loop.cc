@@ -10,11 +10,13 @@
 namespace netlayer::sim {
 
 uint64_t EventLoop::Schedule(absl::Time when, HostId host, bool timer,
-                             absl::AnyInvocable<void() &&> fn) {
+                             absl::AnyInvocable<void() &&> fn,
+                             std::optional<absl::Time> local_when) {
   if (destroying) return 0;  // the world is going away: `fn` never runs (0 is no event's id)
   if (when < now) when = now;
   const uint64_t incarnation = w_.ValidHost(host) ? w_.hosts[host.value].incarnation : 0;
-  absl::StatusOr<TimerId> id = events.Add(when, Event{host, timer, incarnation, std::move(fn)});
+  absl::StatusOr<TimerId> id =
+      events.Add(when, Event{host, timer, incarnation, std::move(fn), local_when});
   if (!id.ok()) {
     Halt(absl::ResourceExhaustedError(absl::StrCat("sim: ", id.status().message())));
     return 0;  // the world has halted: `fn` never runs
@@ -46,16 +48,25 @@ void EventLoop::RunOne() {
   // Schedule clamps to now and RunUntil moves time only up to the next event: an event is never
   // due before now.
   NETLAYER_ASSERT(due->when >= now, "an event is never due in the past");
-  Event& event = due->value;
   AdvanceTo(due->when);
   ++events_run;
-  // The owner crashed since this was scheduled: the process that wanted it is gone.
-  if (w_.ValidHost(event.host) && event.incarnation != w_.hosts[event.host.value].incarnation) {
-    return;
+  Run(due->id, std::move(due->value));
+}
+
+void EventLoop::Run(uint64_t id, Event event) {
+  if (w_.ValidHost(event.host)) {
+    Host& owner = w_.hosts[event.host.value];
+    // The owner crashed since this was scheduled: the process that wanted it is gone.
+    if (event.incarnation != owner.incarnation) return;
+    // The owner's process is stopped: the event waits for it to resume.
+    if (owner.frozen) {
+      owner.held.push_back(Host::Held{id, std::move(event)});
+      return;
+    }
   }
   if (event.timer) {
     if (w_.options.trace_timers) {
-      w_.Record(event.host, TraceKind::kTimer, absl::StrCat("timer#", due->id, " fired"));
+      w_.Record(event.host, TraceKind::kTimer, absl::StrCat("timer#", id, " fired"));
     }
   }
   CallbackScope scope(*this);

@@ -2,13 +2,15 @@
 //
 // Events run in (virtual time, sequence number) order; time jumps to the next event and never
 // goes backwards (asserted). An event has an owner: the world (kNoHost) or a host. A host's
-// event is dropped if the host crashed after it was scheduled (its incarnation changed).
+// event is dropped if the host crashed after it was scheduled (its incarnation changed), and
+// held back while the host is frozen (Host::held), to run in order when it resumes.
 //
 // Thread rules: the world's single thread.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -25,6 +27,9 @@ class EventLoop {
     bool timer = false;  // an Env timer: traced when it fires, cancelled when its host crashes
     uint64_t incarnation = 0;  // the owner's incarnation when scheduled
     absl::AnyInvocable<void() &&> fn;
+    // An Env timer of a host with a skewed clock: the host-clock time it is for (a clock step
+    // moves the event to the new world time of it).
+    std::optional<absl::Time> local_when;
   };
 
   explicit EventLoop(World::Impl& w) : w_(w) {}
@@ -33,10 +38,14 @@ class EventLoop {
 
   // Schedules `fn` at `when` (clamped to now) owned by `host`. Returns the event's id, or 0
   // (no event's id) if the world is being destroyed or has halted on a full queue.
-  uint64_t Schedule(absl::Time when, HostId host, bool timer, absl::AnyInvocable<void() &&> fn);
+  uint64_t Schedule(absl::Time when, HostId host, bool timer, absl::AnyInvocable<void() &&> fn,
+                    std::optional<absl::Time> local_when = std::nullopt);
   bool Cancel(uint64_t id);
   // Runs the next event. REQUIRES: an event is pending (asserted).
   void RunOne();
+  // Runs `event` (popped as `id`) now: dropped if its owner crashed since, held if its owner is
+  // frozen, else traced (a timer) and run in a CallbackScope.
+  void Run(uint64_t id, Event event);
   bool RunUntil(const std::function<bool()>& pred, absl::Time deadline);
   // The world halts with `why` (the first reason stays); traced and logged.
   void Halt(absl::Status why);

@@ -28,7 +28,17 @@ absl::Duration ExpDuration(Generator& gen, absl::Duration mean);
 
 // One random fault of the fault process.
 struct FaultPick {
-  enum class Kind { kNone, kClog, kPartition, kReset, kCrash };
+  enum class Kind {
+    kNone,
+    kClog,
+    kPartition,
+    kReset,
+    kCrash,
+    kStallConnection,  // one end of a live stream stops reading
+    kStallHost,        // every connection of a host stops reading
+    kFreeze,           // a freezable host stops
+    kClockStep         // a skewable host's clock jumps forward
+  };
   Kind kind = Kind::kNone;
   // kClog: from -> to for `duration`.
   HostId from, to;
@@ -38,8 +48,11 @@ struct FaultPick {
   absl::Duration duration;
   // kReset: the index of the stream in id order among the live ones.
   size_t link_index = 0;
-  // kCrash: the host.
+  // kCrash, kStallHost, kFreeze, kClockStep: the host. kStallConnection: the stream's `side`.
   HostId host;
+  int side = 0;
+  // kStallConnection, kStallHost, kFreeze (InfiniteDuration: until the liveness phase),
+  // kClockStep (the step) use `duration` too.
 };
 
 class FaultDecider {
@@ -55,8 +68,18 @@ class FaultDecider {
   // The delay to the next random fault; nullopt if the fault process is off.
   std::optional<absl::Duration> NextFaultDelay();
   // Which fault, on what. `hosts`: how many hosts; `links`: live streams; `crashable`: hosts
-  // that are up and may crash.
-  FaultPick PickFault(size_t hosts, size_t links, const std::vector<HostId>& crashable);
+  // that are up and may crash; `freezable`: up, not frozen, may freeze; `skewable`: hosts whose
+  // clock may be skewed.
+  FaultPick PickFault(size_t hosts, size_t links, const std::vector<HostId>& crashable,
+                      const std::vector<HostId>& freezable, const std::vector<HostId>& skewable);
+  // How a listener treats the connection it just accepted (flap_probability).
+  Flap FlapOnAccept();
+  // A skewable host's clock: its offset (>= 0, so no host clock starts behind) and drift.
+  struct ClockPlan {
+    absl::Duration offset;
+    double drift_ppm = 0;
+  };
+  std::optional<ClockPlan> HostClock();
   // How long a randomly crashed host stays down.
   absl::Duration DownTime();
 

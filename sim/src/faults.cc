@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <iterator>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "connector.h"
 #include "listener.h"
+#include "netlayer/core/assert.h"
 #include "network.h"
 #include "sim_connection.h"
 #include "world_impl.h"
@@ -51,6 +53,16 @@ void Faults::Crash(HostId h, const char* how) {
   hh.up = false;
   ++hh.incarnation;
   w_.Record(h, TraceKind::kHost, absl::StrCat(how, " crash"));
+  // A stopped process can be killed too: what it held dies with it; the next one runs and reads.
+  hh.frozen = false;
+  hh.thaw_scheduled = false;
+  ++hh.freeze_generation;
+  hh.not_reading = false;
+  ++hh.stall_generation;
+  {
+    std::deque<Host::Held> doomed = std::move(hh.held);
+    hh.held.clear();
+  }
   // Timers of the dead process.
   w_.loop.events.CancelIf(
       [h](const EventLoop::Event& event) { return event.timer && event.host == h; });
@@ -133,7 +145,166 @@ void Faults::Stop() {
   w_.Record(kNoHost, TraceKind::kWorld, "liveness phase: random faults stopped");
   HealAll("liveness");
   for (uint32_t i = 0; i < w_.hosts.size(); ++i) {
-    if (!w_.hosts[i].up) Restart(HostId{i}, "liveness");
+    Host& h = w_.hosts[i];
+    if (!h.up) Restart(HostId{i}, "liveness");
+    if (h.frozen && !h.thaw_scheduled) Resume(HostId{i}, "liveness");
+    if (h.not_reading) ResumeReading(HostId{i}, "liveness");
+    if (h.flap.kind != Flap::Kind::kOff) {
+      h.flap = Flap{};
+      w_.Record(HostId{i}, TraceKind::kFault, "liveness: flapping stopped");
+    }
+  }
+  for (const auto& weak : w_.net.all_connections) {
+    if (std::shared_ptr<SimConnection> c = weak.lock(); c != nullptr && c->not_reading) {
+      ResumeReading(*c, "liveness");
+    }
+  }
+}
+
+void Faults::Freeze(HostId h, absl::Duration d, const char* how) {
+  Host& hh = w_.host(h);
+  NETLAYER_ASSERT(hh.up && !hh.frozen, "Freeze: the host is up and running");
+  hh.frozen = true;
+  hh.thaw_scheduled = false;
+  const uint64_t generation = ++hh.freeze_generation;
+  w_.Record(h, TraceKind::kFault,
+            d == absl::InfiniteDuration()
+                ? absl::StrCat(how, " freeze")
+                : absl::StrCat(how, " freeze for ", absl::FormatDuration(d)));
+  if (d != absl::InfiniteDuration()) {
+    w_.loop.Schedule(w_.loop.now + d, kNoHost, false, [this, h, generation, how]() {
+      Host& hh = w_.host(h);
+      if (hh.frozen && !hh.thaw_scheduled && hh.freeze_generation == generation) Resume(h, how);
+    });
+  }
+}
+
+void Faults::Resume(HostId h, const char* how) {
+  Host& hh = w_.host(h);
+  NETLAYER_ASSERT(hh.frozen && !hh.thaw_scheduled, "Resume: the host is frozen");
+  hh.thaw_scheduled = true;
+  const uint64_t generation = ++hh.freeze_generation;
+  w_.Record(h, TraceKind::kFault, absl::StrCat(how, " resume (", hh.held.size(), " events held)"));
+  // The host stays frozen until the thaw event runs, so what it held runs before anything of
+  // it scheduled later.
+  w_.loop.Schedule(w_.loop.now, kNoHost, false, [this, h, generation]() { Thaw(h, generation); });
+}
+
+void Faults::Thaw(HostId h, uint64_t generation) {
+  Host& hh = w_.host(h);
+  if (!hh.frozen || hh.freeze_generation != generation) return;
+  hh.frozen = false;
+  hh.thaw_scheduled = false;
+  std::deque<Host::Held> held = std::move(hh.held);
+  hh.held.clear();
+  while (!held.empty()) {
+    Host::Held next = std::move(held.front());
+    held.pop_front();
+    if (hh.frozen) {
+      // An event it ran froze it again: the rest waits once more, in order.
+      hh.held.push_back(std::move(next));
+      continue;
+    }
+    w_.loop.Run(next.id, std::move(next.event));
+  }
+  w_.net.Release();
+}
+
+void Faults::StopReading(HostId h, absl::Duration d, const char* how) {
+  Host& hh = w_.host(h);
+  hh.not_reading = true;
+  const uint64_t generation = ++hh.stall_generation;
+  w_.Record(h, TraceKind::kFault,
+            d == absl::InfiniteDuration()
+                ? absl::StrCat(how, " stop reading (host)")
+                : absl::StrCat(how, " stop reading (host) for ", absl::FormatDuration(d)));
+  if (d != absl::InfiniteDuration()) {
+    w_.loop.Schedule(w_.loop.now + d, kNoHost, false, [this, h, generation, how]() {
+      if (w_.host(h).stall_generation == generation) ResumeReading(h, how);
+    });
+  }
+}
+
+void Faults::ResumeReading(HostId h, const char* how) {
+  Host& hh = w_.host(h);
+  hh.not_reading = false;
+  ++hh.stall_generation;
+  w_.Record(h, TraceKind::kFault, absl::StrCat(how, " read again (host)"));
+  w_.net.Release();
+}
+
+void Faults::StopReading(SimConnection& c, absl::Duration d, const char* how) {
+  c.not_reading = true;
+  const uint64_t generation = ++c.stall_generation;
+  w_.Record(c.host(), TraceKind::kFault,
+            d == absl::InfiniteDuration() ? absl::StrCat(how, " stop reading conn#", c.stream_id())
+                                          : absl::StrCat(how, " stop reading conn#", c.stream_id(),
+                                                         " for ", absl::FormatDuration(d)));
+  if (d != absl::InfiniteDuration()) {
+    std::weak_ptr<SimConnection> weak = c.weak_from_this();
+    w_.loop.Schedule(w_.loop.now + d, kNoHost, false, [this, weak, generation, how]() {
+      std::shared_ptr<SimConnection> c = weak.lock();
+      if (c != nullptr && c->stall_generation == generation) ResumeReading(*c, how);
+    });
+  }
+}
+
+void Faults::ResumeReading(SimConnection& c, const char* how) {
+  c.not_reading = false;
+  ++c.stall_generation;
+  w_.Record(c.host(), TraceKind::kFault, absl::StrCat(how, " read again conn#", c.stream_id()));
+  w_.net.Release();
+}
+
+absl::Status Faults::SetClock(HostId h, absl::Duration offset, int64_t drift_ppb, const char* how) {
+  HostClock& clock = w_.host(h).clock;
+  const absl::Time now = w_.loop.now;
+  const absl::Time local_now = clock.Local(now);
+  if (now + offset < local_now) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sim: the clock of '", w_.Label(h), "' would go back by ",
+        absl::FormatDuration(local_now - (now + offset)), " (host clocks never go backwards)"));
+  }
+  clock.anchor_world = now;
+  clock.anchor_local = now + offset;
+  clock.drift_ppb = drift_ppb;
+  clock.skewed = true;
+  w_.Record(h, TraceKind::kFault,
+            absl::StrCat(how, " clock offset ", absl::FormatDuration(offset), " drift ", drift_ppb,
+                         "ppb"));
+  RemapTimers(h);
+  return absl::OkStatus();
+}
+
+void Faults::StepClock(HostId h, absl::Duration d, const char* how) {
+  HostClock& clock = w_.host(h).clock;
+  const absl::Time now = w_.loop.now;
+  clock.anchor_local = clock.Local(now) + d;
+  clock.anchor_world = now;
+  clock.skewed = true;
+  w_.Record(h, TraceKind::kFault, absl::StrCat(how, " clock step +", absl::FormatDuration(d)));
+  RemapTimers(h);
+}
+
+void Faults::SkewFromProfile(HostId h) {
+  const std::optional<FaultDecider::ClockPlan> plan = w_.decider.HostClock();
+  if (!plan.has_value()) return;
+  const int64_t ppb = static_cast<int64_t>(plan->drift_ppm * 1000);
+  // An offset >= 0 never moves a clock that has not been skewed back: this cannot fail.
+  absl::Status s = SetClock(h, plan->offset, ppb, "random");
+  (void)s;
+}
+
+void Faults::RemapTimers(HostId h) {
+  EventLoop& loop = w_.loop;
+  const HostClock& clock = w_.host(h).clock;
+  const std::vector<TimerId> ids =
+      loop.events.IdsIf([h](const EventLoop::Event& e) { return e.host == h && e.timer; });
+  for (TimerId id : ids) {
+    const EventLoop::Event* e = loop.events.Find(id);
+    // A timer set while the clock was not skewed stays at its world time.
+    if (e == nullptr || !e->local_when.has_value()) continue;
+    loop.events.Reschedule(id, std::max(loop.now, clock.WorldTime(*e->local_when)));
   }
 }
 
@@ -148,13 +319,32 @@ void Faults::ScheduleNext() {
 }
 
 void Faults::RandomFault() {
-  std::vector<HostId> crashable;
+  std::vector<HostId> crashable, freezable, skewable;
   for (uint32_t i = 0; i < w_.hosts.size(); ++i) {
-    if (w_.hosts[i].up && w_.hosts[i].crashable) crashable.push_back(HostId{i});
+    const Host& h = w_.hosts[i];
+    if (h.up && h.crashable) crashable.push_back(HostId{i});
+    if (h.up && h.freezable && !h.frozen) freezable.push_back(HostId{i});
+    if (h.skewable) skewable.push_back(HostId{i});
   }
-  const FaultPick pick = w_.decider.PickFault(w_.hosts.size(), w_.net.links.size(), crashable);
+  const FaultPick pick =
+      w_.decider.PickFault(w_.hosts.size(), w_.net.links.size(), crashable, freezable, skewable);
   switch (pick.kind) {
     case FaultPick::Kind::kNone:
+      return;
+    case FaultPick::Kind::kStallConnection: {
+      auto it = w_.net.links.begin();
+      std::advance(it, static_cast<std::ptrdiff_t>(pick.link_index));
+      StopReading(*it->second->end[pick.side], pick.duration, "random");
+      return;
+    }
+    case FaultPick::Kind::kStallHost:
+      StopReading(pick.host, pick.duration, "random");
+      return;
+    case FaultPick::Kind::kFreeze:
+      Freeze(pick.host, pick.duration, "random");
+      return;
+    case FaultPick::Kind::kClockStep:
+      StepClock(pick.host, pick.duration, "random");
       return;
     case FaultPick::Kind::kClog:
       Clog(pick.from, pick.to, pick.duration, "random");

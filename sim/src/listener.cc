@@ -49,6 +49,13 @@ void Listeners::Close(SimListener& l, const char* why) {
 
 void Listeners::Arrive(SimListener& l, const std::shared_ptr<SimConnection>& end) {
   if (l.callback()) {
+    if (w_.host(l.host()).frozen) {
+      // The kernel accepted it; the stopped process hears of it when it resumes.
+      w_.loop.Schedule(w_.loop.now, l.host(), false, [keep = l.shared_from_this(), end]() {
+        if (keep->IsOpen()) keep->callback()(end);
+      });
+      return;
+    }
     l.callback()(end);
   } else {
     l.queue().push_back(end);

@@ -157,6 +157,23 @@ size_t Network::Transmit(Link& link, int side, absl::Span<const std::string_view
   w_.RecordStream(link.host[side], TraceKind::kSend,
                   absl::StrCat(Stream(link, side), " ", n, " bytes"), link, n);
   ScheduleDelivery(link, side, arrive);
+  SimConnection::FlapState& flap = link.end[side]->flap;
+  if (flap.plan.kind == Flap::Kind::kAfterRoundTrips && flap.got_input && !flap.dropped) {
+    flap.got_input = false;
+    if (++flap.answers >= flap.plan.count) {
+      // The answer reaches the client first; then the server drops the connection.
+      flap.dropped = true;
+      std::shared_ptr<Link> keep = links.at(link.id);
+      w_.loop.Schedule(arrive, kNoHost, false, [this, keep, side]() {
+        if (keep->dead) return;
+        w_.RecordStream(keep->host[side], TraceKind::kFault,
+                        absl::StrCat("flapping server drops conn#", keep->id, " after ",
+                                     keep->end[side]->flap.answers, " round trips"),
+                        *keep);
+        ResetLink(*keep, "connection reset by peer (flapping server)");
+      });
+    }
+  }
   return n;
 }
 
@@ -183,6 +200,11 @@ void Network::Pump(const std::shared_ptr<Link>& link, int side) {
   Pipe& p = link->pipe[side];
   p.pump_scheduled = false;
   if (link->dead || p.fin) return;
+  if (w_.host(link->host[side]).frozen) {
+    // The sending process is stopped: it moves nothing from its output queue.
+    p.pump_held = true;
+    return;
+  }
   SimConnection& tx = *link->end[side];
   ConnectionState& state = tx.state();
   if (p.bytes >= w_.options.profile.send_buffer_bytes) {
@@ -217,6 +239,27 @@ void Network::ScheduleDelivery(Link& link, int side, absl::Time at) {
   p.wait = Pipe::Wait::kScheduled;
   std::shared_ptr<Link> keep = links.at(link.id);
   w_.loop.Schedule(at, kNoHost, false, [this, keep, side]() { Deliver(keep, side); });
+}
+
+bool Network::Reading(const SimConnection& rx) const {
+  const Host& h = w_.hosts[rx.host().value];
+  return !h.frozen && !h.not_reading && !rx.not_reading;
+}
+
+void Network::Release() {
+  for (auto& [id, link] : links) {
+    for (int side = 0; side < 2; ++side) {
+      Pipe& p = link->pipe[side];
+      if (p.wait == Pipe::Wait::kHeld && Reading(*link->end[1 - side])) {
+        p.wait = Pipe::Wait::kNone;
+        ScheduleDelivery(*link, side, w_.loop.now);
+      }
+      if (p.pump_held && !w_.host(link->host[side]).frozen) {
+        p.pump_held = false;
+        SchedulePump(*link, side);
+      }
+    }
+  }
 }
 
 void Network::ScheduleKick(absl::Time at) {
@@ -257,6 +300,11 @@ void Network::Deliver(const std::shared_ptr<Link>& link, int side) {
   }
   std::shared_ptr<SimConnection> rx = link->end[1 - side];
   ConnectionState& state = rx->state();
+  if (!Reading(*rx) && (!p.segments.empty() || p.fin)) {
+    // The kernel keeps the bytes (they count against the send buffer); nobody reads them.
+    p.wait = Pipe::Wait::kHeld;
+    return;
+  }
   if (p.segments.empty()) {
     if (!p.fin) return;
     if (p.fin_at > now) {
@@ -321,8 +369,20 @@ void Network::Deliver(const std::shared_ptr<Link>& link, int side) {
     w_.RecordStream(to, TraceKind::kDeliver, absl::StrCat(Stream(*link, side), " ", n, " bytes"),
                     *link, n);
     if (PromiseChecker* checker = rx->checker()) checker->OnReceived(rx->side(), n);
+    SimConnection::FlapState& flap = rx->flap;
+    flap.received += n;
+    flap.got_input = true;
     NoLock lock;
     ReceiveInput(lock, state, *rx, data);
+    if (flap.plan.kind == Flap::Kind::kAfterBytes && !flap.dropped && !link->dead &&
+        flap.received >= flap.plan.count) {
+      flap.dropped = true;
+      w_.RecordStream(
+          to, TraceKind::kFault,
+          absl::StrCat("flapping server drops conn#", link->id, " after ", flap.received, " bytes"),
+          *link);
+      ResetLink(*link, "connection reset by peer (flapping server)");
+    }
   }
   if (p.sender_waiting && !link->dead) {
     p.sender_waiting = false;

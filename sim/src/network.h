@@ -46,6 +46,7 @@ struct Pipe {
     kScheduled,    // a delivery event is queued
     kStalled,      // blocked by a partition or clog; a heal or unclog kicks it
     kReadBlocked,  // the receiver does not want input (its pending input is at its bound)
+    kHeld,         // the receiver is frozen or not reading; Network::Release resumes it
   };
   std::deque<Segment> segments;
   size_t bytes = 0;  // unread bytes in segments
@@ -55,6 +56,7 @@ struct Pipe {
   Wait wait = Wait::kNone;
   bool sender_waiting = false;  // the sender has output but this pipe was full
   bool pump_scheduled = false;  // a pump (send) event for the sending end is queued
+  bool pump_held = false;       // a pump found the sending host frozen; Release resumes it
   // Byte accounting of this direction over the stream's life (asserted: delivered + discarded
   // + bytes == sent while the stream lives; `lost` counts what a reset or crash threw away).
   uint64_t sent = 0;
@@ -125,6 +127,11 @@ class Network {
   // Puts up to `most` bytes of `views` on the wire as one segment (a partial write is drawn from
   // the seed, as in a real send); returns how many bytes went.
   size_t Transmit(Link& link, int side, absl::Span<const std::string_view> views, size_t most);
+  // Whether the receiving end `rx` drains its input now (its host is not frozen, neither it nor
+  // its host stopped reading).
+  bool Reading(const SimConnection& rx) const;
+  // Resumes deliveries and sends held back for ends that read (or hosts that run) again.
+  void Release();
   // Carries out what a connection's state returned (the sim's mapping of ConnectionState
   // actions: a send event, a FIN, a reset, a deadline check, a release).
   void Carry(SimConnection& conn, ConnectionState::Actions actions);

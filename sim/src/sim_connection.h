@@ -51,6 +51,17 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   void set_checker(std::shared_ptr<PromiseChecker> checker) { checker_ = std::move(checker); }
   // The time of the pending deadline check (ConnectionState::OnDeadline), if any.
   absl::Time deadline_check = absl::InfiniteFuture();
+  // This end's receive side has stopped draining (World::StopReading on the connection).
+  bool not_reading = false;
+  uint64_t stall_generation = 0;
+  // A flapping server's plan for this (accepting) end, and its progress.
+  struct FlapState {
+    Flap plan;
+    uint64_t received = 0;   // bytes delivered to this end
+    uint64_t answers = 0;    // sends made after input arrived (round trips)
+    bool got_input = false;  // input arrived since the last send
+    bool dropped = false;
+  } flap;
 
  private:
   WorldRef world_;

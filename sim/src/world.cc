@@ -285,6 +285,137 @@ void World::StopFaults() { impl_->faults.Stop(); }
 
 bool World::faults_stopped() const { return impl_->decider.stopped(); }
 
+namespace {
+SimConnection* OwnConnection(World::Impl& w, Connection& c) {
+  auto* sc = dynamic_cast<SimConnection*>(&c);
+  if (sc == nullptr || *sc->world_ref() != &w) return nullptr;
+  return sc;
+}
+
+absl::Status CheckStallDuration(absl::Duration d) {
+  if (d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sim: a stall needs a duration > 0, got ", absl::FormatDuration(d)));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status World::SetFlapping(HostId host, Flap flap) {
+  if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: SetFlapping: unknown host");
+  if (flap.kind != Flap::Kind::kOff && flap.kind != Flap::Kind::kAtOnce && flap.count == 0) {
+    return absl::InvalidArgumentError("sim: SetFlapping: a count of bytes or round trips >= 1");
+  }
+  impl_->host(host).flap = flap;
+  impl_->Record(
+      host, TraceKind::kFault,
+      flap.kind == Flap::Kind::kOff
+          ? std::string("scripted flapping off")
+          : absl::StrCat("scripted flapping ",
+                         flap.kind == Flap::Kind::kAtOnce       ? "at once"
+                         : flap.kind == Flap::Kind::kAfterBytes ? "after bytes "
+                                                                : "after round trips ",
+                         flap.kind == Flap::Kind::kAtOnce ? "" : absl::StrCat(flap.count)));
+  return absl::OkStatus();
+}
+
+absl::Status World::StopReading(HostId host, absl::Duration d) {
+  if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: StopReading: unknown host");
+  if (absl::Status s = CheckStallDuration(d); !s.ok()) return s;
+  impl_->faults.StopReading(host, d, "scripted");
+  return absl::OkStatus();
+}
+
+absl::Status World::ResumeReading(HostId host) {
+  if (!impl_->ValidHost(host)) {
+    return absl::InvalidArgumentError("sim: ResumeReading: unknown host");
+  }
+  impl_->faults.ResumeReading(host, "scripted");
+  return absl::OkStatus();
+}
+
+absl::Status World::StopReading(Connection& c, absl::Duration d) {
+  SimConnection* sc = OwnConnection(*impl_, c);
+  if (sc == nullptr)
+    return absl::InvalidArgumentError("sim: StopReading: not a connection of this world");
+  if (absl::Status s = CheckStallDuration(d); !s.ok()) return s;
+  impl_->faults.StopReading(*sc, d, "scripted");
+  return absl::OkStatus();
+}
+
+absl::Status World::ResumeReading(Connection& c) {
+  SimConnection* sc = OwnConnection(*impl_, c);
+  if (sc == nullptr) {
+    return absl::InvalidArgumentError("sim: ResumeReading: not a connection of this world");
+  }
+  impl_->faults.ResumeReading(*sc, "scripted");
+  return absl::OkStatus();
+}
+
+absl::Status World::Freeze(HostId host, absl::Duration d) {
+  if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: Freeze: unknown host");
+  const Host& h = impl_->host(host);
+  if (!h.up) return absl::FailedPreconditionError(absl::StrCat("sim: host '", h.name, "' is down"));
+  if (h.frozen) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sim: host '", h.name, "' is already frozen"));
+  }
+  if (d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("sim: Freeze needs a duration > 0");
+  }
+  impl_->faults.Freeze(host, d, "scripted");
+  return absl::OkStatus();
+}
+
+absl::Status World::Resume(HostId host) {
+  if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: Resume: unknown host");
+  const Host& h = impl_->host(host);
+  if (!h.frozen || h.thaw_scheduled) {
+    return absl::FailedPreconditionError(absl::StrCat("sim: host '", h.name, "' is not frozen"));
+  }
+  impl_->faults.Resume(host, "scripted");
+  return absl::OkStatus();
+}
+
+bool World::IsFrozen(HostId host) const {
+  NETLAYER_ASSERT(impl_->ValidHost(host), "HostId does not belong to this world");
+  const Host& h = impl_->hosts[host.value];
+  return h.frozen && !h.thaw_scheduled;
+}
+
+void World::SetFreezable(HostId host, bool freezable) { impl_->host(host).freezable = freezable; }
+
+absl::Status World::SetClock(HostId host, absl::Duration offset, double drift_ppm) {
+  if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: SetClock: unknown host");
+  if (!(drift_ppm >= -1000 && drift_ppm <= 1000)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sim: SetClock: drift must be within +-1000 ppm, got ", drift_ppm));
+  }
+  if (offset == absl::InfiniteDuration() || offset == -absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError("sim: SetClock: the offset must be finite");
+  }
+  return impl_->faults.SetClock(host, offset, static_cast<int64_t>(drift_ppm * 1000), "scripted");
+}
+
+absl::Status World::StepClock(HostId host, absl::Duration d) {
+  if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: StepClock: unknown host");
+  if (d < absl::ZeroDuration() || d == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        "sim: StepClock: a finite step >= 0 (clocks only go forward)");
+  }
+  impl_->faults.StepClock(host, d, "scripted");
+  return absl::OkStatus();
+}
+
+absl::Time World::HostNow(HostId host) const { return impl_->host(host).env->Now(); }
+
+void World::SetClockSkewable(HostId host, bool skewable) {
+  Host& h = impl_->host(host);
+  const bool was = h.skewable;
+  h.skewable = skewable;
+  if (skewable && !was) impl_->faults.SkewFromProfile(host);
+}
+
 absl::StatusOr<uint64_t> World::ConnectionId(Connection& c) const {
   auto* sc = dynamic_cast<SimConnection*>(&c);
   if (sc == nullptr) return absl::InvalidArgumentError("sim: not a simulated connection");
