@@ -43,7 +43,8 @@ double UniformIn(Generator& gen, double lo, double hi) {
 
 bool FaultProfile::HasRandomFaults() const {
   return connect_fail_probability > 0 || clog_rate > 0 || partition_rate > 0 || reset_rate > 0 ||
-         crash_rate > 0;
+         crash_rate > 0 || flap_probability > 0 || stall_rate > 0 || freeze_rate > 0 ||
+         clock_offset_max > absl::ZeroDuration() || clock_drift_ppm > 0 || clock_step_rate > 0;
 }
 
 absl::Status FaultProfile::Validate() const {
@@ -58,19 +59,33 @@ absl::Status FaultProfile::Validate() const {
                          std::pair{"full_read_probability", full_read_probability},
                          std::pair{"tail_probability", tail_probability},
                          std::pair{"connect_fail_probability", connect_fail_probability},
-                         std::pair{"one_way_probability", one_way_probability}}) {
+                         std::pair{"one_way_probability", one_way_probability},
+                         std::pair{"flap_probability", flap_probability},
+                         std::pair{"stall_forever_probability", stall_forever_probability}}) {
     if (absl::Status s = CheckProbability(name, p); !s.ok()) return s;
   }
   for (auto [name, r] :
        {std::pair{"clog_rate", clog_rate}, std::pair{"partition_rate", partition_rate},
-        std::pair{"reset_rate", reset_rate}, std::pair{"crash_rate", crash_rate}}) {
+        std::pair{"reset_rate", reset_rate}, std::pair{"crash_rate", crash_rate},
+        std::pair{"stall_rate", stall_rate}, std::pair{"freeze_rate", freeze_rate},
+        std::pair{"clock_step_rate", clock_step_rate}}) {
     if (absl::Status s = CheckNonNegative(name, r); !s.ok()) return s;
   }
   for (auto [name, d] :
        {std::pair{"latency_min", latency_min}, std::pair{"latency_mean", latency_mean},
         std::pair{"tail_mean", tail_mean}, std::pair{"clog_mean", clog_mean},
-        std::pair{"partition_mean", partition_mean}, std::pair{"down_mean", down_mean}}) {
+        std::pair{"partition_mean", partition_mean}, std::pair{"down_mean", down_mean},
+        std::pair{"stall_mean", stall_mean}, std::pair{"freeze_mean", freeze_mean},
+        std::pair{"clock_offset_max", clock_offset_max},
+        std::pair{"clock_step_mean", clock_step_mean}}) {
     if (absl::Status s = CheckDuration(name, d); !s.ok()) return s;
+  }
+  if (!(clock_drift_ppm >= 0 && clock_drift_ppm <= 1000)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fault profile: clock_drift_ppm must be in [0, 1000], got ", clock_drift_ppm));
+  }
+  if (clock_offset_max > absl::Hours(24)) {
+    return absl::InvalidArgumentError("fault profile: clock_offset_max must be at most 24h");
   }
   return absl::OkStatus();
 }
@@ -86,7 +101,40 @@ std::string FaultProfile::ToString() const {
       absl::FormatDuration(clog_mean), ") partition_rate=", partition_rate, "/s partition=exp(",
       absl::FormatDuration(partition_mean), ") one_way_p=", one_way_probability,
       " reset_rate=", reset_rate, "/s crash_rate=", crash_rate, "/s down=exp(",
-      absl::FormatDuration(down_mean), ")");
+      absl::FormatDuration(down_mean), ")", NewKindsString());
+}
+
+// The kinds added after the first ones, only when one is on: the trace's first line (and so
+// the hash) of a profile without them is what it was.
+std::string FaultProfile::NewKindsString() const {
+  if (flap_probability == 0 && stall_rate == 0 && freeze_rate == 0 &&
+      clock_offset_max == absl::ZeroDuration() && clock_drift_ppm == 0 && clock_step_rate == 0) {
+    return "";
+  }
+  return absl::StrCat(" flap_p=", flap_probability, " stall_rate=", stall_rate, "/s stall=exp(",
+                      absl::FormatDuration(stall_mean),
+                      ") stall_forever_p=", stall_forever_probability, " freeze_rate=", freeze_rate,
+                      "/s freeze=exp(", absl::FormatDuration(freeze_mean),
+                      ") clock_offset<=", absl::FormatDuration(clock_offset_max),
+                      " drift<=", clock_drift_ppm, "ppm clock_step_rate=", clock_step_rate,
+                      "/s step=exp(", absl::FormatDuration(clock_step_mean), ")");
+}
+
+std::string FaultProfile::Describe() const {
+  auto rate = [](double r) { return r > 0 ? absl::StrCat(r, "/s") : std::string("off"); };
+  auto prob = [](double p) { return p > 0 ? absl::StrCat(p) : std::string("off"); };
+  std::string clock = "off";
+  if (clock_offset_max > absl::ZeroDuration() || clock_drift_ppm > 0 || clock_step_rate > 0) {
+    clock = absl::StrCat("on(offset<=", absl::FormatDuration(clock_offset_max),
+                         ",drift<=", clock_drift_ppm, "ppm,steps=", rate(clock_step_rate), ")");
+  }
+  return absl::StrCat(
+      "profile: chunks=w", max_write_chunk, "/r", max_read_chunk, " buffer=", send_buffer_bytes,
+      " latency=", absl::FormatDuration(latency_min), "+exp(", absl::FormatDuration(latency_mean),
+      ") tail=", prob(tail_probability), " connect_fail=", prob(connect_fail_probability),
+      " clog=", rate(clog_rate), " partition=", rate(partition_rate), " reset=", rate(reset_rate),
+      " crash=", rate(crash_rate), " flap=", prob(flap_probability), " stall=", rate(stall_rate),
+      " freeze=", rate(freeze_rate), " clock=", clock);
 }
 
 FaultProfile DrawNetworkProfile(uint64_t seed) {
@@ -129,6 +177,24 @@ FaultProfile DrawFaultProfile(uint64_t seed) {
   if (Bernoulli(gen, 0.5)) {
     p.crash_rate = UniformIn(gen, 0.005, 0.05);
     p.down_mean = UniformMicros(gen, 100'000, 5'000'000);
+  }
+  // The kinds added later, from a third stream.
+  Xoshiro256 more((seed ^ kProfileSalt) + 2 * 0x9e3779b97f4a7c15ULL);
+  if (Bernoulli(more, 0.5)) p.flap_probability = UniformIn(more, 0.02, 0.3);
+  if (Bernoulli(more, 0.5)) {
+    p.stall_rate = UniformIn(more, 0.05, 0.5);
+    p.stall_mean = UniformMicros(more, 50'000, 2'000'000);
+    p.stall_forever_probability = UniformIn(more, 0.0, 0.2);
+  }
+  if (Bernoulli(more, 0.5)) {
+    p.freeze_rate = UniformIn(more, 0.02, 0.3);
+    p.freeze_mean = UniformMicros(more, 10'000, 2'000'000);
+  }
+  if (Bernoulli(more, 0.5)) {
+    p.clock_offset_max = UniformMicros(more, 0, 500'000);
+    p.clock_drift_ppm = static_cast<double>(UniformInt(more, 0, 200));
+    p.clock_step_rate = Bernoulli(more, 0.5) ? UniformIn(more, 0.01, 0.1) : 0.0;
+    p.clock_step_mean = UniformMicros(more, 1'000, 1'000'000);
   }
   return p;
 }

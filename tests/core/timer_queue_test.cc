@@ -228,6 +228,28 @@ struct ReachesBack {
   void operator()() && {}
 };
 
+TEST(TimerQueueTest, RescheduleKeepsTheIdAndIdsIfFollowsRunOrder) {
+  BasicTimerQueue<std::string> q;
+  const TimerId a = *q.Add(At(5), "a");
+  const TimerId b = *q.Add(At(1), "b");
+  const TimerId c = *q.Add(At(3), "c");
+  EXPECT_EQ(q.IdsIf([](const std::string&) { return true; }), (std::vector<TimerId>{b, c, a}));
+  EXPECT_EQ(q.IdsIf([](const std::string& v) { return v != "c"; }), (std::vector<TimerId>{b, a}));
+  ASSERT_TRUE(q.Reschedule(a, At(1)));
+  EXPECT_FALSE(q.Reschedule(999, At(1)));
+  ASSERT_NE(q.Find(a), nullptr);
+  EXPECT_EQ(*q.Find(a), "a");
+  // Same time as b: the lower id (a, added first) runs first.
+  std::optional<BasicTimerQueue<std::string>::Entry> e = q.PopDue(At(1));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->id, a);
+  EXPECT_EQ(e->when, At(1));
+  EXPECT_EQ(q.PopDue(At(1))->id, b);
+  EXPECT_FALSE(q.PopDue(At(2)).has_value());
+  EXPECT_TRUE(q.Cancel(c)) << "a rescheduled queue stays consistent";
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(TimerQueueTest, DestructorsMayUseTheQueue) {
   TimerQueue q;
   int added = 0;

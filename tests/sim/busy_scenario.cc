@@ -135,11 +135,11 @@ BusyResult RunBusyScenario(const BusyOptions& options) {
   World world(wo);
   world.trace().SetSink([&result](const TraceEvent& e) {
     static constexpr std::pair<const char*, const char*> kKinds[] = {
-        {"random partition", "partition"},
-        {"random clog", "clog"},
-        {"random reset", "reset"},
-        {"random crash", "crash"},
-        {"fail fast", "connect-fail"}};
+        {"random partition", "partition"}, {"random clog", "clog"},
+        {"random reset", "reset"},         {"random crash", "crash"},
+        {"fail fast", "connect-fail"},     {"random freeze", "freeze"},
+        {"random stop reading", "stall"},  {"flapping server", "flap"},
+        {"random clock", "clock"}};
     if (e.kind != TraceKind::kFault && e.kind != TraceKind::kHost) return;
     for (const auto& [needle, name] : kKinds) {
       if (e.detail.find(needle) != std::string::npos &&
@@ -152,6 +152,10 @@ BusyResult RunBusyScenario(const BusyOptions& options) {
   shared.world = &world;
   const HostId server = *world.AddHost("server");
   world.SetCrashable(server, true);
+  // The busy scenario judges progress and exact bytes only, never one host's deadline against
+  // world time: every host may freeze and run on a skewed clock.
+  world.SetFreezable(server, true);
+  world.SetClockSkewable(server, true);
   auto echo = std::make_shared<Echo>();
   std::shared_ptr<Listener> listener;
   auto listen = [&]() {
@@ -166,6 +170,8 @@ BusyResult RunBusyScenario(const BusyOptions& options) {
   std::vector<std::shared_ptr<Client>> clients;
   for (int i = 0; i < options.clients; ++i) {
     const HostId h = *world.AddHost(absl::StrCat("client", i));
+    world.SetFreezable(h, true);
+    world.SetClockSkewable(h, true);
     clients.push_back(std::make_shared<Client>(&shared, h));
   }
   for (auto& c : clients) c->Start();

@@ -51,7 +51,8 @@ TEST(Determinism, EveryFaultMixKeepsStreamsExactAndRecovers) {
     for (const auto& [kind, n] : r.faults) faults[kind] += n;
   }
   EXPECT_GT(connects, 16 * 3) << "faults should have broken some connections";
-  for (const char* kind : {"partition", "clog", "reset", "crash", "connect-fail"}) {
+  for (const char* kind : {"partition", "clog", "reset", "crash", "connect-fail", "freeze", "stall",
+                           "flap", "clock"}) {
     EXPECT_GT(faults[kind], 0) << "no seed injected a random " << kind;
   }
 }

@@ -104,6 +104,30 @@ class BasicTimerQueue {
     return cancelled;
   }
 
+  // Moves the pending entry `id` to `when`, keeping its id (so among entries due at the same
+  // time it keeps its place by id). False if `id` is not pending.
+  bool Reschedule(TimerId id, absl::Time when) {
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return false;
+    auto node = by_time_.extract(Key{it->second, id});
+    NETLAYER_ASSERT(!node.empty(), "TimerQueue: the id index names an entry the time index lacks");
+    node.key() = Key{when, id};
+    by_time_.insert(std::move(node));
+    it->second = when;
+    CheckSizes();
+    return true;
+  }
+
+  // The ids of the pending entries whose value satisfies `pred`, in (deadline, id) order.
+  template <typename Pred>
+  std::vector<TimerId> IdsIf(Pred pred) const {
+    std::vector<TimerId> ids;
+    for (const auto& [key, value] : by_time_) {
+      if (pred(value)) ids.push_back(key.second);
+    }
+    return ids;
+  }
+
   // Removes every entry. The values are destroyed after the queue is already empty.
   void Clear() {
     std::map<Key, T> doomed = std::move(by_time_);

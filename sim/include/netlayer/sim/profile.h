@@ -59,6 +59,31 @@ struct FaultProfile {
   double crash_rate =
       0.0;  // a random crashable host crashes, restarts after Exponential(down_mean)
   absl::Duration down_mean = absl::Seconds(2);
+  // Probability that a connection accepted at a listener is dropped by a flapping server: closed
+  // at once (before the application sees it), or reset once the server end has received a few
+  // bytes, or after a few round trips (an application handshake). World::SetFlapping scripts it.
+  double flap_probability = 0.0;
+  // A receiver stops reading (one end of a live connection, or every connection of a host) for
+  // Exponential(stall_mean), or, with stall_forever_probability, until the liveness phase. Its
+  // bytes pile up in the network to the send buffer, then in the sender's output queue.
+  double stall_rate = 0.0;
+  absl::Duration stall_mean = absl::Seconds(1);
+  double stall_forever_probability = 0.0;
+  // A freezable host (World::SetFreezable) stops running for Exponential(freeze_mean): its
+  // timers, handlers and connect steps wait; its sockets still take bytes up to the buffer.
+  double freeze_rate = 0.0;
+  absl::Duration freeze_mean = absl::Milliseconds(500);
+  // Clocks of hosts that may be skewed (World::SetClockSkewable): an offset uniform in
+  // [-clock_offset_max, clock_offset_max], a drift uniform in [-clock_drift_ppm,
+  // clock_drift_ppm] (at most 1000 ppm), and forward steps of Exponential(clock_step_mean) at
+  // clock_step_rate.
+  absl::Duration clock_offset_max = absl::ZeroDuration();
+  double clock_drift_ppm = 0.0;
+  double clock_step_rate = 0.0;
+  absl::Duration clock_step_mean = absl::Milliseconds(100);
+
+  // A calm network for unit tests: no random fault, no chunking, fixed latency (the default).
+  static FaultProfile Calm() { return FaultProfile{}; }
 
   // True if any random fault process has a positive rate or probability.
   bool HasRandomFaults() const;
@@ -67,6 +92,13 @@ struct FaultProfile {
   absl::Status Validate() const;
   // One line, every field, for logs and replay notes.
   std::string ToString() const;
+  // One short line for people: which fault kinds are on and how hard, e.g.
+  // "profile: connect_fail=0.12 clog=off partition=0.2/s reset=off crash=off flap=0.3
+  // stall=off freeze=0.1/s clock=on(±200ms,±150ppm) chunks=1460/256 latency=0.3ms+exp(1ms)".
+  std::string Describe() const;
+
+ private:
+  std::string NewKindsString() const;
 };
 
 // XOR-ed into the seed for the profile's own generator ("profile" in ASCII).
@@ -75,8 +107,10 @@ inline constexpr uint64_t kProfileSalt = 0x70726f66696c65ULL;
 // The network shape drawn from `seed` (chunk sizes, split/merge probabilities, buffers, latency
 // with a tail), with every random fault off: a fault-free but chunking network.
 FaultProfile DrawNetworkProfile(uint64_t seed);
-// DrawNetworkProfile(seed), plus a fault mix drawn from the seed: each fault process is on with
-// probability 1/2, with a rate drawn from its range.
+// DrawNetworkProfile(seed), plus a fault mix drawn from the seed (swarm testing): each fault
+// kind is on with probability 1/2, with an intensity drawn from its range, so each seed tests its
+// own subset of kinds. The kinds added later (flap, stall, freeze, clock) draw from a third
+// stream, so the older kinds of a seed are as they were.
 FaultProfile DrawFaultProfile(uint64_t seed);
 
 }  // namespace netlayer::sim

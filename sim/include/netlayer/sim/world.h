@@ -51,6 +51,19 @@ struct HostId {
   friend auto operator<=>(const HostId&, const HostId&) = default;
 };
 
+// How a flapping server drops the connections it accepts (World::SetFlapping; the random
+// flap fault draws one per connection).
+struct Flap {
+  enum class Kind {
+    kOff,             // a normal server
+    kAtOnce,          // accepted and closed at once (FIN), before the application sees it
+    kAfterBytes,      // reset once the server end has received `count` bytes
+    kAfterRoundTrips  // reset after the server answered `count` times (an app handshake)
+  };
+  Kind kind = Kind::kOff;
+  uint64_t count = 0;
+};
+
 struct WorldOptions {
   uint64_t seed = 1;
   // The network shape and random faults. Default: a calm network, no random faults.
@@ -171,6 +184,41 @@ class World {
   // down host restarts. Scripted faults still work afterwards.
   void StopFaults();
   bool faults_stopped() const;
+
+  // A flapping server: connections accepted at `host`'s listeners from now on are dropped as
+  // `flap` says (Flap{} turns it off). Traced as kind "fault" per dropped connection.
+  // InvalidArgument for an unknown host.
+  absl::Status SetFlapping(HostId host, Flap flap);
+  // The receive side of every connection of `host` (or of the end `c`) stops draining for `d`
+  // (InfiniteDuration: until ResumeReading or StopFaults): arriving bytes wait in the network up
+  // to the send buffer, then the sender's output queue grows until its bound fails Write.
+  // InvalidArgument for an unknown host or a connection of another world, or d <= 0.
+  absl::Status StopReading(HostId host, absl::Duration d = absl::InfiniteDuration());
+  absl::Status ResumeReading(HostId host);
+  absl::Status StopReading(Connection& c, absl::Duration d = absl::InfiniteDuration());
+  absl::Status ResumeReading(Connection& c);
+  // The host's process stops (SIGSTOP, a long GC pause) for `d` (InfiniteDuration: until
+  // Resume or StopFaults): its timers, handlers, deadline checks and connect steps wait and run,
+  // in order, when it resumes (a timer due meanwhile fires then); it sends nothing from its
+  // output queues; its sockets still take bytes up to the buffer. FailedPrecondition if the
+  // host is down or already frozen.
+  absl::Status Freeze(HostId host, absl::Duration d = absl::InfiniteDuration());
+  // FailedPrecondition if the host is not frozen. What waited runs at Now(), in the world.
+  absl::Status Resume(HostId host);
+  bool IsFrozen(HostId host) const;
+  // Whether the random freeze process may freeze this host (default false).
+  void SetFreezable(HostId host, bool freezable);
+  // The host's clock: its Env::Now() is world time + offset + drift (ppm, |drift| <= 1000) from
+  // now on, never going backwards (FailedPrecondition if `offset` would take it back); its
+  // timers fire when its own clock reaches their time. InvalidArgument for a bad drift.
+  absl::Status SetClock(HostId host, absl::Duration offset, double drift_ppm);
+  // The host's clock jumps forward by `d` (an NTP step); its timers due by then fire now.
+  absl::Status StepClock(HostId host, absl::Duration d);
+  // The host's clock (what its Env::Now() returns).
+  absl::Time HostNow(HostId host) const;
+  // Whether this host's clock may be skewed by the profile (offset, drift, steps; default
+  // false). Turning it on draws the host's offset and drift from the profile.
+  void SetClockSkewable(HostId host, bool skewable);
 
   // ---- Introspection ----
   // The stream id of a sim connection ("conn#<id>" in the trace); InvalidArgument otherwise.

@@ -1,0 +1,397 @@
+#include "faults.h"
+
+#include <algorithm>
+#include <iterator>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "connector.h"
+#include "listener.h"
+#include "netlayer/core/assert.h"
+#include "network.h"
+#include "sim_connection.h"
+#include "world_impl.h"
+
+namespace netlayer::sim {
+
+std::string Faults::Group(const std::vector<HostId>& g) const {
+  std::vector<std::string> names;
+  for (HostId h : g) names.push_back(w_.Label(h));
+  return absl::StrCat("[", absl::StrJoin(names, ","), "]");
+}
+
+absl::Status Faults::CheckGroups(const std::vector<HostId>& a, const std::vector<HostId>& b) const {
+  if (a.empty() || b.empty()) return absl::InvalidArgumentError("sim: a host group is empty");
+  for (const auto* g : {&a, &b}) {
+    for (HostId h : *g) {
+      if (!w_.ValidHost(h)) {
+        return absl::InvalidArgumentError(absl::StrCat("sim: unknown host id ", h.value));
+      }
+    }
+  }
+  for (HostId x : a) {
+    if (std::find(b.begin(), b.end(), x) != b.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sim: host '", w_.Label(x), "' is on both sides of a partition"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Faults::Clog(HostId from, HostId to, absl::Duration d, const char* how) {
+  absl::Time& until = w_.net.clogs[Network::Dir(from, to)];
+  until = std::max(until, w_.loop.now + d);
+  w_.Record(kNoHost, TraceKind::kFault,
+            absl::StrCat(how, " clog ", w_.Label(from), "->", w_.Label(to), " for ",
+                         absl::FormatDuration(d)));
+  w_.net.ScheduleKick(until);
+}
+
+void Faults::Crash(HostId h, const char* how) {
+  Host& hh = w_.host(h);
+  hh.up = false;
+  ++hh.incarnation;
+  w_.Record(h, TraceKind::kHost, absl::StrCat(how, " crash"));
+  // A stopped process can be killed too: what it held dies with it; the next one runs and reads.
+  hh.frozen = false;
+  hh.thaw_scheduled = false;
+  ++hh.freeze_generation;
+  hh.not_reading = false;
+  ++hh.stall_generation;
+  {
+    std::deque<Host::Held> doomed = std::move(hh.held);
+    hh.held.clear();
+  }
+  // Timers of the dead process.
+  w_.loop.events.CancelIf(
+      [h](const EventLoop::Event& event) { return event.timer && event.host == h; });
+  // Listeners vanish.
+  std::vector<std::shared_ptr<SimListener>> listeners;
+  for (const auto& [port, l] : hh.listeners) listeners.push_back(l);
+  for (const auto& l : listeners) w_.listeners.Close(*l, "gone: host crashed");
+  // Pending connects of the dead process.
+  std::vector<std::shared_ptr<PendingConnect>> pcs;
+  for (const auto& [id, pc] : w_.connector.connects) {
+    if (pc->host == h) pcs.push_back(pc);
+  }
+  for (const auto& pc : pcs) {
+    if (pc->link != nullptr) {
+      std::shared_ptr<Link> link = std::move(pc->link);
+      w_.net.ResetLink(*link, "host crashed during the handshake");
+    }
+    w_.Record(h, TraceKind::kConnect, absl::StrCat("connect#", pc->id, " ended: host crashed"));
+    w_.connector.Finish(pc);
+    if (pc->blocking) {
+      pc->handler->FailedConnection(
+          absl::UnavailableError(absl::StrCat("sim: host '", hh.name, "' crashed")));
+    }
+  }
+  // Connections break.
+  std::vector<std::shared_ptr<Link>> broken;
+  for (const auto& [id, link] : w_.net.links) {
+    if (link->host[0] == h || link->host[1] == h) broken.push_back(link);
+  }
+  for (const auto& link : broken) {
+    w_.RecordStream(h, TraceKind::kReset, absl::StrCat("conn#", link->id, " broken: host crashed"),
+                    *link);
+    std::array<std::shared_ptr<SimConnection>, 2> ends = link->end;
+    w_.net.Teardown(*link);
+    if (PromiseChecker* checker = ends[0]->checker()) checker->OnBroken();
+    for (int side = 0; side < 2; ++side) {
+      ConnectionState& state = ends[side]->state();
+      if (link->host[side] == h) {
+        // The process is dead: its handlers are never called again.
+        state.SetHandler(nullptr);
+        state.OnRemoteClosed(CloseReason(CloseReason::Kind::kHostDown, "host crashed"));
+      } else if (state
+                     .OnRemoteClosed(CloseReason(CloseReason::Kind::kReset,
+                                                 absl::StrCat("peer host ", hh.name, " crashed")))
+                     .wake_reader) {
+        w_.net.ScheduleDeliverPending(ends[side]);
+      }
+    }
+  }
+  // Every end the dead process still holds, including streams that ended just before (a reset
+  // at the same instant, its notification still queued): its handlers are never called again.
+  std::vector<std::shared_ptr<SimConnection>> own;
+  for (const auto& weak : w_.net.all_connections) {
+    std::shared_ptr<SimConnection> c = weak.lock();
+    if (c != nullptr && c->host() == h) own.push_back(std::move(c));
+  }
+  for (const auto& c : own) c->state().SetHandler(nullptr);  // may run handler destructors
+}
+
+void Faults::Restart(HostId h, const char* how) {
+  Host& hh = w_.host(h);
+  hh.up = true;
+  w_.Record(h, TraceKind::kHost, absl::StrCat(how, " restart"));
+  w_.loop.Schedule(w_.loop.now, h, false, [this, h]() {
+    if (!w_.host(h).up) return;
+    if (std::function<void()> hook = w_.host(h).restart_hook) hook();
+  });
+}
+
+void Faults::HealAll(const char* how) {
+  w_.net.blocked.clear();
+  w_.net.clogs.clear();
+  ++heal_generation;
+  w_.Record(kNoHost, TraceKind::kFault, absl::StrCat(how, " heal all partitions and clogs"));
+  w_.net.Kick();
+}
+
+void Faults::Stop() {
+  w_.decider.set_stopped(true);
+  w_.Record(kNoHost, TraceKind::kWorld, "liveness phase: random faults stopped");
+  HealAll("liveness");
+  for (uint32_t i = 0; i < w_.hosts.size(); ++i) {
+    Host& h = w_.hosts[i];
+    if (!h.up) Restart(HostId{i}, "liveness");
+    if (h.frozen && !h.thaw_scheduled) Resume(HostId{i}, "liveness");
+    if (h.not_reading) ResumeReading(HostId{i}, "liveness");
+    if (h.flap.kind != Flap::Kind::kOff) {
+      h.flap = Flap{};
+      w_.Record(HostId{i}, TraceKind::kFault, "liveness: flapping stopped");
+    }
+  }
+  for (const auto& weak : w_.net.all_connections) {
+    if (std::shared_ptr<SimConnection> c = weak.lock(); c != nullptr && c->not_reading) {
+      ResumeReading(*c, "liveness");
+    }
+  }
+}
+
+void Faults::Freeze(HostId h, absl::Duration d, const char* how) {
+  Host& hh = w_.host(h);
+  NETLAYER_ASSERT(hh.up && !hh.frozen, "Freeze: the host is up and running");
+  hh.frozen = true;
+  hh.thaw_scheduled = false;
+  const uint64_t generation = ++hh.freeze_generation;
+  w_.Record(h, TraceKind::kFault,
+            d == absl::InfiniteDuration()
+                ? absl::StrCat(how, " freeze")
+                : absl::StrCat(how, " freeze for ", absl::FormatDuration(d)));
+  if (d != absl::InfiniteDuration()) {
+    w_.loop.Schedule(w_.loop.now + d, kNoHost, false, [this, h, generation, how]() {
+      Host& hh = w_.host(h);
+      if (hh.frozen && !hh.thaw_scheduled && hh.freeze_generation == generation) Resume(h, how);
+    });
+  }
+}
+
+void Faults::Resume(HostId h, const char* how) {
+  Host& hh = w_.host(h);
+  NETLAYER_ASSERT(hh.frozen && !hh.thaw_scheduled, "Resume: the host is frozen");
+  hh.thaw_scheduled = true;
+  const uint64_t generation = ++hh.freeze_generation;
+  w_.Record(h, TraceKind::kFault, absl::StrCat(how, " resume (", hh.held.size(), " events held)"));
+  // The host stays frozen until the thaw event runs, so what it held runs before anything of
+  // it scheduled later.
+  w_.loop.Schedule(w_.loop.now, kNoHost, false, [this, h, generation]() { Thaw(h, generation); });
+}
+
+void Faults::Thaw(HostId h, uint64_t generation) {
+  Host& hh = w_.host(h);
+  if (!hh.frozen || hh.freeze_generation != generation) return;
+  hh.frozen = false;
+  hh.thaw_scheduled = false;
+  std::deque<Host::Held> held = std::move(hh.held);
+  hh.held.clear();
+  while (!held.empty()) {
+    Host::Held next = std::move(held.front());
+    held.pop_front();
+    if (hh.frozen) {
+      // An event it ran froze it again: the rest waits once more, in order.
+      hh.held.push_back(std::move(next));
+      continue;
+    }
+    w_.loop.Run(next.id, std::move(next.event));
+  }
+  w_.net.Release();
+}
+
+void Faults::StopReading(HostId h, absl::Duration d, const char* how) {
+  Host& hh = w_.host(h);
+  hh.not_reading = true;
+  const uint64_t generation = ++hh.stall_generation;
+  w_.Record(h, TraceKind::kFault,
+            d == absl::InfiniteDuration()
+                ? absl::StrCat(how, " stop reading (host)")
+                : absl::StrCat(how, " stop reading (host) for ", absl::FormatDuration(d)));
+  if (d != absl::InfiniteDuration()) {
+    w_.loop.Schedule(w_.loop.now + d, kNoHost, false, [this, h, generation, how]() {
+      if (w_.host(h).stall_generation == generation) ResumeReading(h, how);
+    });
+  }
+}
+
+void Faults::ResumeReading(HostId h, const char* how) {
+  Host& hh = w_.host(h);
+  hh.not_reading = false;
+  ++hh.stall_generation;
+  w_.Record(h, TraceKind::kFault, absl::StrCat(how, " read again (host)"));
+  w_.net.Release();
+}
+
+void Faults::StopReading(SimConnection& c, absl::Duration d, const char* how) {
+  c.not_reading = true;
+  const uint64_t generation = ++c.stall_generation;
+  w_.Record(c.host(), TraceKind::kFault,
+            d == absl::InfiniteDuration() ? absl::StrCat(how, " stop reading conn#", c.stream_id())
+                                          : absl::StrCat(how, " stop reading conn#", c.stream_id(),
+                                                         " for ", absl::FormatDuration(d)));
+  if (d != absl::InfiniteDuration()) {
+    std::weak_ptr<SimConnection> weak = c.weak_from_this();
+    w_.loop.Schedule(w_.loop.now + d, kNoHost, false, [this, weak, generation, how]() {
+      std::shared_ptr<SimConnection> c = weak.lock();
+      if (c != nullptr && c->stall_generation == generation) ResumeReading(*c, how);
+    });
+  }
+}
+
+void Faults::ResumeReading(SimConnection& c, const char* how) {
+  c.not_reading = false;
+  ++c.stall_generation;
+  w_.Record(c.host(), TraceKind::kFault, absl::StrCat(how, " read again conn#", c.stream_id()));
+  w_.net.Release();
+}
+
+absl::Status Faults::SetClock(HostId h, absl::Duration offset, int64_t drift_ppb, const char* how) {
+  HostClock& clock = w_.host(h).clock;
+  const absl::Time now = w_.loop.now;
+  const absl::Time local_now = clock.Local(now);
+  if (now + offset < local_now) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sim: the clock of '", w_.Label(h), "' would go back by ",
+        absl::FormatDuration(local_now - (now + offset)), " (host clocks never go backwards)"));
+  }
+  clock.anchor_world = now;
+  clock.anchor_local = now + offset;
+  clock.drift_ppb = drift_ppb;
+  clock.skewed = true;
+  w_.Record(h, TraceKind::kFault,
+            absl::StrCat(how, " clock offset ", absl::FormatDuration(offset), " drift ", drift_ppb,
+                         "ppb"));
+  RemapTimers(h);
+  return absl::OkStatus();
+}
+
+void Faults::StepClock(HostId h, absl::Duration d, const char* how) {
+  HostClock& clock = w_.host(h).clock;
+  const absl::Time now = w_.loop.now;
+  clock.anchor_local = clock.Local(now) + d;
+  clock.anchor_world = now;
+  clock.skewed = true;
+  w_.Record(h, TraceKind::kFault, absl::StrCat(how, " clock step +", absl::FormatDuration(d)));
+  RemapTimers(h);
+}
+
+void Faults::SkewFromProfile(HostId h) {
+  const std::optional<FaultDecider::ClockPlan> plan = w_.decider.HostClock();
+  if (!plan.has_value()) return;
+  const int64_t ppb = static_cast<int64_t>(plan->drift_ppm * 1000);
+  // An offset >= 0 never moves a clock that has not been skewed back: this cannot fail.
+  absl::Status s = SetClock(h, plan->offset, ppb, "random");
+  (void)s;
+}
+
+void Faults::RemapTimers(HostId h) {
+  EventLoop& loop = w_.loop;
+  const HostClock& clock = w_.host(h).clock;
+  const std::vector<TimerId> ids =
+      loop.events.IdsIf([h](const EventLoop::Event& e) { return e.host == h && e.timer; });
+  for (TimerId id : ids) {
+    const EventLoop::Event* e = loop.events.Find(id);
+    // A timer set while the clock was not skewed stays at its world time.
+    if (e == nullptr || !e->local_when.has_value()) continue;
+    loop.events.Reschedule(id, std::max(loop.now, clock.WorldTime(*e->local_when)));
+  }
+}
+
+void Faults::ScheduleNext() {
+  const std::optional<absl::Duration> delay = w_.decider.NextFaultDelay();
+  if (!delay.has_value()) return;
+  w_.loop.Schedule(w_.loop.now + *delay, kNoHost, false, [this]() {
+    if (w_.decider.stopped()) return;
+    RandomFault();
+    ScheduleNext();
+  });
+}
+
+void Faults::RandomFault() {
+  std::vector<HostId> crashable, freezable, skewable;
+  for (uint32_t i = 0; i < w_.hosts.size(); ++i) {
+    const Host& h = w_.hosts[i];
+    if (h.up && h.crashable) crashable.push_back(HostId{i});
+    if (h.up && h.freezable && !h.frozen) freezable.push_back(HostId{i});
+    if (h.skewable) skewable.push_back(HostId{i});
+  }
+  const FaultPick pick =
+      w_.decider.PickFault(w_.hosts.size(), w_.net.links.size(), crashable, freezable, skewable);
+  switch (pick.kind) {
+    case FaultPick::Kind::kNone:
+      return;
+    case FaultPick::Kind::kStallConnection: {
+      auto it = w_.net.links.begin();
+      std::advance(it, static_cast<std::ptrdiff_t>(pick.link_index));
+      StopReading(*it->second->end[pick.side], pick.duration, "random");
+      return;
+    }
+    case FaultPick::Kind::kStallHost:
+      StopReading(pick.host, pick.duration, "random");
+      return;
+    case FaultPick::Kind::kFreeze:
+      Freeze(pick.host, pick.duration, "random");
+      return;
+    case FaultPick::Kind::kClockStep:
+      StepClock(pick.host, pick.duration, "random");
+      return;
+    case FaultPick::Kind::kClog:
+      Clog(pick.from, pick.to, pick.duration, "random");
+      return;
+    case FaultPick::Kind::kPartition: {
+      const std::vector<HostId>& side_a = pick.side_a;
+      const std::vector<HostId>& side_b = pick.side_b;
+      const bool one_way = pick.one_way;
+      w_.net.AddBlocks(side_a, side_b, one_way, +1);
+      w_.Record(kNoHost, TraceKind::kFault,
+                absl::StrCat("random partition ", Group(side_a), one_way ? " -> " : " <-> ",
+                             Group(side_b), " for ", absl::FormatDuration(pick.duration)));
+      const uint64_t generation = heal_generation;
+      w_.loop.Schedule(w_.loop.now + pick.duration, kNoHost, false,
+                       [this, side_a = side_a, side_b = side_b, one_way = one_way, generation]() {
+                         if (generation != heal_generation) return;
+                         w_.net.AddBlocks(side_a, side_b, one_way, -1);
+                         w_.Record(
+                             kNoHost, TraceKind::kFault,
+                             absl::StrCat("random partition ", Group(side_a),
+                                          one_way ? " -> " : " <-> ", Group(side_b), " healed"));
+                         w_.net.Kick();
+                       });
+      return;
+    }
+    case FaultPick::Kind::kReset: {
+      auto it = w_.net.links.begin();
+      std::advance(it, static_cast<std::ptrdiff_t>(pick.link_index));
+      std::shared_ptr<Link> link = it->second;
+      w_.Record(kNoHost, TraceKind::kFault, absl::StrCat("random reset of conn#", link->id));
+      w_.net.ResetLink(*link, "connection reset by peer (injected)");
+      return;
+    }
+    case FaultPick::Kind::kCrash: {
+      const HostId h = pick.host;
+      Crash(h, "random");
+      // Only this crash's restart: a later scripted restart and crash must not be cut short.
+      const uint64_t incarnation = w_.host(h).incarnation;
+      w_.loop.Schedule(
+          w_.loop.now + w_.decider.DownTime(), kNoHost, false, [this, h, incarnation]() {
+            if (!w_.decider.stopped() && !w_.host(h).up && w_.host(h).incarnation == incarnation) {
+              Restart(h, "random");
+            }
+          });
+      return;
+    }
+  }
+}
+
+}  // namespace netlayer::sim

@@ -1,0 +1,116 @@
+#include "listener.h"
+
+#include "absl/strings/str_cat.h"
+#include "network.h"
+#include "sim_connection.h"
+#include "world_impl.h"
+
+namespace netlayer::sim {
+
+std::shared_ptr<Connection> SimListener::Accept(absl::Time deadline) {
+  World::Impl* w = *world_;
+  if (w == nullptr || callback_) return nullptr;
+  w->loop.RunUntil([this]() { return !queue_.empty() || !open_; }, deadline);
+  if (queue_.empty()) return nullptr;
+  std::shared_ptr<SimConnection> c = std::move(queue_.front());
+  queue_.pop_front();
+  return c;
+}
+
+void SimListener::Close() {
+  if (!open_) return;
+  World::Impl* w = *world_;
+  if (w == nullptr) {
+    open_ = false;
+    return;
+  }
+  w->listeners.Close(*this, "closed");
+}
+
+void Listeners::Close(SimListener& l, const char* why) {
+  if (!l.IsOpen()) return;
+  l.MarkClosed();
+  w_.Record(l.host(), TraceKind::kListen,
+            absl::StrCat("listener ", l.address().ToString(), " ", why));
+  // Connections not yet accepted are reset, as closing a listening socket does.
+  std::deque<std::shared_ptr<SimConnection>> pending = std::move(l.queue());
+  l.queue().clear();
+  for (const auto& c : pending) {
+    if (c->link() != nullptr) w_.net.ResetLink(*c->link(), "listener closed before accept");
+  }
+  // Erasing may destroy the listener: keep it alive to the end of this call.
+  Host& h = w_.host(l.host());
+  auto it = h.listeners.find(l.address().port());
+  if (it != h.listeners.end() && it->second.get() == &l) {
+    std::shared_ptr<SimListener> keep = std::move(it->second);
+    h.listeners.erase(it);
+  }
+}
+
+void Listeners::Arrive(SimListener& l, const std::shared_ptr<SimConnection>& end) {
+  if (l.callback()) {
+    if (w_.host(l.host()).frozen) {
+      // The kernel accepted it; the stopped process hears of it when it resumes.
+      w_.loop.Schedule(w_.loop.now, l.host(), false, [keep = l.shared_from_this(), end]() {
+        if (keep->IsOpen()) keep->callback()(end);
+      });
+      return;
+    }
+    l.callback()(end);
+  } else {
+    l.queue().push_back(end);
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Listener>> SimServerFactory::Listen(const Address& address) {
+  return Listen(address, nullptr);
+}
+
+absl::StatusOr<std::shared_ptr<Listener>> SimServerFactory::Listen(const Address& address,
+                                                                   AcceptCallback on_accept) {
+  return world_->listeners.Listen(host_, address, std::move(on_accept));
+}
+
+absl::StatusOr<std::shared_ptr<Listener>> Listeners::Listen(HostId host, const Address& address,
+                                                            AcceptCallback on_accept) {
+  if (w_.loop.destroying) {
+    return absl::FailedPreconditionError("sim: listen while the world is ending");
+  }
+  Host& h = w_.host(host);
+  if (address.kind() != Address::Kind::kHostName) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sim: listen on '", address.ToString(),
+                     "': the simulator takes host-name addresses such as 'server:8100'"));
+  }
+  if (address.host() != h.name) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: host '", h.name, "' cannot listen on '",
+                                                   address.ToString(), "' (another host's name)"));
+  }
+  if (!h.up) return absl::UnavailableError(absl::StrCat("sim: host '", h.name, "' is down"));
+  uint16_t port = address.port();
+  if (port == 0) {
+    for (uint32_t tries = 0; tries < 16384; ++tries) {
+      const uint16_t candidate = h.next_port;
+      h.next_port = h.next_port == 65535 ? 49152 : static_cast<uint16_t>(h.next_port + 1);
+      if (!h.listeners.contains(candidate)) {
+        port = candidate;
+        break;
+      }
+    }
+    if (port == 0) return absl::ResourceExhaustedError("sim: no free ephemeral port");
+  }
+  if (h.listeners.contains(port)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("sim: address ", h.name, ":", port, " is already in use by a listener"));
+  }
+  auto listener = std::make_shared<SimListener>(w_.ref, host, Address::HostName(h.name, port),
+                                                std::move(on_accept));
+  h.listeners.emplace(port, listener);
+  w_.Record(host, TraceKind::kListen,
+            absl::StrCat("listen ", listener->address().ToString(),
+                         listener->callback() ? " (callback)" : "", " backlog ",
+                         w_.options.profile.accept_backlog));
+  return listener;
+}
+
+}  // namespace netlayer::sim

@@ -1,0 +1,78 @@
+// World::Impl: the simulator's parts composed (sim_types.h lists them), and the few helpers
+// they all use (hosts by id, trace records).
+//
+// Thread rules: the world's single thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "connector.h"
+#include "event_loop.h"
+#include "fault_decider.h"
+#include "faults.h"
+#include "host.h"
+#include "listener.h"
+#include "netlayer/core/assert.h"
+#include "netlayer/core/generator.h"
+#include "netlayer/sim/trace.h"
+#include "netlayer/sim/world.h"
+#include "network.h"
+#include "sim_connection.h"
+
+namespace netlayer::sim {
+
+struct World::Impl {
+  explicit Impl(WorldOptions o)
+      : options(std::move(o)),
+        generator(options.seed),
+        trace(options.trace_capacity),
+        ref(std::make_shared<World::Impl*>(this)),
+        loop(*this),
+        net(*this),
+        connector(*this),
+        listeners(*this),
+        decider(generator, options.profile),
+        faults(*this) {}
+  ~Impl();
+
+  // ---- Hosts ----
+  bool ValidHost(HostId h) const { return h.value < hosts.size(); }
+  Host& host(HostId h) {
+    NETLAYER_ASSERT(ValidHost(h), "HostId does not belong to this world");
+    return hosts[h.value];
+  }
+  const std::string& Label(HostId h) const {
+    static const std::string* const kWorldLabel = new std::string("-");
+    return ValidHost(h) ? hosts[h.value].name : *kWorldLabel;
+  }
+
+  // ---- Trace ----
+  void Record(HostId h, TraceKind kind, std::string detail) {
+    trace.Add(loop.now - loop.start, Label(h), kind, std::move(detail));
+  }
+  // A stream event: also fills the structured fields (stream id, the other host, size).
+  void RecordStream(HostId h, TraceKind kind, std::string detail, const Link& link,
+                    uint64_t bytes = 0);
+  // The promise checker found a broken promise on a connection of `h`: traced, and the world
+  // stops with `why`.
+  void PromiseBroken(HostId h, absl::Status why);
+
+  absl::Duration Exp(absl::Duration mean) { return ExpDuration(generator, mean); }
+
+  WorldOptions options;
+  Xoshiro256 generator;
+  Trace trace;
+  WorldRef ref;
+  std::vector<Host> hosts;
+
+  // The parts, in dependency order.
+  EventLoop loop;
+  Network net;
+  Connector connector;
+  Listeners listeners;
+  FaultDecider decider;
+  Faults faults;
+};
+
+}  // namespace netlayer::sim
