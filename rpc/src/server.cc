@@ -7,6 +7,7 @@
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
 #include "send.h"
+#include "testing_plants.h"
 
 namespace netlayer::rpc {
 
@@ -77,13 +78,15 @@ class Session::Handler final : public smac::MessageHandler {
 
 Session::Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options,
                  Env& env, uint64_t id, std::string peer_host,
-                 std::shared_ptr<smac::MessageConnection> conn)
+                 std::shared_ptr<smac::MessageConnection> conn,
+                 std::shared_ptr<const testing::Plants> plants)
     : server_(std::move(server)),
       options_(std::move(options)),
       env_(env),
       id_(id),
       peer_host_(std::move(peer_host)),
       conn_(std::move(conn)),
+      plants_(std::move(plants)),
       peer_(PeerSession::Options{
           .role = PeerSession::Role::kServer,
           .protocol = options_->protocol,
@@ -147,6 +150,7 @@ absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::strin
   }
   // Closed: the client fails the call itself (kUnavailable) when it sees the close.
   if (sent.ok() || sent.code() == absl::StatusCode::kFailedPrecondition) return sent;
+  if (plants_ != nullptr && plants_->lose_reply_on_send_failure) return sent;  // planted bug
   // InvalidArgument (over the frame limit) or ResourceExhausted (output queue full): answer with
   // a small error reply instead, or close, so the caller never waits for its deadline.
   const absl::Status instead = absl::ResourceExhaustedError(
@@ -367,7 +371,7 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
       ++refused_;
     } else {
       const uint64_t id = next_session_++;
-      session.reset(new Session(weak_from_this(), options_, env_, id, host, conn));
+      session.reset(new Session(weak_from_this(), options_, env_, id, host, conn, plants_));
       sessions_.emplace(id, session);
       ++per_host_[host];
     }
@@ -425,6 +429,11 @@ void Server::Close() {
     per_host_.clear();
   }
   for (auto& [id, s] : sessions) s->Close();
+}
+
+void testing::SetPlants(Server& server, const testing::Plants& plants) {
+  MutexLock lock(server.mu_);
+  server.plants_ = std::make_shared<const testing::Plants>(plants);
 }
 
 }  // namespace netlayer::rpc

@@ -54,6 +54,15 @@
 namespace netlayer::rpc {
 
 // The protocol, framing, codec and hello bound come from PeerOptions (peer_options.h).
+class Client;
+class Server;
+namespace testing {
+// Test hook (rpc/src/testing_plants.h, internal; not API): planted bugs for scenarios.
+struct Plants;
+void SetPlants(Client& client, const Plants& plants);
+void SetPlants(Server& server, const Plants& plants);
+}  // namespace testing
+
 struct ClientOptions : PeerOptions {
   // Calls waiting for a reply or for a connection, plus one-way calls waiting for a connection.
   size_t max_pending_calls = 4096;
@@ -155,6 +164,7 @@ class Client : public std::enable_shared_from_this<Client> {
   void Close();
 
  private:
+  friend void testing::SetPlants(Client& client, const testing::Plants& plants);
   class ConnHandler;
   class ConnectCallbacks;
   // The connection's phase (the calls' view of it is table_.link()).
@@ -220,6 +230,8 @@ class Client : public std::enable_shared_from_this<Client> {
   uint16_t version_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Notification>> ready_waiters_ ABSL_GUARDED_BY(mu_);
+  // Test hook: planted bugs (nullptr: none, always in production).
+  std::shared_ptr<const testing::Plants> plants_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace netlayer::rpc

@@ -37,8 +37,15 @@
 
 namespace netlayer::rpc {
 
+class Client;
 class Server;
 class Session;
+namespace testing {
+// Test hook (rpc/src/testing_plants.h, internal; not API): planted bugs for scenarios.
+struct Plants;
+void SetPlants(Client& client, const Plants& plants);
+void SetPlants(Server& server, const Plants& plants);
+}  // namespace testing
 
 // Answers one call, exactly once: Reply or Fail, now or later, from any thread (one thread at a
 // time: a Responder itself is not synchronised). Move-only. A Responder destroyed without
@@ -143,7 +150,8 @@ class Session : public std::enable_shared_from_this<Session> {
   class Handler;
 
   Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options, Env& env,
-          uint64_t id, std::string peer_host, std::shared_ptr<smac::MessageConnection> conn);
+          uint64_t id, std::string peer_host, std::shared_ptr<smac::MessageConnection> conn,
+          std::shared_ptr<const testing::Plants> plants);
   void Start();
   void OnMessage(std::string_view message);
   void OnClosed(const CloseReason& reason);
@@ -162,6 +170,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const uint64_t id_;
   const std::string peer_host_;  // for max_sessions_per_host
   const std::shared_ptr<smac::MessageConnection> conn_;
+  const std::shared_ptr<const testing::Plants> plants_;  // test hook; nullptr: none
 
   mutable Mutex mu_;
   PeerSession peer_ ABSL_GUARDED_BY(mu_);      // handshake, ping/pong, idle timeout
@@ -201,6 +210,7 @@ class Server : public std::enable_shared_from_this<Server> {
 
  private:
   friend class Session;
+  friend void testing::SetPlants(Server& server, const testing::Plants& plants);
   explicit Server(Env& env, ServerOptions options);
   std::shared_ptr<const MethodHandler> Find(std::string_view method) const;
   void Forget(uint64_t session_id);
@@ -215,6 +225,8 @@ class Server : public std::enable_shared_from_this<Server> {
   uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Test hook: planted bugs for the sessions served from now on (nullptr: none).
+  std::shared_ptr<const testing::Plants> plants_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace netlayer::rpc
