@@ -19,7 +19,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using testing::SimNet;
+using netlayer::testing::SimNet;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
