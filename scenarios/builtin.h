@@ -25,6 +25,19 @@ inline constexpr char kProtectionsOff[] = "protections-off";
 // objstore: the client caches a load reply without checking it against the invalidations
 // received while the load was in flight (ZEO issue 155).
 inline constexpr char kObjstoreCacheUnchecked[] = "objstore-cache-unchecked";
+// rpc-faults: the client does not fail the calls sent on a connection when it closes (they end
+// only at their deadline).
+inline constexpr char kKeepCallsOnClose[] = "keep-calls-on-close";
+// rpc-faults: a call made while the client is not connected gets no deadline timer.
+inline constexpr char kNoDeadlineWhileConnecting[] = "no-deadline-while-connecting";
+// hostile-peers: core's ConnectionState reports a peer's close (or reset) that arrives after a
+// local Close() (promise 4; the world's promise checker reports it).
+inline constexpr char kCloseAfterLocalClose[] = "close-after-local-close";
+// reconnect-backoff: the rpc client restarts its reconnect schedule after every drop, even of a
+// connection whose handshake never completed.
+inline constexpr char kRestartScheduleOnDrop[] = "restart-schedule-on-drop";
+// rpc-faults: the server drops a reply it cannot send, silently (no error reply, no close).
+inline constexpr char kLoseReplyOnSendFailure[] = "lose-reply-on-send-failure";
 // Any scenario: the run aborts at its first event (tests that a sweep survives a crashing run).
 inline constexpr char kAbort[] = "abort";
 

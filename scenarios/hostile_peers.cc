@@ -74,6 +74,14 @@ class HostilePeers final : public sim::Scenario {
  public:
   absl::Duration LivenessBound() const override { return absl::Seconds(25); }
 
+  // Planted in core's connection path (every connection of the world): the world's promise
+  // checker must catch it. The server closes misbehaving connections itself, and their peers'
+  // end of stream or reset arrives afterwards.
+  void ConfigureWorld(const sim::ScenarioOptions& options, sim::WorldOptions& world) override {
+    world.connection_limits.planted_close_after_local_close =
+        options.planted_bug == kCloseAfterLocalClose;
+  }
+
   void Setup(ScenarioContext& ctx) override {
     ctx_ = &ctx;
     world_ = &ctx.world();

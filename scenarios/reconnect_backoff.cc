@@ -29,6 +29,7 @@
 #include "builtin.h"
 #include "netlayer/rpc/client.h"
 #include "schedule_bound.h"
+#include "testing_plants.h"
 
 namespace netlayer::scenarios {
 namespace {
@@ -369,6 +370,9 @@ class ReconnectBackoff final : public sim::Scenario {
     ctx_->Check(client.ok(), "the rpc client starts", [&] { return client.status().ToString(); });
     if (!client.ok()) return;
     rpc_.client = *client;
+    if (ctx_->planted(kRestartScheduleOnDrop)) {
+      rpc::testing::SetPlants(*rpc_.client, {.restart_schedule_on_drop = true});
+    }
     rpc_.client->CallAsync("anything", "", absl::InfiniteFuture(),
                            [this](rpc::CallResult r) { rpc_.result = std::move(r); });
   }

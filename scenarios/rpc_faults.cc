@@ -10,8 +10,17 @@
 //   - a client's connection attempts never exceed what its connect schedule allows; the schedule
 //     restarts only after a connection proved healthy (its handshake completed);
 //   - pushes on a connection arrive in order, without gaps, and a reply is processed after
-//     exactly the pushes the server sent before it (ZEO's cache-consistency rule).
-// Liveness, after faults stop: every client is connected again and completes new calls.
+//     exactly the pushes the server sent before it (ZEO's cache-consistency rule);
+//   - the application's mistakes and overloads get clear answers: a reply over the frame limit
+//     ("big") is refused with an error Status and the client gets kResourceExhausted (or the
+//     connection's loss, or its deadline under faults), never a reply, a crash or a hang;
+//     replies that fill the server's bounded output queue ("bulk") end the same way; a handler
+//     that answers twice ("twice") gets an error Status for the second answer and the client
+//     sees one; a handler that answers after the deadline ("late") is ignored by the client.
+// "Never after its deadline" allows kCallbackSlack for the callback's scheduling; it holds for
+// calls made in any state of the client: connected, handshaking or reconnecting.
+// Liveness, after faults stop: every client is connected again and completes new calls, and an
+// oversized reply comes back as a clear error (kResourceExhausted), not as silence.
 // Finish: once the workload stops, every call ever started has completed (so, with the above,
 // every call is answered exactly once).
 #include <map>
@@ -27,9 +36,12 @@
 #include "netlayer/rpc/client.h"
 #include "netlayer/rpc/server.h"
 #include "schedule_bound.h"
+#include "testing_plants.h"
 
 namespace netlayer::scenarios {
 namespace {
+
+std::string AsString(std::string_view s) { return std::string(s); }
 
 using sim::HostId;
 using sim::ScenarioContext;
@@ -39,10 +51,22 @@ using sim::TraceKind;
 constexpr int kClients = 3;
 constexpr int kCallsInFlight = 4;  // per client
 constexpr uint16_t kPort = 8100;
+// The server's frame limit ("big" replies are one byte over it) and output bound ("bulk"
+// replies fill it while a client is partitioned away).
+constexpr size_t kFrameLimit = size_t{64} << 10;
+constexpr size_t kMaxOutputBytes = size_t{256} << 10;
+constexpr size_t kBulkReply = size_t{24} << 10;
+constexpr absl::Duration kCallDeadline = absl::Seconds(3);
+// A callback scheduled at the deadline may run this much later (0 on the simulator today).
+constexpr absl::Duration kCallbackSlack = absl::Milliseconds(1);
 
 class RpcFaults final : public sim::Scenario {
  public:
   absl::Duration LivenessBound() const override { return absl::Seconds(15); }
+
+  void ConfigureWorld(const sim::ScenarioOptions&, sim::WorldOptions& world) override {
+    world.connection_limits.max_output_bytes = kMaxOutputBytes;
+  }
 
   void Setup(ScenarioContext& ctx) override {
     ctx_ = &ctx;
@@ -66,6 +90,7 @@ class RpcFaults final : public sim::Scenario {
     for (auto& c : clients_) {
       ClientState* client = c.get();
       client->ok_at_heal = client->ok;
+      client->big_refused_at_heal = client->big_refused;
       ctx.Eventually(
           absl::StrCat(client->name, " reconnects"), [client] { return client->rpc->ready(); },
           [client] { return absl::StrCat("last error: ", client->rpc->last_error().ToString()); });
@@ -74,6 +99,13 @@ class RpcFaults final : public sim::Scenario {
           [client] { return client->ok >= client->ok_at_heal + 5; },
           [client] {
             return absl::StrCat(client->ok - client->ok_at_heal, " of 5 calls succeeded");
+          });
+      ctx.Eventually(
+          absl::StrCat(client->name, " gets an oversized reply's clear error"),
+          [client] { return client->big_refused > client->big_refused_at_heal; },
+          [client] {
+            return absl::StrCat(client->big_calls, " big calls in all, ", client->big_refused,
+                                " refused with kResourceExhausted");
           });
     }
   }
@@ -94,7 +126,8 @@ class RpcFaults final : public sim::Scenario {
                             " calls that never completed, first #", c->outstanding.begin()->first);
       });
       world_->Note(c->host, absl::StrCat("calls ok=", c->ok, " failed=", c->failed,
-                                         " pushes=", c->pushes_total));
+                                         " pushes=", c->pushes_total, " big=", c->big_calls,
+                                         " refused=", c->big_refused));
     }
   }
 
@@ -112,6 +145,8 @@ class RpcFaults final : public sim::Scenario {
     absl::Time deadline;
     // The connection (numbered by on_ready) the call was sent on; 0 while it waits for one.
     uint64_t connection = 0;
+    std::string method;
+    bool made_connected = false;  // the client was ready when the call was made
   };
   struct ClientState {
     std::string name;
@@ -127,6 +162,9 @@ class RpcFaults final : public sim::Scenario {
     uint64_t ok = 0;
     uint64_t failed = 0;
     uint64_t ok_at_heal = 0;
+    uint64_t big_calls = 0;
+    uint64_t big_refused = 0;  // big calls answered with the server's clear error
+    uint64_t big_refused_at_heal = 0;
     uint64_t pushes_seen = 0;  // on the current connection
     uint64_t pushes_total = 0;
     // Last, so it is destroyed first: its callbacks use the members above.
@@ -135,7 +173,12 @@ class RpcFaults final : public sim::Scenario {
 
   void StartServer() {
     Env& env = world_->env(server_host_);
-    server_ = rpc::Server::Create(env);
+    rpc::ServerOptions options;
+    options.message_options.max_message_size = kFrameLimit;
+    server_ = rpc::Server::Create(env, options);
+    if (ctx_->planted(kLoseReplyOnSendFailure)) {
+      rpc::testing::SetPlants(*server_, {.lose_reply_on_send_failure = true});
+    }
     pushes_sent_.clear();
     ++incarnation_;
     // echo and slow-echo answer with the payload and how many pushes this session was sent
@@ -156,6 +199,39 @@ class RpcFaults final : public sim::Scenario {
             (void)responder.Reply(absl::StrCat(payload, "|", pushes_sent_[s->id()]));
           });
         });
+    // A reply one byte over the frame limit: refused with an error Status (the client gets a
+    // small error reply instead).
+    server_->Register("big", [this](const rpc::Request&, rpc::Responder responder) {
+      const absl::Status s = responder.Reply(std::string(kFrameLimit + 1, 'B'));
+      ctx_->Check(!s.ok(), "a reply over the frame limit is refused with an error Status",
+                  [] { return std::string("Reply returned OK"); });
+    });
+    // A larger reply: under a partition these fill the bounded output queue.
+    server_->Register("bulk", [this](const rpc::Request& request, rpc::Responder responder) {
+      (void)responder.Reply(absl::StrCat(AsString(request.payload), "|",
+                                         pushes_sent_[request.session.id()], "|",
+                                         std::string(kBulkReply, 'b')));
+    });
+    // An application that answers twice: the second answer is an error, the client sees one.
+    server_->Register("twice", [this](const rpc::Request& request, rpc::Responder responder) {
+      (void)responder.Reply(
+          absl::StrCat(AsString(request.payload), "|", pushes_sent_[request.session.id()]));
+      const absl::Status second = responder.Reply("second answer");
+      ctx_->Check(second.code() == absl::StatusCode::kFailedPrecondition,
+                  "answering a call twice returns FailedPrecondition",
+                  [&] { return second.ToString(); });
+    });
+    // Answered around or after the call's deadline: a late reply is ignored by the client.
+    server_->Register("late", [this, &env](const rpc::Request& request, rpc::Responder responder) {
+      const absl::Duration delay = absl::Milliseconds(UniformInt(world_->generator(), 2500, 4000));
+      std::weak_ptr<rpc::Session> session = request.session.shared_from_this();
+      env.RunAt(env.Now() + delay, [this, session, payload = std::string(request.payload),
+                                    responder = std::move(responder)]() mutable {
+        auto s = session.lock();
+        if (s == nullptr) return;
+        (void)responder.Reply(absl::StrCat(payload, "|", pushes_sent_[s->id()]));
+      });
+    });
     auto listener = world_->server_factory(server_host_)
                         .Listen(Address::HostName("server", kPort),
                                 [this](std::shared_ptr<Connection> c) { server_->Serve(c); });
@@ -216,6 +292,10 @@ class RpcFaults final : public sim::Scenario {
     ctx_->Check(client.ok(), "the client starts", [&] { return client.status().ToString(); });
     if (!client.ok()) return;
     c.rpc = *client;
+    rpc::testing::Plants plants;
+    plants.keep_calls_on_close = ctx_->planted(kKeepCallsOnClose);
+    plants.no_deadline_while_connecting = ctx_->planted(kNoDeadlineWhileConnecting);
+    rpc::testing::SetPlants(*c.rpc, plants);
     for (int i = 0; i < kCallsInFlight; ++i) IssueCall(c);
   }
 
@@ -225,10 +305,18 @@ class RpcFaults final : public sim::Scenario {
     const uint64_t number = c.next_call++;
     const std::string payload =
         absl::StrCat(c.name, "#", number, ":", UniformInt(world_->generator(), 0, 1u << 30));
-    const absl::Time deadline = env.Now() + absl::Seconds(3);
+    const absl::Time deadline = env.Now() + kCallDeadline;
+    const uint64_t pick = UniformInt(world_->generator(), 0, 99);
+    const char* method = pick < 30   ? "slow-echo"
+                         : pick < 34 ? "big"
+                         : pick < 42 ? "bulk"
+                         : pick < 46 ? "twice"
+                         : pick < 48 ? "late"
+                                     : "echo";
+    if (std::string_view(method) == "big") ++c.big_calls;
     // Made while connected, a call is sent at once on the current connection.
-    c.outstanding.emplace(number, Outstanding{payload, deadline, c.ready ? c.connection : 0});
-    const char* method = Bernoulli(world_->generator(), 0.3) ? "slow-echo" : "echo";
+    c.outstanding.emplace(
+        number, Outstanding{payload, deadline, c.ready ? c.connection : 0, method, c.ready});
     c.rpc->CallAsync(method, payload, deadline,
                      [this, &c, number](rpc::CallResult result) { OnDone(c, number, result); });
   }
@@ -240,13 +328,23 @@ class RpcFaults final : public sim::Scenario {
     if (it == c.outstanding.end()) return;
     const std::string payload = std::move(it->second.payload);
     const absl::Time deadline = it->second.deadline;
+    const std::string method = std::move(it->second.method);
+    const bool made_connected = it->second.made_connected;
     c.outstanding.erase(it);
-    ctx_->Check(world_->Now() <= deadline, "a call never outlives its deadline", [&] {
-      return absl::StrCat(c.name, " call #", number, " completed ",
-                          absl::FormatDuration(world_->Now() - deadline), " after its deadline");
-    });
+    ctx_->Check(
+        world_->Now() <= deadline + kCallbackSlack, "a call never outlives its deadline", [&] {
+          return absl::StrCat(c.name, " call #", number, " (made while ",
+                              made_connected ? "connected" : "not connected", ") completed ",
+                              absl::FormatDuration(world_->Now() - deadline),
+                              " after its deadline: ", result.status().ToString());
+        });
+    const bool big = method == "big";
+    ctx_->Check(!big || !result.ok(), "a reply over the frame limit never arrives",
+                [&] { return absl::StrCat(c.name, " call #", number, " got a reply"); });
     if (result.ok()) {
-      std::vector<absl::string_view> parts = absl::StrSplit(*result, absl::MaxSplits('|', 1));
+      // "payload|pushes" (bulk replies add "|padding").
+      std::vector<absl::string_view> parts = absl::StrSplit(*result, absl::MaxSplits('|', 2));
+      if (parts.size() == 3 && method == "bulk") parts.pop_back();
       uint64_t pushes_before = 0;
       ctx_->Check(parts.size() == 2 && parts[0] == payload, "each reply goes to its own call", [&] {
         return absl::StrCat(c.name, " call #", number, " (", payload, ") got reply '", *result,
@@ -262,10 +360,17 @@ class RpcFaults final : public sim::Scenario {
       ++c.ok;
     } else {
       const absl::StatusCode code = result.status().code();
+      // The server's clear error for a reply it could not send (over the frame limit, or its
+      // output queue full).
+      const bool refused = code == absl::StatusCode::kResourceExhausted &&
+                           absl::StrContains(result.status().message(), "could not be sent") &&
+                           (big || method == "bulk");
+      if (big && refused) ++c.big_refused;
       ctx_->Check(
           code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
-              (stopping_ && code == absl::StatusCode::kCancelled),
-          "a call fails only with kUnavailable or kDeadlineExceeded", [&] {
+              refused || (stopping_ && code == absl::StatusCode::kCancelled),
+          "a call fails only with kUnavailable, kDeadlineExceeded or the server's clear error",
+          [&] {
             return absl::StrCat(c.name, " call #", number, ": ", result.status().ToString());
           });
       ++c.failed;

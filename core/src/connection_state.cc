@@ -130,7 +130,7 @@ ConnectionState::Actions ConnectionState::Close(absl::Time now) {
   closed_locally_ = true;
   // Whatever was not yet delivered is dropped, even a remote close already seen but still
   // queued: after a local Close() the handler hears nothing more (promise 4).
-  deliveries_.CloseLocally();
+  if (!limits_.planted_close_after_local_close) deliveries_.CloseLocally();
   a.wake_reader = true;
   if (phase_ == Phase::kClosed) return a;  // the stream already ended; nothing to flush
   phase_ = Phase::kClosing;
@@ -144,7 +144,7 @@ ConnectionState::Actions ConnectionState::Abort() {
   if (aborted_ || released_) return a;
   if (phase_ == Phase::kClosed && !closed_locally_) return a;  // a remote close came first
   closed_locally_ = true;
-  deliveries_.CloseLocally();
+  if (!limits_.planted_close_after_local_close) deliveries_.CloseLocally();
   a |= AbortStream();
   return a;
 }
@@ -178,6 +178,9 @@ ConnectionState::Actions ConnectionState::OnEndOfStream() {
     // The peer is done sending; it may still read what this end flushes.
     peer_eof_ = true;
     a.wake_reader = true;
+    if (limits_.planted_close_after_local_close) {
+      (void)deliveries_.PushClose(CloseReason(CloseReason::Kind::kPeerClosed, ""));
+    }
   }
   return a;
 }
@@ -186,7 +189,7 @@ ConnectionState::Actions ConnectionState::OnRemoteClosed(CloseReason reason) {
   Actions a;
   if (aborted_ || released_) return a;
   if (phase_ == Phase::kClosed && !closed_locally_) return a;  // already ended
-  const bool notify = phase_ == Phase::kOpen;
+  const bool notify = phase_ == Phase::kOpen || limits_.planted_close_after_local_close;
   a.unblock_sender = sender_ == Sender::kTransport;
   a.wake_transport = true;
   a.wake_reader = true;
@@ -195,7 +198,8 @@ ConnectionState::Actions ConnectionState::OnRemoteClosed(CloseReason reason) {
   DiscardOutput();
   if (notify) {
     const bool queued = deliveries_.PushClose(std::move(reason));
-    NETLAYER_ASSERT(queued, "a connection's close is notified once");
+    NETLAYER_ASSERT(queued || limits_.planted_close_after_local_close,
+                    "a connection's close is notified once");
   }
   return a;
 }

@@ -156,12 +156,13 @@ std::optional<CallTable::Completion> CallTable::Expire(uint64_t id,
   return Finish(it, absl::DeadlineExceededError(message));
 }
 
-CallTable::Completions CallTable::ConnectionLost(uint64_t generation, const absl::Status& status) {
+CallTable::Completions CallTable::ConnectionLost(uint64_t generation, const absl::Status& status,
+                                                 bool planted_keep_calls) {
   NETLAYER_ASSERT(!status.ok(), "a lost connection has a reason");
   Completions out;
   if (link_ == Link::kClosed || generation != generation_) return out;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.generation == generation) {
+    if (it->second.generation == generation && !planted_keep_calls) {
       out.push_back(Finish(it++, status));
     } else {
       ++it;

@@ -10,6 +10,7 @@
 #include "netlayer/core/log.h"
 #include "netlayer/rpc/handshake.h"
 #include "send.h"
+#include "testing_plants.h"
 
 namespace netlayer::rpc {
 namespace {
@@ -454,14 +455,18 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
   {
     MutexLock lock(mu_);
     if (generation != generation_ || conn_ == nullptr) return;
-    if (phase_ == Phase::kHandshaking && schedule_) failed_attempt = schedule_epoch_;
+    if (phase_ == Phase::kHandshaking && schedule_ &&
+        (plants_ == nullptr || !plants_->restart_schedule_on_drop)) {
+      failed_attempt = schedule_epoch_;
+    }
     if (phase_ == Phase::kReady) ++disconnects_;
     conn_.reset();
     peer_.reset();
     peer_timer_.Cancel();
     last_error_ = reason.ToStatus();
     // Every call sent on this connection fails at once.
-    completions = table_.ConnectionLost(generation, last_error_);
+    completions = table_.ConnectionLost(generation, last_error_,
+                                        plants_ != nullptr && plants_->keep_calls_on_close);
     if (factory_ != nullptr && phase_ != Phase::kClosed) {
       phase_ = Phase::kConnecting;
       reconnect = true;
@@ -526,7 +531,9 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
     MutexLock lock(mu_);
     started = table_.StartCall(method, payload, deadline, env_.Now(), done);
     if (started.ok()) {
-      if (arm_timer && deadline != absl::InfiniteFuture()) {
+      const bool planted_no_timer =
+          plants_ != nullptr && plants_->no_deadline_while_connecting && !started->send_now;
+      if (arm_timer && deadline != absl::InfiniteFuture() && !planted_no_timer) {
         std::weak_ptr<Client> weak = weak_from_this();
         table_.SetTimer(started->id, env_.RunAt(deadline, [weak, id = started->id] {
           if (auto c = weak.lock()) c->Expire(id);
@@ -671,6 +678,11 @@ size_t Client::pending_calls() const {
 absl::Status Client::last_error() const {
   MutexLock lock(mu_);
   return last_error_;
+}
+
+void testing::SetPlants(Client& client, const testing::Plants& plants) {
+  MutexLock lock(client.mu_);
+  client.plants_ = std::make_shared<const testing::Plants>(plants);
 }
 
 }  // namespace netlayer::rpc

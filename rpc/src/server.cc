@@ -8,6 +8,7 @@
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
 #include "send.h"
+#include "testing_plants.h"
 
 namespace netlayer::rpc {
 
@@ -86,7 +87,8 @@ class Session::Handler final : public smac::MessageHandler {
 
 Session::Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options,
                  std::shared_ptr<internal::ServerShared> shared, Env& env, uint64_t id,
-                 std::string peer_host, std::shared_ptr<smac::MessageConnection> conn)
+                 std::string peer_host, std::shared_ptr<smac::MessageConnection> conn,
+                 std::shared_ptr<const testing::Plants> plants)
     : server_(std::move(server)),
       options_(std::move(options)),
       shared_(std::move(shared)),
@@ -94,6 +96,7 @@ Session::Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptio
       id_(id),
       peer_host_(std::move(peer_host)),
       conn_(std::move(conn)),
+      plants_(std::move(plants)),
       peer_(PeerSession::Options{
           .role = PeerSession::Role::kServer,
           .protocol = options_->protocol,
@@ -173,6 +176,7 @@ absl::Status Session::SendAnswer(uint64_t id, const absl::Status& status, std::s
   if (sent.ok()) shared_->counters.AddStatus(status.code());
   // Closed: the client fails the call itself (kUnavailable) when it sees the close.
   if (sent.ok() || sent.code() == absl::StatusCode::kFailedPrecondition) return sent;
+  if (plants_ != nullptr && plants_->lose_reply_on_send_failure) return sent;  // planted bug
   // InvalidArgument (over the frame limit) or ResourceExhausted (output queue full): answer with
   // a small error reply instead, or close, so the caller never waits for its deadline.
   const absl::Status instead = absl::ResourceExhaustedError(
@@ -433,7 +437,7 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
     } else {
       const uint64_t id = next_session_++;
       ++accepted_;
-      session.reset(new Session(weak_from_this(), options_, shared_, env_, id, host, conn));
+      session.reset(new Session(weak_from_this(), options_, shared_, env_, id, host, conn, plants_));
       sessions_.emplace(id, session);
       ++per_host_[host];
     }
@@ -496,6 +500,11 @@ void Server::Close() {
     per_host_.clear();
   }
   for (auto& [id, s] : sessions) s->Close();
+}
+
+void testing::SetPlants(Server& server, const testing::Plants& plants) {
+  MutexLock lock(server.mu_);
+  server.plants_ = std::make_shared<const testing::Plants>(plants);
 }
 
 }  // namespace netlayer::rpc

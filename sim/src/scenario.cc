@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -113,6 +114,7 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   world_options.seed = options.seed;
   world_options.profile = scenario.Profile(options.seed);
   world_options.trace_capacity = std::max<size_t>(options.trace_capacity, options.report_events);
+  scenario.ConfigureWorld(options, world_options);
   World world(world_options);
   ScenarioContext ctx(world, options);
   world.trace().SetSink([&](const TraceEvent& event) {
@@ -134,7 +136,10 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   }
   if (!failed()) scenario.Finish(ctx);
   if (!ctx.failed() && !world.status().ok()) {
-    ctx.Fail("the world ran within its event budget", world.status().ToString());
+    // The world halts for its event budget, or when its promise checker saw a broken promise.
+    const bool promise = absl::StrContains(world.status().message(), "promise ");
+    ctx.Fail(promise ? "the connection promises hold" : "the world ran within its event budget",
+             world.status().ToString());
   }
 
   if (ctx.failed()) {

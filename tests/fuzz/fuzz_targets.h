@@ -16,7 +16,7 @@ int FuzzSmacDecoder(const uint8_t* data, size_t size);
 int FuzzEnvelope(const uint8_t* data, size_t size);
 // rpc handshake decoders and the version choice.
 int FuzzHandshake(const uint8_t* data, size_t size);
-// The whole stack in a FakeWorld: fuzz bytes arrive (chunked) at a server session or a client as
+// The whole stack on the simulator (a calm two-host sim::World, tests/support/sim_net.h): fuzz bytes arrive (chunked) at a server session or a client as
 // if from the peer, after an optional valid handshake. Neither may crash; a well-behaved client
 // on another connection must keep being served.
 int FuzzSession(const uint8_t* data, size_t size);

@@ -2,7 +2,6 @@
 #include <string>
 #include <string_view>
 
-#include "fake_world.h"
 #include "fuzz_targets.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
@@ -10,6 +9,7 @@
 #include "netlayer/rpc/handshake.h"
 #include "netlayer/rpc/server.h"
 #include "netlayer/smac/frame.h"
+#include "sim_net.h"
 
 namespace netlayer::fuzz {
 
@@ -26,10 +26,12 @@ int FuzzSession(const uint8_t* data, size_t size) {
   }();
   (void)quiet;
 
-  testing::FakeWorld world(/*seed=*/size, chunk);
+  // A calm simulated network: the seed and the segment sizes come from the input, so a run is a
+  // function of the input alone.
+  testing::SimNet world(/*seed=*/size, chunk);
   rpc::ServerOptions sopt;
   sopt.message_options.max_message_size = 1 << 16;
-  auto server = rpc::Server::Create(world, sopt);
+  auto server = rpc::Server::Create(world.server_env(), sopt);
   server->Register("echo",
                    [](const rpc::Request& r, rpc::Responder resp) { (void)resp.Reply(r.payload); });
   server->Register("later", [](const rpc::Request&, rpc::Responder resp) {
@@ -38,7 +40,7 @@ int FuzzSession(const uint8_t* data, size_t size) {
   // A well-behaved client on its own connection.
   auto good = world.NewPair();
   server->Serve(good.server);
-  auto good_client = rpc::Client::Create(world, good.client);
+  auto good_client = rpc::Client::Create(world.client_env(), good.client);
 
   auto bad = world.NewPair();
   std::shared_ptr<rpc::Client> target_client;
@@ -52,19 +54,19 @@ int FuzzSession(const uint8_t* data, size_t size) {
     rpc::ClientOptions copt;
     copt.message_options.max_message_size = 1 << 16;
     copt.on_push = [](std::string_view, std::string_view) {};
-    target_client = rpc::Client::Create(world, bad.client, copt);
+    target_client = rpc::Client::Create(world.client_env(), bad.client, copt);
     target_client->CallAsync("m", "p", world.Now() + absl::Seconds(5));
     if (handshake_first) {
       (void)bad.server->Write(smac::EncodeFrame(rpc::EncodeServerHello({"netlayer-rpc", 1, 1})));
     }
     (void)bad.server->Write(input);
   }
-  world.RunUntilIdle();
+  world.Settle();
   auto r = good_client->Call("echo", "alive", world.Now() + absl::Seconds(10));
   NETLAYER_ASSERT(r.ok() && *r == "alive", "the other client keeps being served");
   if (target_client) target_client->Close();
   server->Close();
-  world.RunUntilIdle();
+  world.Settle();
   return 0;
 }
 

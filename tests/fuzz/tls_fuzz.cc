@@ -2,12 +2,12 @@
 #include <string>
 #include <string_view>
 
-#include "fake_world.h"
 #include "fuzz_targets.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
 #include "netlayer/tls/connection.h"
 #include "netlayer/tls/test_pki.h"
+#include "sim_net.h"
 
 namespace netlayer::fuzz {
 namespace {
@@ -67,35 +67,37 @@ int FuzzTls(const uint8_t* data, size_t size) {
   const size_t chunk = 1 + data[1] % 200;
   std::string_view input(reinterpret_cast<const char*>(data) + 2, size - 2);
 
-  testing::FakeWorld world(/*seed=*/size, chunk);
+  testing::SimNet world(/*seed=*/size, chunk);
   auto pair = world.NewPair();
   // The target wraps one end; the fuzz bytes arrive on it as if from the peer.
   std::shared_ptr<Connection> target_transport = target_server ? pair.server : pair.client;
   std::shared_ptr<Connection> peer_transport = target_server ? pair.client : pair.server;
   auto target = tls::TlsConnection::Create(target_server ? contexts->server : contexts->client,
-                                           world, target_transport, "server");
+                                           target_server ? world.server_env() : world.client_env(),
+                                           target_transport, "server");
   auto watch = std::make_shared<Watch>();
   target->SetHandler(watch);
   target->Start();
   std::shared_ptr<tls::TlsConnection> peer;
   if (after_handshake) {
     // A genuine peer first: the fuzz bytes then follow its records on the same stream.
-    peer = tls::TlsConnection::Create(target_server ? contexts->client : contexts->server, world,
+    peer = tls::TlsConnection::Create(target_server ? contexts->client : contexts->server,
+                                      target_server ? world.client_env() : world.server_env(),
                                       peer_transport, "server");
     peer->Start();
     world.RunFor([&] { return target->handshake_complete() || !target->IsOpen(); },
                  absl::Seconds(5));
     (void)peer->Write("some genuine application data");
-    world.RunUntilIdle();
+    world.Settle();
   }
   (void)peer_transport->Write(input);
   (void)target->Write("the target's own output");
-  world.RunFor([] { return false; }, absl::Seconds(15));  // past the handshake deadline
+  world.Settle(absl::Seconds(15));  // past the handshake deadline
   // Nothing closed it locally: if it is not open, its handler heard why, once.
   NETLAYER_ASSERT(target->IsOpen() || watch->closes == 1, "a failed connection is reported");
   target->Close();
   if (peer) peer->Close();
-  world.RunUntilIdle();
+  world.Settle();
   return 0;
 }
 

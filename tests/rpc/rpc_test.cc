@@ -1,4 +1,5 @@
-// rpc over FakeWorld (tests/support): in-memory connections, a virtual clock, no threads.
+// rpc over the simulator on a calm profile (tests/support/sim_net.h): a client host and a server
+// host, no random faults, optional chunking; no sockets, no threads.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,18 +8,18 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "fake_world.h"
 #include "netlayer/rpc/client.h"
 #include "netlayer/rpc/handshake.h"
 #include "netlayer/rpc/server.h"
 #include "netlayer/smac/frame.h"
+#include "sim_net.h"
 
 namespace netlayer::rpc {
 namespace {
 
 using ::testing::ElementsAre;
-using testing::FakeWorld;
 using ::testing::HasSubstr;
+using netlayer::testing::SimNet;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
@@ -32,20 +33,20 @@ struct Fixture {
   explicit Fixture(uint64_t seed = 1, size_t chunk = 1 << 20, ClientOptions copt = {},
                    ServerOptions sopt = {})
       : world(seed, chunk) {
-    server = Server::Create(world, sopt);
+    server = Server::Create(world.server_env(), sopt);
     RegisterEcho(*server);
     auto pair = world.NewPair();
     raw_client = pair.client;
     raw_server = pair.server;
     session = server->Serve(pair.server);
-    client = Client::Create(world, pair.client, copt);
+    client = Client::Create(world.client_env(), pair.client, copt);
   }
-  absl::Time In(absl::Duration d) { return world.Now() + d; }
-  FakeWorld world;
+  absl::Time In(absl::Duration d) { return world.In(d); }
+  SimNet world;
   std::shared_ptr<Server> server;
   std::shared_ptr<Session> session;
   std::shared_ptr<Client> client;
-  std::shared_ptr<testing::MemoryConnection> raw_client, raw_server;
+  std::shared_ptr<Connection> raw_client, raw_server;
 };
 
 TEST(RpcTest, BlockingCallRunsTheWorldAndReturnsTheReply) {
@@ -104,7 +105,7 @@ TEST(RpcTest, ManyConcurrentCallsWithDeferredRepliesInRandomOrder) {
       ASSERT_TRUE(held[k].second.Reply("r" + held[k].first).ok());
       held.erase(held.begin() + static_cast<long>(k));
     }
-    f.world.RunUntilIdle();
+    f.world.Settle();
     ASSERT_EQ(results.size(), 100u);
     for (int i = 0; i < 100; ++i) {
       EXPECT_EQ(results[i], absl::StrCat("rp", i));
@@ -130,7 +131,7 @@ TEST(RpcTest, RepliesAndPushesRunInArrivalOrder) {
   auto fut = f.client->CallAsync("commit", "", f.In(absl::Seconds(5)),
                                  [&](CallResult r) { events.push_back("reply:" + *r); });
   EXPECT_EQ(*fut.Wait(), "committed");
-  f.world.RunUntilIdle();
+  f.world.Settle();
   EXPECT_THAT(events,
               ElementsAre("push:invalidate:before", "reply:committed", "push:invalidate:after"));
 }
@@ -148,7 +149,7 @@ TEST(RpcTest, OversizedReplyBecomesAResourceExhaustedErrorReply) {
     fail_status.push_back(resp.Fail(absl::InternalError("could not reply")));
   });
   auto fut = f.client->CallAsync("big", "", absl::InfiniteFuture());
-  f.world.RunUntilIdle();
+  f.world.Settle();
   ASSERT_TRUE(fut.Ready()) << "an oversized reply left the call unanswered";
   EXPECT_EQ(fut.Wait().status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(Msg(fut.Wait().status()), HasSubstr("exceeds the limit"));
@@ -174,23 +175,24 @@ TEST(RpcTest, AnsweringTwiceIsAnErrorNotAnAbort) {
   EXPECT_EQ(statuses[1].code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(statuses[2].code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(Msg(statuses[1]), HasSubstr("already answered"));
-  f.world.RunUntilIdle();
+  f.world.Settle();
   EXPECT_EQ(f.client->pending_calls(), 0u);
 }
 
 // The server's output queue is full (a client that does not read): each call still gets exactly
 // one answer, a reply, an error reply or the connection's close, once bytes move again.
 TEST(RpcTest, EveryCallIsAnsweredWhenTheOutputQueueIsFull) {
-  FakeWorld w;
-  ConnectionLimits limits;
-  limits.max_output_bytes = 4096;
-  auto pair = w.NewPair(limits);
-  auto server = Server::Create(w);
+  sim::WorldOptions options = SimNet::Options();
+  options.connection_limits.max_output_bytes = 4096;
+  options.profile.send_buffer_bytes = 2048;  // the network holds little: the output queue fills
+  SimNet w(options);
+  auto pair = w.NewPair();
+  auto server = Server::Create(w.server_env());
   std::vector<Responder> held;
   server->Register("hold",
                    [&](const Request&, Responder resp) { held.push_back(std::move(resp)); });
   server->Serve(pair.server);
-  auto client = Client::Create(w, pair.client);
+  auto client = Client::Create(w.client_env(), pair.client);
   constexpr int kCalls = 10;
   std::vector<int> completions(kCalls, 0);
   std::vector<absl::StatusCode> codes(kCalls);
@@ -200,17 +202,17 @@ TEST(RpcTest, EveryCallIsAnsweredWhenTheOutputQueueIsFull) {
       codes[i] = r.status().code();
     });
   }
-  w.RunUntilIdle();
+  w.Settle();
   ASSERT_EQ(held.size(), static_cast<size_t>(kCalls));
-  pair.client->Freeze(true);  // the client reads nothing: the server's output fills up
+  w.Freeze(true);  // nothing reaches the client: the server's output fills up
   int failed_replies = 0;
   for (Responder& r : held) {
     if (!r.Reply(std::string(1500, 'r')).ok()) ++failed_replies;
     EXPECT_TRUE(r.answered());
   }
   EXPECT_GT(failed_replies, 0);
-  pair.client->Freeze(false);
-  w.RunUntilIdle();
+  w.Freeze(false);
+  w.Settle();
   for (int i = 0; i < kCalls; ++i) {
     EXPECT_EQ(completions[i], 1) << "call " << i << " was not answered exactly once";
     EXPECT_TRUE(codes[i] == absl::StatusCode::kOk ||
@@ -237,7 +239,7 @@ TEST(RpcTest, ApplicationMistakesAreStatusesNotAborts) {
   EXPECT_EQ(f.client->Call("nohandler", "", f.In(absl::Seconds(1))).status().code(),
             absl::StatusCode::kUnimplemented);
   ASSERT_TRUE(f.client->WaitReady(f.In(absl::Seconds(1))));
-  f.world.RunUntilIdle();
+  f.world.Settle();
   EXPECT_EQ(f.session->Push(too_long, "").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*f.client->Call("echo", "fine", f.In(absl::Seconds(1))), "echo:fine");
 
@@ -246,21 +248,21 @@ TEST(RpcTest, ApplicationMistakesAreStatusesNotAborts) {
   bad.max_pending_calls = 0;
   EXPECT_EQ(ValidateClientOptions(bad).code(), absl::StatusCode::kInvalidArgument);
   auto pair = f.world.NewPair();
-  auto closed = Client::Create(f.world, pair.client, bad);
+  auto closed = Client::Create(f.world.client_env(), pair.client, bad);
   auto r = closed->Call("echo", "", f.In(absl::Seconds(1)));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Msg(r.status()), HasSubstr("max_pending_calls"));
   EXPECT_EQ(closed->last_error().code(), absl::StatusCode::kInvalidArgument);
   ClientOptions bad_protocol;
   bad_protocol.protocol = "";
-  EXPECT_EQ(Client::CreateReconnecting(f.world, f.world.client_factory(),
+  EXPECT_EQ(Client::CreateReconnecting(f.world.client_env(), f.world.client_factory(),
                                        {Address::HostName("server", 1)}, {}, bad_protocol)
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
   ConnectOptions jittered;
   jittered.jitter = 0.5;  // needs ClientOptions::jitter_source
-  EXPECT_EQ(Client::CreateReconnecting(f.world, f.world.client_factory(),
+  EXPECT_EQ(Client::CreateReconnecting(f.world.client_env(), f.world.client_factory(),
                                        {Address::HostName("server", 1)}, jittered)
                 .status()
                 .code(),
@@ -269,7 +271,7 @@ TEST(RpcTest, ApplicationMistakesAreStatusesNotAborts) {
   bad_server.min_version = 3;
   bad_server.max_version = 2;
   EXPECT_EQ(ValidateServerOptions(bad_server).code(), absl::StatusCode::kInvalidArgument);
-  auto server = Server::Create(f.world, bad_server);
+  auto server = Server::Create(f.world.server_env(), bad_server);
   auto pair2 = f.world.NewPair();
   EXPECT_EQ(server->Serve(pair2.server), nullptr);
 }
@@ -287,14 +289,19 @@ TEST(RpcTest, ConnectionLossFailsEveryPendingCallAtOnce) {
     f.client->CallAsync("hang", "", absl::InfiniteFuture(),
                         [&](CallResult r) { results.push_back(std::move(r)); });
   }
-  f.world.RunUntilIdle();
+  f.world.Settle();
   ASSERT_EQ(answered, 5);
   EXPECT_EQ(f.client->pending_calls(), 5u);
-  f.raw_server->Reset("boom");
-  ASSERT_EQ(results.size(), 5u);  // at once, inside the reset
+  const absl::Time reset_at = f.world.Now();
+  ASSERT_TRUE(f.world.world().Reset(*f.raw_server).ok());
+  // At once: the world delivers the reset as an event at the same virtual time, and the calls
+  // fail as the client sees it (not at their deadline, which is infinite here).
+  (void)f.world.world().RunFor(absl::ZeroDuration());
+  EXPECT_EQ(f.world.Now(), reset_at);
+  ASSERT_EQ(results.size(), 5u);
   for (const auto& r : results) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
-    EXPECT_THAT(Msg(r.status()), HasSubstr("reset: boom"));
+    EXPECT_THAT(Msg(r.status()), HasSubstr("connection reset (scripted)"));
   }
   // A non-reconnecting client is closed now.
   EXPECT_EQ(f.client->Call("echo", "", f.In(absl::Seconds(1))).status().code(),
@@ -314,7 +321,7 @@ TEST(RpcTest, DeadlinePerCallAndLateRepliesAreIgnored) {
   EXPECT_EQ(f.world.Now() - start, absl::Seconds(2));
   ASSERT_EQ(held.size(), 1u);
   ASSERT_TRUE(held[0].Reply("too late").ok());
-  f.world.RunUntilIdle();
+  f.world.Settle();
   EXPECT_EQ(f.client->pending_calls(), 0u);
   EXPECT_EQ(*f.client->Call("echo", "after", f.In(absl::Seconds(2))), "echo:after");
   // A deadline already passed fails at once.
@@ -353,7 +360,7 @@ TEST(RpcTest, NotifyBeforeHandshakeIsQueuedInOrderWithCalls) {
   auto fut = f.client->CallAsync("mark", "2", f.In(absl::Seconds(5)));
   ASSERT_TRUE(f.client->Notify("log", "3").ok());
   EXPECT_TRUE(fut.Wait().ok());
-  f.world.RunUntilIdle();
+  f.world.Settle();
   EXPECT_THAT(seen, ElementsAre("1", "call:2", "3"));
   // Unknown one-way: dropped, the connection stays.
   ASSERT_TRUE(f.client->Notify("unknown", "").ok());
@@ -366,7 +373,7 @@ TEST(RpcTest, CloseCancelsPendingCalls) {
   f.server->Register("hold",
                      [&](const Request&, Responder resp) { held.push_back(std::move(resp)); });
   auto fut = f.client->CallAsync("hold", "", absl::InfiniteFuture());
-  f.world.RunUntilIdle();
+  f.world.Settle();
   f.client->Close();
   ASSERT_TRUE(fut.Ready());
   EXPECT_EQ(fut.Wait().status().code(), absl::StatusCode::kCancelled);
@@ -390,7 +397,7 @@ TEST(RpcTest, VersionMismatchClosesWithClearError) {
                         "1..1, this client 2..3"));
   ASSERT_EQ(disconnects.size(), 1u);
   EXPECT_EQ(disconnects[0].kind(), CloseReason::Kind::kProtocolError);
-  f.world.RunUntilIdle();
+  f.world.Settle();
   ASSERT_EQ(session_closes.size(), 1u);
   EXPECT_EQ(session_closes[0].kind(), CloseReason::Kind::kPeerClosed);
 }
@@ -405,23 +412,23 @@ TEST(RpcTest, HandshakeChoosesTheHighestCommonVersion) {
   Fixture f(1, 1 << 20, copt, sopt);
   ASSERT_TRUE(f.client->WaitReady(f.In(absl::Seconds(1))));
   EXPECT_EQ(f.client->version(), 3);
-  f.world.RunUntilIdle();
+  f.world.Settle();
   EXPECT_TRUE(f.session->ready());
   EXPECT_EQ(f.session->version(), 3);
 }
 
 TEST(RpcTest, GarbageInsteadOfServerHelloClosesClient) {
-  FakeWorld w;
+  SimNet w;
   auto pair = w.NewPair();
-  auto client = Client::Create(w, pair.client);
+  auto client = Client::Create(w.client_env(), pair.client);
   ASSERT_TRUE(pair.server->Write(smac::EncodeFrame("220 smtp.example.com ESMTP")).ok());
   auto r = client->Call("echo", "", w.Now() + absl::Seconds(5));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(Msg(r.status()), HasSubstr("expected a server hello starting with \"NLRP\""));
   // Unframed garbage: the 4 "length" bytes are over the limit.
-  FakeWorld w2;
+  SimNet w2;
   auto pair2 = w2.NewPair();
-  auto client2 = Client::Create(w2, pair2.client);
+  auto client2 = Client::Create(w2.client_env(), pair2.client);
   ASSERT_TRUE(pair2.server->Write("HTTP/1.1 200 OK\r\n\r\n").ok());
   auto r2 = client2->Call("echo", "", w2.Now() + absl::Seconds(5));
   EXPECT_EQ(r2.status().code(), absl::StatusCode::kUnavailable);
@@ -429,11 +436,11 @@ TEST(RpcTest, GarbageInsteadOfServerHelloClosesClient) {
 }
 
 TEST(RpcTest, HandshakeTimeout) {
-  FakeWorld w;
+  SimNet w;
   auto pair = w.NewPair();
   ClientOptions copt;
   copt.handshake_timeout = absl::Seconds(3);
-  auto client = Client::Create(w, pair.client, copt);
+  auto client = Client::Create(w.client_env(), pair.client, copt);
   auto r = client->Call("echo", "", w.Now() + absl::Seconds(10));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(Msg(r.status()), HasSubstr("timeout: rpc handshake: no server hello within 3s"));
@@ -463,7 +470,7 @@ TEST(RpcTest, MalformedMessageClosesOnlyThatSession) {
   raw->SetHandler(rec);
   ASSERT_TRUE(raw->Send(EncodeClientHello({"netlayer-rpc", 1})).ok());
   ASSERT_TRUE(raw->Send(std::string("\x09garbage", 8)).ok());
-  f.world.RunUntilIdle();
+  f.world.Settle();
   ASSERT_EQ(closes.size(), 1u);
   EXPECT_EQ(closes[0].kind(), CloseReason::Kind::kProtocolError);
   EXPECT_THAT(closes[0].detail(),
@@ -477,21 +484,29 @@ TEST(RpcTest, MalformedMessageClosesOnlyThatSession) {
   auto pair3 = f.world.NewPair();
   f.server->Serve(pair3.server);
   ASSERT_TRUE(pair3.client->Write(smac::EncodeFrame("GET / HTTP/1.0")).ok());
-  f.world.RunUntilIdle();
+  f.world.Settle();
   ASSERT_EQ(closes.size(), 2u);
   EXPECT_THAT(closes[1].detail(), HasSubstr("expected a client hello starting with \"NLRP\""));
   EXPECT_EQ(*f.client->Call("echo", "again", f.In(absl::Seconds(1))), "echo:again");
 }
 
 TEST(RpcTest, ReconnectingClientRedoesHandshakeAndWaitsWhileDisconnected) {
-  FakeWorld w(11, 5);
+  SimNet w(11, 5);
   const Address addr = Address::HostName("server", 1);
-  std::shared_ptr<Server> server = Server::Create(w);
+  std::shared_ptr<Server> server = Server::Create(w.server_env());
   RegisterEcho(*server);
   std::vector<Responder> held;
   server->Register("hold",
                    [&](const Request&, Responder resp) { held.push_back(std::move(resp)); });
-  w.Listen(addr, [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
+  auto listener = *w.server_factory().Listen(
+      addr, [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
+  int connect_attempts = 0;
+  w.world().trace().SetSink([&](const sim::TraceEvent& e) {
+    if (e.kind == sim::TraceKind::kConnect && e.host == "client" &&
+        e.detail.find(" try ") != std::string::npos) {
+      ++connect_attempts;
+    }
+  });
   ConnectOptions copts;
   copts.min_delay = absl::Seconds(1);
   copts.max_delay = absl::Seconds(4);
@@ -499,7 +514,7 @@ TEST(RpcTest, ReconnectingClientRedoesHandshakeAndWaitsWhileDisconnected) {
   int readies = 0;
   ClientOptions opt;
   opt.on_ready = [&](uint16_t) { ++readies; };
-  auto client = Client::CreateReconnecting(w, w.client_factory(), {addr}, copts, opt);
+  auto client = Client::CreateReconnecting(w.client_env(), w.client_factory(), {addr}, copts, opt);
   ASSERT_TRUE(client.ok()) << client.status();
   auto c = *client;
   EXPECT_EQ(*c->Call("echo", "1", w.Now() + absl::Seconds(5)), "echo:1");
@@ -507,7 +522,7 @@ TEST(RpcTest, ReconnectingClientRedoesHandshakeAndWaitsWhileDisconnected) {
 
   // Reset mid-call: the call fails kUnavailable, the client reconnects and works again.
   auto fut = c->CallAsync("hold", "", absl::InfiniteFuture());
-  w.RunUntilIdle();
+  w.Settle();
   ASSERT_EQ(server->Sessions().size(), 1u);
   // Break the connection from the server side (a graceful close).
   server->Sessions()[0]->Close();
@@ -517,36 +532,38 @@ TEST(RpcTest, ReconnectingClientRedoesHandshakeAndWaitsWhileDisconnected) {
   EXPECT_EQ(readies, 2);
 
   // Server down: calls wait for a connection up to their deadline.
-  w.StopListening(addr);
+  listener->Close();
   server->Close();
-  w.RunUntilIdle();  // the client sees the close
+  w.Settle();  // the client sees the close
   EXPECT_FALSE(c->ready());
-  server = Server::Create(w);  // the restarted server
+  server = Server::Create(w.server_env());  // the restarted server
   RegisterEcho(*server);
   auto r = c->Call("echo", "3", w.Now() + absl::Seconds(3));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(Msg(r.status()), HasSubstr("while waiting for a connection (last error: "));
   // A call made now succeeds once the server is back (the schedule retries within 4 s).
   auto later = c->CallAsync("echo", "4", w.Now() + absl::Seconds(30));
-  w.Advance(absl::Seconds(1));
+  w.Settle(absl::Seconds(1));
   EXPECT_FALSE(later.Ready());
-  w.Listen(addr, [&](std::shared_ptr<Connection> conn) { server->Serve(std::move(conn)); });
+  listener = *w.server_factory().Listen(
+      addr, [&](std::shared_ptr<Connection> conn) { server->Serve(std::move(conn)); });
   EXPECT_EQ(*later.Wait(), "echo:4");
   EXPECT_EQ(readies, 3);
-  EXPECT_GE(w.connect_attempts(), 4);
+  EXPECT_GE(connect_attempts, 4);
 }
 
 TEST(RpcTest, ReconnectingClientGivesUpAfterMaxAttempts) {
-  FakeWorld w;
+  SimNet w;
   ConnectOptions copts;
   copts.max_attempts = 2;
-  auto c =
-      *Client::CreateReconnecting(w, w.client_factory(), {Address::HostName("nobody", 9)}, copts);
+  // The server host has no listener: every attempt is refused.
+  auto c = *Client::CreateReconnecting(w.client_env(), w.client_factory(),
+                                       {Address::HostName("server", 9)}, copts);
   auto r = c->Call("echo", "", w.Now() + absl::Seconds(60));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(Msg(r.status()), HasSubstr("gave up connecting"));
   EXPECT_THAT(Msg(r.status()), HasSubstr("connection refused"));
-  EXPECT_FALSE(Client::CreateReconnecting(w, w.client_factory(), {}, copts).ok());
+  EXPECT_FALSE(Client::CreateReconnecting(w.client_env(), w.client_factory(), {}, copts).ok());
 }
 
 TEST(RpcTest, HeartbeatDetectsSilentDeadPeer) {
@@ -561,12 +578,12 @@ TEST(RpcTest, HeartbeatDetectsSilentDeadPeer) {
                      [&](const Request&, Responder resp) { held.push_back(std::move(resp)); });
   // Alive: heartbeats keep the connection up for a long time.
   EXPECT_EQ(*f.client->Call("echo", "", f.In(absl::Seconds(1))), "echo:");
-  f.world.Advance(absl::Seconds(60));
+  f.world.Settle(absl::Seconds(60));
   EXPECT_TRUE(f.client->ready());
   // Silent dead peer: nothing moves any more.
   auto fut = f.client->CallAsync("hold", "", absl::InfiniteFuture());
-  f.world.RunUntilIdle();
-  f.raw_client->Freeze(true);
+  f.world.Settle();
+  f.world.Freeze(true);
   const absl::Time frozen = f.world.Now();
   EXPECT_EQ(fut.Wait().status().code(), absl::StatusCode::kUnavailable);
   EXPECT_LE(f.world.Now() - frozen, absl::Seconds(5));
@@ -585,10 +602,10 @@ TEST(RpcTest, ServerIdleTimeoutClosesSilentClientsOnly) {
   Fixture f(1, 1 << 20, beating, sopt);
   auto pair = f.world.NewPair();
   f.server->Serve(pair.server);
-  auto quiet = Client::Create(f.world, pair.client);
+  auto quiet = Client::Create(f.world.client_env(), pair.client);
   ASSERT_TRUE(quiet->WaitReady(f.In(absl::Seconds(1))));
   ASSERT_TRUE(f.client->WaitReady(f.In(absl::Seconds(1))));
-  f.world.Advance(absl::Seconds(20));
+  f.world.Settle(absl::Seconds(20));
   ASSERT_EQ(closes.size(), 1u);
   EXPECT_EQ(closes[0].kind(), CloseReason::Kind::kTimeout);
   EXPECT_TRUE(f.client->ready());

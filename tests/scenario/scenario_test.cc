@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <optional>
+#include <string>
 
 #include "netlayer/sim/scenario_gtest.h"
 #include "scenarios/builtin.h"
@@ -75,6 +77,58 @@ TEST(ScenarioHarnessTest, PlantedBugIsCaughtAndReplaysExactly) {
   // Without the bug the same seed passes.
   EXPECT_TRUE(RunBuiltin("smac-stress", caught->seed).passed);
 }
+
+// The planted rpc and core bugs (docs/SCENARIOS.md, "Planted bugs"): a sweep over a small seed
+// range catches each with the invariant that guards against it, its replay gives the same trace
+// hash, and the same seed passes without the plant. The ranges start a little before the first
+// failing seed of `netlayer-sim sweep SCENARIO --seeds 1..300 --plant NAME`, to stay fast.
+struct PlantCase {
+  const char* scenario;
+  const char* plant;
+  uint64_t first, last;  // the seeds swept, in order, until one fails
+  const char* invariant;
+};
+
+class PlantedBugTest : public ::testing::TestWithParam<PlantCase> {};
+
+TEST_P(PlantedBugTest, IsCaughtAndReplaysExactly) {
+  const PlantCase& c = GetParam();
+  std::optional<ScenarioResult> caught;
+  for (uint64_t seed = c.first; seed <= c.last && !caught; ++seed) {
+    ScenarioResult r = RunBuiltin(c.scenario, seed, c.plant);
+    if (!r.passed) caught = r;
+  }
+  ASSERT_TRUE(caught.has_value()) << c.plant << " survived seeds " << c.first << ".." << c.last;
+  EXPECT_EQ(caught->invariant, c.invariant) << caught->Report();
+  ScenarioResult replay = RunBuiltin(c.scenario, caught->seed, c.plant);
+  EXPECT_FALSE(replay.passed);
+  EXPECT_EQ(replay.trace_hash, caught->trace_hash);
+  EXPECT_EQ(replay.invariant, caught->invariant);
+  EXPECT_EQ(replay.failed_at, caught->failed_at);
+  ScenarioResult clean = RunBuiltin(c.scenario, caught->seed);
+  EXPECT_TRUE(clean.passed) << clean.Report();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Plants, PlantedBugTest,
+    ::testing::Values(
+        PlantCase{"rpc-faults", scenarios::kKeepCallsOnClose, 1, 20,
+                  "a call on a connection that closed fails when the close is seen"},
+        PlantCase{"rpc-faults", scenarios::kNoDeadlineWhileConnecting, 1, 30,
+                  "a call never outlives its deadline"},
+        PlantCase{"hostile-peers", scenarios::kCloseAfterLocalClose, 1, 30,
+                  "the connection promises hold"},
+        PlantCase{"reconnect-backoff", scenarios::kRestartScheduleOnDrop, 1, 10,
+                  "an rpc client's connection attempts never exceed what its schedule allows"},
+        PlantCase{"rpc-faults", scenarios::kLoseReplyOnSendFailure, 1, 10,
+                  "liveness: client1 gets an oversized reply's clear error"}),
+    [](const ::testing::TestParamInfo<PlantCase>& info) {
+      std::string name;
+      for (const char* p = info.param.plant; *p; ++p) {
+        if (*p != '-') name += *p;
+      }
+      return name;
+    });
 
 // A scenario of its own, through the public API: a liveness check that never holds fails with
 // the invariant's name once the bound passes; a safety check fails at the event it is made.

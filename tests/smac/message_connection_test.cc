@@ -6,14 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "fake_world.h"
+#include "sim_net.h"
 
 namespace netlayer::smac {
 namespace {
 
 using ::testing::ElementsAre;
-using testing::FakeWorld;
 using ::testing::HasSubstr;
+using testing::SimNet;
 
 class Recorder final : public MessageHandler {
  public:
@@ -37,20 +37,20 @@ class Recorder final : public MessageHandler {
 };
 
 struct SmacPair {
-  explicit SmacPair(FakeWorld& w, MessageOptions options = {}) {
+  explicit SmacPair(SimNet& w, MessageOptions options = {}) {
     auto p = w.NewPair();
     raw_client = p.client;
     raw_server = p.server;
     client = MessageConnection::Create(p.client, options);
     server = MessageConnection::Create(p.server, options);
   }
-  std::shared_ptr<testing::MemoryConnection> raw_client, raw_server;
+  std::shared_ptr<Connection> raw_client, raw_server;
   std::shared_ptr<MessageConnection> client, server;
 };
 
 TEST(MessageConnectionTest, MessagesArriveWholeInOrderUnderRandomChunking) {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
-    FakeWorld w(seed, /*max_chunk=*/1 + seed * 7);
+    SimNet w(seed, /*max_chunk=*/1 + seed * 7);
     SmacPair p(w);
     auto rec = std::make_shared<Recorder>();
     p.server->SetHandler(rec);
@@ -64,21 +64,21 @@ TEST(MessageConnectionTest, MessagesArriveWholeInOrderUnderRandomChunking) {
     std::string_view pieces[] = {"ab", "", "cd"};
     ASSERT_TRUE(p.client->SendV(pieces).ok());
     sent.push_back("abcd");
-    w.RunUntilIdle();
+    w.Settle();
     EXPECT_EQ(rec->messages, sent) << "seed " << seed;
     EXPECT_TRUE(rec->closes.empty());
   }
 }
 
 TEST(MessageConnectionTest, QueuedUntilHandlerSetThenCloseDeliveredOnceAfterMessages) {
-  FakeWorld w(3, 3);
+  SimNet w(3, 3);
   SmacPair p(w);
   ASSERT_TRUE(p.client->Send("one").ok());
   ASSERT_TRUE(p.client->Send("two").ok());
   p.client->Close();  // flushes, then the server sees a peer close
   EXPECT_FALSE(p.client->IsOpen());
   EXPECT_EQ(p.client->Send("late").code(), absl::StatusCode::kFailedPrecondition);
-  w.RunUntilIdle();
+  w.Settle();
   auto rec = std::make_shared<Recorder>();
   p.server->SetHandler(rec);
   EXPECT_THAT(rec->messages, ElementsAre("one", "two"));
@@ -87,26 +87,26 @@ TEST(MessageConnectionTest, QueuedUntilHandlerSetThenCloseDeliveredOnceAfterMess
   // Replacing the handler delivers nothing again.
   auto rec2 = std::make_shared<Recorder>();
   EXPECT_EQ(p.server->SetHandler(rec2), rec);
-  w.RunUntilIdle();
+  w.Settle();
   EXPECT_TRUE(rec2->messages.empty());
   EXPECT_TRUE(rec2->closes.empty());
 }
 
 TEST(MessageConnectionTest, LocalCloseFiresNoCallbackAndDropsQueued) {
-  FakeWorld w;
+  SimNet w;
   SmacPair p(w);
   auto rec = std::make_shared<Recorder>();
   ASSERT_TRUE(p.client->Send("x").ok());
-  w.RunUntilIdle();
+  w.Settle();
   p.server->Close();
   p.server->SetHandler(rec);
-  w.RunUntilIdle();
+  w.Settle();
   EXPECT_TRUE(rec->messages.empty());
   EXPECT_TRUE(rec->closes.empty());
 }
 
 TEST(MessageConnectionTest, OversizedFrameClosesWithProtocolError) {
-  FakeWorld w(5, 2);
+  SimNet w(5, 2);
   MessageOptions options;
   options.max_message_size = 16;
   SmacPair p(w, options);
@@ -119,7 +119,7 @@ TEST(MessageConnectionTest, OversizedFrameClosesWithProtocolError) {
   EXPECT_EQ(p.client->Send(std::string(17, 'x')).code(), absl::StatusCode::kInvalidArgument);
   // ...and a peer that sends one anyway (raw bytes) gets closed.
   ASSERT_TRUE(p.raw_client->Write(std::string("\x7f\xff\xff\xff", 4) + "garbage").ok());
-  w.RunUntilIdle();
+  w.Settle();
   EXPECT_THAT(rec->messages, ElementsAre("fine"));
   ASSERT_EQ(rec->closes.size(), 1u);
   EXPECT_EQ(rec->closes[0].kind(), CloseReason::Kind::kProtocolError);
@@ -131,7 +131,7 @@ TEST(MessageConnectionTest, OversizedFrameClosesWithProtocolError) {
 }
 
 TEST(MessageConnectionTest, PeerDyingMidFrameIsReported) {
-  FakeWorld w;
+  SimNet w;
   SmacPair p(w);
   auto rec = std::make_shared<Recorder>();
   p.server->SetHandler(rec);
@@ -140,15 +140,16 @@ TEST(MessageConnectionTest, PeerDyingMidFrameIsReported) {
                                       "abc",
                                       7))
                   .ok());
-  w.RunUntilIdle();
-  p.raw_client->Reset();
+  w.Settle();
+  ASSERT_TRUE(w.world().Reset(*p.raw_client).ok());
+  (void)w.world().RunFor(absl::ZeroDuration());  // the reset is delivered at the same time
   ASSERT_EQ(rec->closes.size(), 1u);
   EXPECT_EQ(rec->closes[0].kind(), CloseReason::Kind::kReset);
   EXPECT_THAT(rec->closes[0].detail(), HasSubstr("partial smac frame was discarded (7 bytes"));
 }
 
 TEST(MessageConnectionTest, HandlerMaySendAndCloseFromInsideCallback) {
-  FakeWorld w(9, 5);
+  SimNet w(9, 5);
   SmacPair p(w);
   auto server_rec = std::make_shared<Recorder>();
   server_rec->on_message = [](MessageConnection& c, std::string_view m) {
@@ -161,7 +162,7 @@ TEST(MessageConnectionTest, HandlerMaySendAndCloseFromInsideCallback) {
   ASSERT_TRUE(p.client->Send("hi").ok());
   ASSERT_TRUE(p.client->Send("bye").ok());
   ASSERT_TRUE(p.client->Send("ignored").ok());
-  w.RunUntilIdle();
+  w.Settle();
   EXPECT_THAT(client_rec->messages, ElementsAre("echo:hi", "echo:bye"));
   ASSERT_EQ(client_rec->closes.size(), 1u);
   EXPECT_EQ(client_rec->closes[0].kind(), CloseReason::Kind::kPeerClosed);
@@ -169,12 +170,12 @@ TEST(MessageConnectionTest, HandlerMaySendAndCloseFromInsideCallback) {
 }
 
 TEST(MessageConnectionTest, QueueBoundWithoutHandlerClosesClearly) {
-  FakeWorld w;
+  SimNet w;
   MessageOptions options;
   options.max_queued_bytes = 100;
   SmacPair p(w, options);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(p.client->Send(std::string(30, 'm')).ok());
-  w.RunUntilIdle();
+  w.Settle();
   auto rec = std::make_shared<Recorder>();
   p.server->SetHandler(rec);
   EXPECT_EQ(rec->messages.size(), 3u);
@@ -184,14 +185,14 @@ TEST(MessageConnectionTest, QueueBoundWithoutHandlerClosesClearly) {
 }
 
 TEST(MessageConnectionTest, CloseWithReasonIsReportedOnce) {
-  FakeWorld w;
+  SimNet w;
   SmacPair p(w);
   auto rec = std::make_shared<Recorder>();
   p.server->SetHandler(rec);
   p.server->CloseWithReason(CloseReason(CloseReason::Kind::kTimeout, "no heartbeat"));
   p.server->CloseWithProtocolError("second");
-  p.raw_server->Reset();
-  w.RunUntilIdle();
+  (void)w.world().Reset(*p.raw_server);  // the stream may have ended already
+  w.Settle();
   ASSERT_EQ(rec->closes.size(), 1u);
   EXPECT_EQ(rec->closes[0], CloseReason(CloseReason::Kind::kTimeout, "no heartbeat"));
 }

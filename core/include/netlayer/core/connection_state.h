@@ -70,6 +70,11 @@ struct ConnectionLimits {
   // A writer that sent its own bytes directly goes on sending what others queued meanwhile for at
   // most this many rounds before handing over to the transport sender.
   int max_writer_drain_rounds = 4;
+  // TEST HOOK, never set outside planted-bug runs (docs/SCENARIOS.md, "Planted bugs"): breaks
+  // promise 4 on purpose, so the simulator's promise checker can prove it catches it. A local
+  // Close()/Abort() leaves the handler subscribed: a peer's end of stream or reset arriving
+  // afterwards is delivered as ConnectionClosed.
+  bool planted_close_after_local_close = false;
 };
 
 class ConnectionState {

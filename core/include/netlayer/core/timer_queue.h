@@ -1,6 +1,6 @@
 // TimerQueue: pending deadlines, each with an id and a value (usually a callback), in
-// (deadline, id) order. The one timer queue of the project: the simulator's event queue, the
-// posix Env's timer thread and the test FakeWorld all keep their pending work in it.
+// (deadline, id) order. The one timer queue of the project: the simulator's event queue and the
+// posix Env's timer thread keep their pending work in it.
 //
 // Sans-I/O: it reads no clock and runs nothing. The driver asks NextDeadline(), waits (or jumps
 // virtual time) until then, and takes due entries with PopDue(now), running them itself.

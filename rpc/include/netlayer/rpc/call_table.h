@@ -109,8 +109,11 @@ class CallTable {
 
   // Connection `generation` is gone: every call sent on it fails with `status` (kUnavailable:
   // the close reason). Calls still queued keep waiting for the next connection; link -> kWaiting
-  // (unless closed). Nothing happens for another generation.
-  Completions ConnectionLost(uint64_t generation, const absl::Status& status);
+  // (unless closed). Nothing happens for another generation. `planted_keep_calls` is a test hook
+  // (rpc/src/testing_plants.h), false outside planted-bug runs: the calls sent on the lost
+  // connection are kept pending (they end only at their deadline).
+  Completions ConnectionLost(uint64_t generation, const absl::Status& status,
+                             bool planted_keep_calls = false);
   // Final: every pending call fails with `status`, queued one-way calls are dropped, and later
   // calls fail with it (closed_status()). A second Close changes nothing and returns nothing.
   // REQUIRES: !status.ok().

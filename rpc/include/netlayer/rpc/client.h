@@ -55,6 +55,15 @@
 namespace netlayer::rpc {
 
 // The protocol, framing, codec and hello bound come from PeerOptions (peer_options.h).
+class Client;
+class Server;
+namespace testing {
+// Test hook (rpc/src/testing_plants.h, internal; not API): planted bugs for scenarios.
+struct Plants;
+void SetPlants(Client& client, const Plants& plants);
+void SetPlants(Server& server, const Plants& plants);
+}  // namespace testing
+
 struct ClientOptions : PeerOptions {
   // Calls waiting for a reply or for a connection, plus one-way calls waiting for a connection.
   size_t max_pending_calls = 4096;
@@ -162,6 +171,7 @@ class Client : public std::enable_shared_from_this<Client> {
   ClientStats stats() const;
 
  private:
+  friend void testing::SetPlants(Client& client, const testing::Plants& plants);
   class ConnHandler;
   class ConnectCallbacks;
   // The connection's phase (the calls' view of it is table_.link()).
@@ -232,6 +242,8 @@ class Client : public std::enable_shared_from_this<Client> {
   uint64_t disconnects_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pushes_ ABSL_GUARDED_BY(mu_) = 0;
   internal::StatsCounters counters_;  // its own lock
+  // Test hook: planted bugs (nullptr: none, always in production).
+  std::shared_ptr<const testing::Plants> plants_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace netlayer::rpc

@@ -39,11 +39,18 @@
 
 namespace netlayer::rpc {
 
+class Client;
 class Server;
 class Session;
 namespace internal {
 struct ServerShared;  // counters and the draining flag, shared by a server and its sessions
 }
+namespace testing {
+// Test hook (rpc/src/testing_plants.h, internal; not API): planted bugs for scenarios.
+struct Plants;
+void SetPlants(Client& client, const Plants& plants);
+void SetPlants(Server& server, const Plants& plants);
+}  // namespace testing
 
 // Answers one call, exactly once: Reply or Fail, now or later, from any thread (one thread at a
 // time: a Responder itself is not synchronised). Move-only. A Responder destroyed without
@@ -149,7 +156,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptions> options,
           std::shared_ptr<internal::ServerShared> shared, Env& env, uint64_t id,
-          std::string peer_host, std::shared_ptr<smac::MessageConnection> conn);
+          std::string peer_host, std::shared_ptr<smac::MessageConnection> conn,
+          std::shared_ptr<const testing::Plants> plants);
   // Calls handed to a handler and not answered yet.
   size_t InflightCalls() const;
   // Shutdown's deadline: answers every call still in flight with `status`; the handlers'
@@ -178,6 +186,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const uint64_t id_;
   const std::string peer_host_;  // for max_sessions_per_host
   const std::shared_ptr<smac::MessageConnection> conn_;
+  const std::shared_ptr<const testing::Plants> plants_;  // test hook; nullptr: none
 
   mutable Mutex mu_;
   PeerSession peer_ ABSL_GUARDED_BY(mu_);      // handshake, ping/pong, idle timeout
@@ -248,6 +257,7 @@ class Server : public std::enable_shared_from_this<Server> {
 
  private:
   friend class Session;
+  friend void testing::SetPlants(Server& server, const testing::Plants& plants);
   explicit Server(Env& env, ServerOptions options);
   std::shared_ptr<const MethodHandler> Find(std::string_view method) const;
   void Forget(uint64_t session_id);
@@ -274,6 +284,8 @@ class Server : public std::enable_shared_from_this<Server> {
   absl::Status shutdown_outcome_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void(const absl::Status&)>> shutdown_done_ ABSL_GUARDED_BY(mu_);
   std::optional<TimerId> shutdown_timer_ ABSL_GUARDED_BY(mu_);
+  // Test hook: planted bugs for the sessions served from now on (nullptr: none).
+  std::shared_ptr<const testing::Plants> plants_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace netlayer::rpc

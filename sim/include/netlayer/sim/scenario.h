@@ -56,6 +56,9 @@ class Scenario {
   virtual ~Scenario() = default;
   // The world's network and fault mix for `seed`. Default: DrawFaultProfile(seed).
   virtual FaultProfile Profile(uint64_t seed) { return DrawFaultProfile(seed); }
+  // The rest of the world's options, before the world is made (seed and profile are set): e.g.
+  // connection limits, or a bug planted below the application (options.planted_bug).
+  virtual void ConfigureWorld(const ScenarioOptions& /*options*/, WorldOptions& /*world*/) {}
   // How long random faults run before the liveness phase.
   virtual absl::Duration FaultPhase() const { return absl::Seconds(20); }
   // After faults stop, every Eventually must hold within this.
