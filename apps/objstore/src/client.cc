@@ -32,8 +32,11 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(Host& host, std::vector<A
   rpc_options.on_ready = [weak](uint16_t) {
     if (auto c = weak.lock()) c->OnReady();
   };
-  rpc_options.on_disconnected = [weak](const CloseReason&) {
-    if (auto c = weak.lock()) c->OnDisconnected();
+  rpc_options.on_disconnected = [weak](const CloseReason& reason) {
+    if (auto c = weak.lock()) {
+      c->OnDisconnected();
+      if (c->options_.on_disconnected) c->options_.on_disconnected(reason);
+    }
   };
   rpc_options.on_push = [weak](std::string_view method, std::string_view payload) {
     if (auto c = weak.lock()) c->OnPush(method, payload);
