@@ -91,6 +91,22 @@ TEST(AsioHostTest, TheObjectStoreRunsOnAsio) {
   (*writer)->Close();
   EXPECT_TRUE((*server)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
 }
+
+// A client's connection may be ready (on an io thread) before Client::Create has returned: the
+// sync must still go out, once (the client used to call into a null rpc client then).
+TEST(AsioHostTest, ObjectStoreClientsSyncWhenReadyBeforeCreateReturns) {
+  asio::Runtime runtime(2);
+  auto server = objstore::ObjectServer::Start(runtime, kLoopback);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (int i = 0; i < 30; ++i) {
+    auto client = objstore::Client::Create(runtime, {(*server)->address()});
+    ASSERT_TRUE(client.ok()) << client.status();
+    ASSERT_TRUE((*client)->WaitSynced(absl::Now() + absl::Seconds(10))) << "client " << i;
+    EXPECT_EQ((*client)->stats().syncs, 1u);
+    (*client)->Close();
+  }
+  (*server)->Close();
+}
 #endif
 
 }  // namespace

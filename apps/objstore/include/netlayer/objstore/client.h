@@ -129,12 +129,17 @@ class Client : public std::enable_shared_from_this<Client> {
 
   Host& host_;
   const ClientOptions options_;
+  // Set once in Create, under mu_, after the rpc client exists; its callbacks may run before
+  // that (a fast handshake on a connection thread), so OnReady defers to Create until then.
+  // Never written again, so read without mu_ once `attached_` was seen (or by the creator).
   std::shared_ptr<rpc::Client> rpc_;
 
   mutable Mutex mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;     // 0: none seen yet
   uint64_t last_tid_ ABSL_GUARDED_BY(mu_) = 0;  // in epoch_
   uint64_t connection_ ABSL_GUARDED_BY(mu_) = 0;
+  bool attached_ ABSL_GUARDED_BY(mu_) = false;        // rpc_ is set
+  bool ready_deferred_ ABSL_GUARDED_BY(mu_) = false;  // on_ready came before rpc_ was set
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
   // Bumped by every whole-cache drop: a load issued before one is not cached.
   uint64_t cache_gen_ ABSL_GUARDED_BY(mu_) = 0;
