@@ -51,11 +51,18 @@ void RuntimeImpl::Shutdown() {
 
 }  // namespace internal
 
-Runtime::Runtime(int threads) : impl_(std::make_shared<internal::RuntimeImpl>(threads)) {}
+Runtime::Runtime(int threads, AsioOptions options)
+    : impl_(std::make_shared<internal::RuntimeImpl>(threads)),
+      clients_(std::make_unique<AsioClientFactory>(*this, options)),
+      servers_(std::make_unique<AsioServerFactory>(*this, options)) {}
 
 Runtime::~Runtime() { impl_->Shutdown(); }
 
 Env& Runtime::env() { return impl_->env; }
+
+ClientConnectionFactory& Runtime::client_factory() { return *clients_; }
+
+ServerConnectionFactory& Runtime::server_factory() { return *servers_; }
 
 int Runtime::threads() const { return static_cast<int>(impl_->threads.size()); }
 

@@ -691,6 +691,7 @@ namespace netlayer::rpc {
 
 ClientStats Client::stats() const {
   ClientStats out;
+  std::shared_ptr<smac::MessageConnection> conn;
   {
     MutexLock lock(mu_);
     out.connections = connections_;
@@ -699,8 +700,11 @@ ClientStats Client::stats() const {
     out.disconnects = disconnects_;
     out.pushes = pushes_;
     out.ready = table_.link() == CallTable::Link::kOpen;
+    conn = conn_;
   }
   out.pending_calls = pending_calls();
+  // Asked outside mu_: the connection takes its own lock.
+  if (conn != nullptr) out.queued_output_bytes = conn->QueuedOutputBytes();
   counters_.Fill(out.calls_by_method, out.calls_by_status, out.bytes_in, out.bytes_out);
   return out;
 }

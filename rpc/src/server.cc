@@ -193,6 +193,8 @@ absl::Status Session::SendAnswer(uint64_t id, const absl::Status& status, std::s
   return instead;
 }
 
+size_t Session::QueuedOutputBytes() const { return conn_->QueuedOutputBytes(); }
+
 size_t Session::InflightCalls() const {
   MutexLock lock(mu_);
   return inflight_.size();
@@ -437,7 +439,8 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
     } else {
       const uint64_t id = next_session_++;
       ++accepted_;
-      session.reset(new Session(weak_from_this(), options_, shared_, env_, id, host, conn, plants_));
+      session.reset(
+          new Session(weak_from_this(), options_, shared_, env_, id, host, conn, plants_));
       sessions_.emplace(id, session);
       ++per_host_[host];
     }
@@ -614,7 +617,10 @@ ServerStats Server::stats() const {
     out.sessions_refused = refused_;
     for (const auto& [id, s] : sessions_) sessions.push_back(s);
   }
-  for (const auto& s : sessions) out.inflight_calls += s->InflightCalls();
+  for (const auto& s : sessions) {
+    out.inflight_calls += s->InflightCalls();
+    out.queued_output_bytes += s->QueuedOutputBytes();
+  }
   out.pushes = shared_->pushes.load();
   out.shutting_down = shared_->draining.load();
   shared_->counters.Fill(out.calls_by_method, out.calls_by_status, out.bytes_in, out.bytes_out);

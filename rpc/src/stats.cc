@@ -44,7 +44,8 @@ std::string ServerStats::ToJson() const {
       ",\"sessions_refused\":", sessions_refused, ",\"calls_by_method\":", MapJson(calls_by_method),
       ",\"calls_by_status\":", MapJson(calls_by_status), ",\"pushes\":", pushes,
       ",\"bytes_in\":", bytes_in, ",\"bytes_out\":", bytes_out,
-      ",\"inflight_calls\":", inflight_calls, ",\"shutting_down\":", Bool(shutting_down), "}");
+      ",\"inflight_calls\":", inflight_calls, ",\"queued_output_bytes\":", queued_output_bytes,
+      ",\"shutting_down\":", Bool(shutting_down), "}");
 }
 
 std::string ClientStats::ToJson() const {
@@ -53,7 +54,9 @@ std::string ClientStats::ToJson() const {
                       ",\"calls_by_method\":", MapJson(calls_by_method),
                       ",\"calls_by_status\":", MapJson(calls_by_status), ",\"pushes\":", pushes,
                       ",\"bytes_in\":", bytes_in, ",\"bytes_out\":", bytes_out,
-                      ",\"pending_calls\":", pending_calls, ",\"ready\":", Bool(ready), "}");
+                      ",\"pending_calls\":", pending_calls,
+                      ",\"queued_output_bytes\":", queued_output_bytes, ",\"ready\":", Bool(ready),
+                      "}");
 }
 
 namespace internal {

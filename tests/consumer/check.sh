@@ -7,6 +7,10 @@ src=$(cd "$(dirname "$0")" && pwd)
 work="$build/consumer-check"
 rm -rf "$work"
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
+# The Host interface and the runtimes the consumer builds on are installed.
+for header in core/host.h posix/runtime.h; do
+  [ -f "$work/prefix/include/netlayer/$header" ] || { echo "not installed: netlayer/$header"; exit 1; }
+done
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/build" >/dev/null
 "$work/build/consumer"

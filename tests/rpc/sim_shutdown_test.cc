@@ -199,6 +199,48 @@ TEST_F(ShutdownTest, StatsCountCallsBytesSessionsAndReconnects) {
   EXPECT_THAT(s.ToJson(), HasSubstr("\"OK\":4"));
 }
 
+// queued_output_bytes: what a side wrote that its peer has not taken yet. A peer that stops
+// reading makes it grow (the network holds only the send buffer); once it reads again the
+// queue drains to 0. Both directions, both stats, and the JSON.
+TEST_F(ShutdownTest, StatsShowQueuedOutput) {
+  const std::string big(size_t{1} << 20, 'q');  // four times the simulated send buffer
+  EXPECT_EQ(server_->stats().queued_output_bytes, 0u);
+  EXPECT_EQ(client_->stats().queued_output_bytes, 0u);
+
+  // The client stops reading: the server's 1 MiB reply backs up in the server's output.
+  ASSERT_TRUE(world_->StopReading(client_host_->id()).ok());
+  CallFuture reply = client_->CallAsync("echo", big, In(absl::Seconds(30)));
+  ASSERT_TRUE(world_->RunUntil([&] { return server_->stats().queued_output_bytes > 0; },
+                               In(absl::Seconds(5))));
+  ASSERT_TRUE(world_->RunFor(absl::Seconds(1)).ok());
+  ServerStats s = server_->stats();
+  EXPECT_GT(s.queued_output_bytes, big.size() / 2);
+  EXPECT_LE(s.queued_output_bytes, big.size() + 64);
+  EXPECT_THAT(s.ToJson(),
+              HasSubstr(absl::StrCat("\"queued_output_bytes\":", s.queued_output_bytes)));
+  EXPECT_EQ(client_->stats().queued_output_bytes, 0u);  // its call went out
+  ASSERT_TRUE(world_->ResumeReading(client_host_->id()).ok());
+  ASSERT_TRUE(world_->RunUntil([&] { return reply.Ready(); }, In(absl::Seconds(10))));
+  ASSERT_TRUE(reply.Wait().ok());
+  EXPECT_EQ(*reply.Wait(), big);
+  EXPECT_EQ(server_->stats().queued_output_bytes, 0u);
+
+  // The server stops reading: the client's 1 MiB call backs up in the client's output.
+  ASSERT_TRUE(world_->StopReading(server_host_->id()).ok());
+  CallFuture second = client_->CallAsync("echo", big, In(absl::Seconds(30)));
+  ASSERT_TRUE(world_->RunFor(absl::Seconds(1)).ok());
+  ClientStats c = client_->stats();
+  EXPECT_GT(c.queued_output_bytes, big.size() / 2);
+  EXPECT_LE(c.queued_output_bytes, big.size() + 64);
+  EXPECT_THAT(c.ToJson(),
+              HasSubstr(absl::StrCat("\"queued_output_bytes\":", c.queued_output_bytes)));
+  EXPECT_EQ(server_->stats().queued_output_bytes, 0u);
+  ASSERT_TRUE(world_->ResumeReading(server_host_->id()).ok());
+  ASSERT_TRUE(world_->RunUntil([&] { return second.Ready(); }, In(absl::Seconds(10))));
+  ASSERT_TRUE(second.Wait().ok());
+  EXPECT_EQ(client_->stats().queued_output_bytes, 0u);
+}
+
 TEST(StatsJsonTest, EscapesMethodNames) {
   ServerStats s;
   s.calls_by_method["a\"b\\c\n"] = 2;

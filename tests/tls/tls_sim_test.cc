@@ -9,6 +9,8 @@
 #include "netlayer/core/log.h"
 #include "netlayer/rpc/client.h"
 #include "netlayer/rpc/server.h"
+#include "netlayer/sim/host.h"
+#include "netlayer/tls/host.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "tls_test_util.h"
 
@@ -47,16 +49,16 @@ class TlsSimTest : public ::testing::Test {
   }
 
   std::shared_ptr<Listener> ListenTls(TlsOptions options) {
-    server_factory_ = std::make_unique<TlsServerFactory>(
-        world_->server_factory(server_), world_->env(server_),
-        MakeContext(Role::kServer, std::move(options)));
+    server_factory_ =
+        std::make_unique<TlsServerFactory>(world_->server_factory(server_), world_->env(server_),
+                                           MakeContext(Role::kServer, std::move(options)));
     return *server_factory_->Listen(kServerAddress);
   }
 
   absl::StatusOr<std::shared_ptr<Connection>> ConnectTls(TlsOptions options) {
-    client_factory_ = std::make_unique<TlsClientFactory>(
-        world_->client_factory(client_), world_->env(client_),
-        MakeContext(Role::kClient, std::move(options)));
+    client_factory_ =
+        std::make_unique<TlsClientFactory>(world_->client_factory(client_), world_->env(client_),
+                                           MakeContext(Role::kClient, std::move(options)));
     ConnectOptions connect;
     connect.max_attempts = 1;
     return client_factory_->ConnectBlocking({kServerAddress}, connect);
@@ -93,7 +95,8 @@ TEST_F(TlsSimTest, MutualHandshakeCarriesDataAndIdentities) {
   EXPECT_EQ(c->peer_identity()->common_name, "server");
   EXPECT_TRUE(c->peer_identity()->verified);
   EXPECT_EQ(c->peer_identity()->dns_names, (std::vector<std::string>{"server", "localhost"}));
-  EXPECT_EQ(c->peer_identity()->ip_addresses, (std::vector<std::string>{"127.0.0.1", "0:0:0:0:0:0:0:1"}));
+  EXPECT_EQ(c->peer_identity()->ip_addresses,
+            (std::vector<std::string>{"127.0.0.1", "0:0:0:0:0:0:0:1"}));
   ASSERT_TRUE(s->peer_identity().has_value());
   EXPECT_EQ(s->peer_identity()->common_name, "client-1");
   EXPECT_EQ(s->peer_identity()->subject, "CN=client-1,O=netlayer test");
@@ -108,7 +111,9 @@ TEST_F(TlsSimTest, MutualHandshakeCarriesDataAndIdentities) {
   ASSERT_TRUE((*client)->Write("hello over tls").ok());
   ASSERT_TRUE(server->Write("and back").ok());
   ASSERT_TRUE(world_->RunUntil(
-      [&] { return server_rec->Received() == "hello over tls" && client_rec->Received() == "and back"; },
+      [&] {
+        return server_rec->Received() == "hello over tls" && client_rec->Received() == "and back";
+      },
       world_->Now() + absl::Seconds(10)));
 
   // Close flushes, then close_notify: the peer sees everything, then kPeerClosed.
@@ -148,8 +153,8 @@ TEST_F(TlsSimTest, WritesMadeBeforeTheHandshakeAreSentAfterIt) {
   ASSERT_NE(server, nullptr);
   auto rec = std::make_shared<Recorder>();
   server->SetHandler(rec);
-  ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
-                               world_->Now() + absl::Seconds(10)));
+  ASSERT_TRUE(
+      world_->RunUntil([&] { return rec->CloseCount() == 1; }, world_->Now() + absl::Seconds(10)));
   EXPECT_EQ(rec->Received(), "early bytes");
   EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kPeerClosed);
 }
@@ -189,8 +194,7 @@ class TlsRejectionTest : public TlsSimTest {
         << r.name << ": a rejected client reached the application";
     const std::string logs = NewLogs();
     EXPECT_NE(logs.find(absl::StrCat("tls server handshake failed")), std::string::npos) << logs;
-    EXPECT_NE(logs.find(absl::StrCat("tls ", TlsErrorName(r.server_error), ":")),
-              std::string::npos)
+    EXPECT_NE(logs.find(absl::StrCat("tls ", TlsErrorName(r.server_error), ":")), std::string::npos)
         << r.name << " server side: " << logs;
     EXPECT_NE(logs.find("tls client"), std::string::npos) << r.name << ": " << logs;
   }
@@ -270,15 +274,15 @@ TEST_F(TlsSimTest, GarbageFromAPlainClientClosesWithoutReachingTheApplication) {
   auto rec = std::make_shared<Recorder>();
   (*raw)->SetHandler(rec);
   ASSERT_TRUE((*raw)->Write("GET / HTTP/1.0\r\n\r\n").ok());
-  ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
-                               world_->Now() + absl::Seconds(15)));
+  ASSERT_TRUE(
+      world_->RunUntil([&] { return rec->CloseCount() == 1; }, world_->Now() + absl::Seconds(15)));
   EXPECT_EQ(listener->Accept(world_->Now() + absl::Seconds(1)), nullptr);
   EXPECT_NE(NewLogs().find("tls protocol-error"), std::string::npos) << NewLogs();
 }
 
 TEST_F(TlsSimTest, GarbageFromAPlainServerClosesTheClientWithAReason) {
-  auto listener = *world_->server_factory(server_).Listen(
-      kServerAddress, [](std::shared_ptr<Connection> c) {
+  auto listener =
+      *world_->server_factory(server_).Listen(kServerAddress, [](std::shared_ptr<Connection> c) {
         // Answers the ClientHello with something that is not TLS.
         struct Garbage : ConnectionHandler {
           void InputData(Connection& c, std::string_view) override {
@@ -299,10 +303,11 @@ TEST_F(TlsSimTest, AStreamCutAfterTheHandshakeIsTruncatedNotAPeerClose) {
   // The server side is a TlsConnection built by hand so the test can close its transport
   // under it (as a peer that crashed between records would).
   std::shared_ptr<Connection> server_transport;
-  auto server_context = MakeContext(Role::kServer, ServerOptions(*pki_, random(), ClientAuth::kNone));
+  auto server_context =
+      MakeContext(Role::kServer, ServerOptions(*pki_, random(), ClientAuth::kNone));
   std::shared_ptr<TlsConnection> server_tls;
-  auto listener = *world_->server_factory(server_).Listen(
-      kServerAddress, [&](std::shared_ptr<Connection> c) {
+  auto listener =
+      *world_->server_factory(server_).Listen(kServerAddress, [&](std::shared_ptr<Connection> c) {
         server_transport = c;
         server_tls = TlsConnection::Create(server_context, world_->env(server_), c);
         server_tls->Start();
@@ -315,8 +320,8 @@ TEST_F(TlsSimTest, AStreamCutAfterTheHandshakeIsTruncatedNotAPeerClose) {
   ASSERT_TRUE(world_->RunUntil([&] { return rec->Received() == "some data"; },
                                world_->Now() + absl::Seconds(10)));
   server_transport->Close();  // FIN without close_notify
-  ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
-                               world_->Now() + absl::Seconds(10)));
+  ASSERT_TRUE(
+      world_->RunUntil([&] { return rec->CloseCount() == 1; }, world_->Now() + absl::Seconds(10)));
   EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kProtocolError);
   EXPECT_NE(rec->FirstClose().detail().find("tls truncated"), std::string::npos)
       << rec->FirstClose();
@@ -333,8 +338,8 @@ TEST_F(TlsSimTest, ResetPassesThroughAsAReset) {
   ASSERT_EQ(world_->LiveConnections(), 1u);
   // Reset the one stream (its ends are the wrapped connections) through the sim's fault.
   world_->Crash(server_).IgnoreError();
-  ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
-                               world_->Now() + absl::Seconds(10)));
+  ASSERT_TRUE(
+      world_->RunUntil([&] { return rec->CloseCount() == 1; }, world_->Now() + absl::Seconds(10)));
   EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kReset) << rec->FirstClose();
 }
 
@@ -408,7 +413,7 @@ void TlsBackPressureTest::PauseAndResume(uint64_t seed) {
   client_factory_.reset();
   ConnectionLimits limits;
   limits.max_pending_input_bytes = size_t{128} << 10;  // the wrapped connections' bound
-  limits.close_linger = absl::Seconds(120);           // the client's flush waits for the reader
+  limits.close_linger = absl::Seconds(120);            // the client's flush waits for the reader
   Init(seed, limits);
   TlsOptions server_options = ServerOptions(*pki_, random(), ClientAuth::kNone);
   constexpr size_t kTlsBound = size_t{64} << 10;
@@ -416,8 +421,8 @@ void TlsBackPressureTest::PauseAndResume(uint64_t seed) {
   auto server_context = MakeContext(Role::kServer, std::move(server_options));
   std::shared_ptr<WatchedTransport> transport;
   std::shared_ptr<TlsConnection> server;
-  auto listener = *world_->server_factory(server_).Listen(
-      kServerAddress, [&](std::shared_ptr<Connection> c) {
+  auto listener =
+      *world_->server_factory(server_).Listen(kServerAddress, [&](std::shared_ptr<Connection> c) {
         transport = std::make_shared<WatchedTransport>(std::move(c));
         server = TlsConnection::Create(server_context, world_->env(server_), transport);
         server->Start();
@@ -452,8 +457,8 @@ void TlsBackPressureTest::PauseAndResume(uint64_t seed) {
   auto rec = std::make_shared<Recorder>();
   const int installs = transport->installs;
   server->SetHandler(rec);
-  ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
-                               world_->Now() + absl::Seconds(60)));
+  ASSERT_TRUE(
+      world_->RunUntil([&] { return rec->CloseCount() == 1; }, world_->Now() + absl::Seconds(60)));
   EXPECT_GT(transport->installs, installs);
   EXPECT_TRUE(rec->Received() == data) << rec->Received().size() << " bytes of " << data.size();
   EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kPeerClosed) << rec->FirstClose();
@@ -468,8 +473,8 @@ TEST_F(TlsSimTest, ASilentPeerTimesTheHandshakeOut) {
   ASSERT_TRUE(raw.ok());
   auto rec = std::make_shared<Recorder>();
   (*raw)->SetHandler(rec);
-  ASSERT_TRUE(world_->RunUntil([&] { return rec->CloseCount() == 1; },
-                               world_->Now() + absl::Seconds(30)));
+  ASSERT_TRUE(
+      world_->RunUntil([&] { return rec->CloseCount() == 1; }, world_->Now() + absl::Seconds(30)));
   EXPECT_NE(NewLogs().find("tls handshake-timeout"), std::string::npos) << NewLogs();
 
   // A silent server: the client's ConnectBlocking fails at its deadline.
@@ -500,10 +505,11 @@ TEST_F(TlsSimTest, BadOptionsAreInvalidArgument) {
             absl::StatusCode::kInvalidArgument);
   TlsClientFactory factory(world_->client_factory(client_), world_->env(client_),
                            MakeContext(Role::kClient, ClientOptions(*pki_, nullptr, nullptr)));
-  EXPECT_EQ(factory.ConnectBlocking({Address::HostName("server", 1), Address::HostName("client", 1)}, {})
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      factory.ConnectBlocking({Address::HostName("server", 1), Address::HostName("client", 1)}, {})
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(TlsSimTest, RpcOverTlsByWrappingTheFactories) {
@@ -518,16 +524,69 @@ TEST_F(TlsSimTest, RpcOverTlsByWrappingTheFactories) {
     EXPECT_EQ(tls.peer_identity()->common_name, "client-1");
     rpc_server->Serve(std::move(c));
   });
-  TlsClientFactory clients(world_->client_factory(client_), world_->env(client_),
-                           MakeContext(Role::kClient, ClientOptions(*pki_, random(), &pki_->client)));
-  auto rpc_client = *rpc::Client::CreateReconnecting(world_->env(client_), clients,
-                                                     {kServerAddress}, {});
+  TlsClientFactory clients(
+      world_->client_factory(client_), world_->env(client_),
+      MakeContext(Role::kClient, ClientOptions(*pki_, random(), &pki_->client)));
+  auto rpc_client =
+      *rpc::Client::CreateReconnecting(world_->env(client_), clients, {kServerAddress}, {});
   auto reply = rpc_client->Call("whoami", "", world_->Now() + absl::Seconds(10));
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "served");
   rpc_client->Close();
   rpc_server->Close();
   listener->Close();
+}
+
+// tls::TlsHost: application code written against Host gets TLS by being given one.
+TEST_F(TlsSimTest, RpcOverATlsHost) {
+  sim::SimHost server_sim(*world_, server_);
+  sim::SimHost client_sim(*world_, client_);
+  auto server_host = *TlsHost::Create(server_sim, nullptr,
+                                      MakeContext(Role::kServer, ServerOptions(*pki_, random())));
+  auto client_host = *TlsHost::Create(
+      client_sim, MakeContext(Role::kClient, ClientOptions(*pki_, random(), &pki_->client)),
+      nullptr);
+  EXPECT_EQ(&server_host->env(), &server_sim.env());
+  EXPECT_EQ(server_host->name(), server_sim.name() + "+tls");
+  Host& server = *server_host;
+  Host& client = *client_host;
+  auto rpc_server = rpc::Server::Create(server.env());
+  rpc_server->Register("whoami", [](const rpc::Request&, rpc::Responder responder) {
+    (void)responder.Reply("served");
+  });
+  std::string peer;
+  auto listener =
+      *server.server_factory().Listen(kServerAddress, [&](std::shared_ptr<Connection> c) {
+        peer = dynamic_cast<TlsConnection&>(*c).peer_identity()->common_name;
+        rpc_server->Serve(std::move(c));
+      });
+  auto rpc_client =
+      *rpc::Client::CreateReconnecting(client.env(), client.client_factory(), {kServerAddress}, {});
+  auto reply = rpc_client->Call("whoami", "", world_->Now() + absl::Seconds(10));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "served");
+  EXPECT_EQ(peer, "client-1");
+  // A side without a context refuses rather than going out in plaintext.
+  EXPECT_EQ(client.server_factory().Listen(Address::HostName("client", kPort)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(server.client_factory().ConnectBlocking({kServerAddress}, {}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  rpc_client->Close();
+  rpc_server->Close();
+  listener->Close();
+}
+
+TEST_F(TlsSimTest, ATlsHostChecksItsContexts) {
+  sim::SimHost host(*world_, client_);
+  auto server_context = MakeContext(Role::kServer, ServerOptions(*pki_, random()));
+  auto client_context = MakeContext(Role::kClient, ClientOptions(*pki_, random(), nullptr));
+  EXPECT_EQ(TlsHost::Create(host, nullptr, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TlsHost::Create(host, server_context, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TlsHost::Create(host, nullptr, client_context).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(TlsHost::Create(host, client_context, server_context).ok());
 }
 
 // The whole exchange of a seed, as a hash of the world's trace.

@@ -10,6 +10,13 @@ namespace netlayer::bench {
 
 absl::StatusOr<double> RunCallLoop(int threads, size_t payload_size, Seconds duration,
                                    const EchoCall& call, LatencyHistogram& latency) {
+  return RunCallLoop(
+      threads, payload_size, duration,
+      [&call](int, const std::string& payload) { return call(payload); }, latency);
+}
+
+absl::StatusOr<double> RunCallLoop(int threads, size_t payload_size, Seconds duration,
+                                   const ThreadCall& call, LatencyHistogram& latency) {
   using Clock = std::chrono::steady_clock;
   std::atomic<uint64_t> calls{0};
   std::mutex mu;
@@ -28,7 +35,7 @@ absl::StatusOr<double> RunCallLoop(int threads, size_t payload_size, Seconds dur
       do {
         if (!payload.empty()) payload[0] = static_cast<char>('a' + mine % 26);
         const Clock::time_point before = now;
-        absl::Status error = call(payload);
+        absl::Status error = call(t, payload);
         now = Clock::now();
         if (!error.ok()) {
           std::lock_guard lock(mu);

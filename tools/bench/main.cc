@@ -37,6 +37,9 @@
 #ifdef NETLAYER_BENCH_HAVE_TLS
 #include "tls_figures.h"
 #endif
+#ifdef NETLAYER_BENCH_HAVE_OBJSTORE
+#include "objstore_figures.h"
+#endif
 
 namespace netlayer::bench {
 namespace {
@@ -178,6 +181,35 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
     }
     groups.push_back(std::move(g));
   }
+#endif
+#ifdef NETLAYER_BENCH_HAVE_OBJSTORE
+  // The object store (issue 13, docs/OBJSTORE.md) on posix::Runtime: loads from the client's
+  // cache and from the server, commits from 1 and 8 clients (each its own connection and
+  // object), every operation timed.
+  {
+    Group g;
+    g.title = "objstore: loads and commits, 64 B objects, posix, 127.0.0.1 (operations/s)";
+    g.figures.push_back(
+        {"objstore/load/server", "load from the server, 1 client", "loads/s", {}, [] {
+           return MakeObjstoreRunner(ObjstoreFigure::kLoadFromServer);
+         }});
+    g.figures.push_back({"objstore/load/cache",
+                         "load from the client cache",
+                         "loads/s",
+                         {{"objstore/load/server", {}, "server", /*show_p99=*/true}},
+                         [] { return MakeObjstoreRunner(ObjstoreFigure::kLoadFromCache); }});
+    g.figures.push_back({"objstore/commit/1-client", "commit, 1 client", "commits/s", {}, [] {
+                           return MakeObjstoreRunner(ObjstoreFigure::kCommit, 1);
+                         }});
+    g.figures.push_back({"objstore/commit/8-clients",
+                         "commit, 8 clients at once",
+                         "commits/s",
+                         {{"objstore/commit/1-client", {}, "1 client", /*show_p99=*/true}},
+                         [] { return MakeObjstoreRunner(ObjstoreFigure::kCommit, 8); }});
+    groups.push_back(std::move(g));
+  }
+#else
+  report.notes.push_back("objstore figures not built (netlayer::objstore missing from this tree)");
 #endif
 #ifdef NETLAYER_BENCH_HAVE_SCALE
   // Scale (issue 14): one rpc echo server in a child process, posix (two threads and two

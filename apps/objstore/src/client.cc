@@ -32,8 +32,11 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(Host& host, std::vector<A
   rpc_options.on_ready = [weak](uint16_t) {
     if (auto c = weak.lock()) c->OnReady();
   };
-  rpc_options.on_disconnected = [weak](const CloseReason&) {
-    if (auto c = weak.lock()) c->OnDisconnected();
+  rpc_options.on_disconnected = [weak](const CloseReason& reason) {
+    if (auto c = weak.lock()) {
+      c->OnDisconnected();
+      if (c->options_.on_disconnected) c->options_.on_disconnected(reason);
+    }
   };
   rpc_options.on_push = [weak](std::string_view method, std::string_view payload) {
     if (auto c = weak.lock()) c->OnPush(method, payload);
@@ -41,7 +44,14 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(Host& host, std::vector<A
   auto rpc = rpc::Client::CreateReconnecting(host.env(), host.client_factory(), std::move(servers),
                                              client->options_.connect, std::move(rpc_options));
   if (!rpc.ok()) return rpc.status();
-  client->rpc_ = *rpc;
+  bool deferred;
+  {
+    MutexLock lock(client->mu_);
+    client->rpc_ = *rpc;
+    client->attached_ = true;
+    deferred = std::exchange(client->ready_deferred_, false);
+  }
+  if (deferred) client->OnReady();  // the connection was ready before rpc_ was set
   return client;
 }
 
@@ -63,6 +73,10 @@ void Client::OnReady() {
   std::string request;
   {
     MutexLock lock(mu_);
+    if (!attached_) {
+      ready_deferred_ = true;  // Create sends the sync once rpc_ is set
+      return;
+    }
     connection = ++connection_;
     synced_ = false;
     request = Writer().U64(epoch_).U64(last_tid_).Take();
@@ -76,6 +90,7 @@ void Client::OnReady() {
 
 void Client::OnDisconnected() {
   MutexLock lock(mu_);
+  ready_deferred_ = false;  // that connection is gone; the next on_ready syncs
   synced_ = false;
   ++connection_;  // a sync reply of the lost connection changes nothing
 }

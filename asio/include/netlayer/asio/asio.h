@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,34 +39,13 @@
 #include "netlayer/core/connection_state.h"
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
+#include "netlayer/core/host.h"
 
 namespace netlayer::asio {
 
 namespace internal {
 struct RuntimeImpl;
 }  // namespace internal
-
-// An io_context and the threads that run it, and the Env on it.
-// Thread rules: any method from any thread; the destructor not from an io thread.
-class Runtime {
- public:
-  // Starts `threads` io threads (at least 1).
-  explicit Runtime(int threads = 1);
-  ~Runtime();
-  Runtime(const Runtime&) = delete;
-  Runtime& operator=(const Runtime&) = delete;
-
-  // The real clock; timers on the io_context (run on an io thread, one at a time); condition-
-  // variable notifications. Valid while the Runtime lives.
-  Env& env();
-  int threads() const;
-
-  // Internal: the io_context and its bookkeeping, for the backend's own files.
-  const std::shared_ptr<internal::RuntimeImpl>& impl() const { return impl_; }
-
- private:
-  std::shared_ptr<internal::RuntimeImpl> impl_;
-};
 
 struct AsioOptions {
   // Output and input bounds, and the close linger and drain (core/connection_state.h).
@@ -80,6 +60,40 @@ struct AsioOptions {
   int listen_backlog = 1024;
   // After an accept error such as EMFILE, wait this long before accepting again.
   absl::Duration accept_error_backoff = absl::Milliseconds(100);
+};
+
+class AsioClientFactory;
+class AsioServerFactory;
+
+// An io_context and the threads that run it, the Env on it, and a client and a server factory
+// (AsioOptions): a netlayer::Host (core/host.h), so application code written against Host
+// (examples/echo, apps/objstore) runs on it as on posix::Runtime or sim::SimHost. Factories made
+// separately on the same Runtime (AsioClientFactory(runtime, options)) work alongside.
+// Thread rules: any method from any thread; the destructor not from an io thread.
+class Runtime final : public Host {
+ public:
+  // Starts `threads` io threads (at least 1); `options` configure client_factory() and
+  // server_factory().
+  explicit Runtime(int threads = 1, AsioOptions options = {});
+  ~Runtime() override;
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // The real clock; timers on the io_context (run on an io thread, one at a time); condition-
+  // variable notifications. Valid while the Runtime lives.
+  Env& env() override;
+  ClientConnectionFactory& client_factory() override;
+  ServerConnectionFactory& server_factory() override;
+  std::string name() const override { return "asio"; }
+  int threads() const;
+
+  // Internal: the io_context and its bookkeeping, for the backend's own files.
+  const std::shared_ptr<internal::RuntimeImpl>& impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<internal::RuntimeImpl> impl_;
+  std::unique_ptr<AsioClientFactory> clients_;
+  std::unique_ptr<AsioServerFactory> servers_;
 };
 
 // The client factory: each Connect runs the core ConnectSchedule on the io_context (host names

@@ -160,6 +160,8 @@ class Session : public std::enable_shared_from_this<Session> {
           std::shared_ptr<const testing::Plants> plants);
   // Calls handed to a handler and not answered yet.
   size_t InflightCalls() const;
+  // Bytes written to this session's connection and not yet sent (Connection::QueuedOutputBytes).
+  size_t QueuedOutputBytes() const;
   // Shutdown's deadline: answers every call still in flight with `status`; the handlers'
   // later answers are dropped (their Reply returns FailedPrecondition).
   void AbandonInflight(const absl::Status& status);

@@ -6,6 +6,9 @@
 // a handler (server), and by the status code of their answer (client: of the result it got,
 // including local failures such as kDeadlineExceeded; server: of the answer it sent). The
 // per-method map holds at most kMaxStatsMethods names; further methods count under "(other)".
+// queued_output_bytes is a level, not a counter: the bytes written to the connections (the
+// server: summed over its sessions) and not yet sent, as Connection::QueuedOutputBytes() counts
+// them; a peer that stops reading makes it grow towards the output bound.
 //
 // Thread rules: StatsCounters is internally synchronised (any thread); snapshots are values.
 #pragma once
@@ -31,7 +34,8 @@ struct ServerStats {
   uint64_t pushes = 0;                              // Session::Push accepted
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
-  uint64_t inflight_calls = 0;  // handed to a handler, not answered yet
+  uint64_t inflight_calls = 0;       // handed to a handler, not answered yet
+  uint64_t queued_output_bytes = 0;  // written to the sessions' connections, not yet sent
   bool shutting_down = false;
   // {"sessions_open":1,...,"calls_by_method":{"echo":3},...}
   std::string ToJson() const;
@@ -48,6 +52,7 @@ struct ClientStats {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   uint64_t pending_calls = 0;
+  uint64_t queued_output_bytes = 0;  // written to the current connection, not yet sent
   bool ready = false;
   std::string ToJson() const;
 };

@@ -13,9 +13,9 @@
 // The cache holds at most ClientOptions::cache_size entries (least recently used go first).
 //
 // Thread rules: every method may be called from any thread. Callbacks (LoadCallback,
-// CommitCallback, on_invalidation, on_synced) run on the connection's delivery thread or inline,
-// with no lock held; blocking methods (Load, Commit, Stats, WaitSynced) may not be called from
-// them.
+// CommitCallback, on_invalidation, on_synced, on_disconnected) run on the connection's delivery
+// thread or inline, with no lock held; blocking methods (Load, Commit, Stats, WaitSynced) may not
+// be called from them.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "netlayer/core/close_reason.h"
 #include "netlayer/core/host.h"
 #include "netlayer/core/mutex.h"
 #include "netlayer/objstore/storage.h"
@@ -53,6 +54,9 @@ struct ClientOptions {
   std::function<void(const Invalidation&)> on_invalidation;
   // A sync answered: the client may serve from its cache again.
   std::function<void(uint64_t epoch, uint64_t last_tid)> on_synced;
+  // A connection was lost or refused after it was made (the reason: a reset, a TLS rejection
+  // "tls no-peer-certificate: ...", ...); the client reconnects unless closed. May call Close.
+  std::function<void(const CloseReason& reason)> on_disconnected;
   // Rule 3 above. false only to prove that the objstore scenario catches ZEO issue 155.
   bool check_loads_against_invalidations = true;
 };
@@ -125,12 +129,17 @@ class Client : public std::enable_shared_from_this<Client> {
 
   Host& host_;
   const ClientOptions options_;
+  // Set once in Create, under mu_, after the rpc client exists; its callbacks may run before
+  // that (a fast handshake on a connection thread), so OnReady defers to Create until then.
+  // Never written again, so read without mu_ once `attached_` was seen (or by the creator).
   std::shared_ptr<rpc::Client> rpc_;
 
   mutable Mutex mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;     // 0: none seen yet
   uint64_t last_tid_ ABSL_GUARDED_BY(mu_) = 0;  // in epoch_
   uint64_t connection_ ABSL_GUARDED_BY(mu_) = 0;
+  bool attached_ ABSL_GUARDED_BY(mu_) = false;        // rpc_ is set
+  bool ready_deferred_ ABSL_GUARDED_BY(mu_) = false;  // on_ready came before rpc_ was set
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
   // Bumped by every whole-cache drop: a load issued before one is not cached.
   uint64_t cache_gen_ ABSL_GUARDED_BY(mu_) = 0;
