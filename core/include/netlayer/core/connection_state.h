@@ -43,6 +43,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -214,6 +215,9 @@ class ConnectionState {
 
   size_t output_bytes() const { return output_bytes_; }
   bool HasOutput() const { return output_bytes_ > 0; }
+  // Bytes of storage kept from sent chunks for the next queued writes (bounded; zero once the
+  // output queue drains). For tests and memory accounting.
+  size_t spare_output_bytes() const { return spare_bytes_; }
   // Claims the send side for the transport sender: true if output waits, no one is sending, and
   // the stream is still sending (not kClosed).
   bool ClaimTransport();
@@ -267,6 +271,10 @@ class ConnectionState {
                            std::string_view data);
 
   void Append(absl::Span<const std::string_view> pieces, size_t total);
+  // An empty chunk able to hold `total` bytes: a spare one if one is large enough.
+  std::string NewChunk(size_t total);
+  // Keeps a sent chunk's storage for a later NewChunk, within the spares' bounds.
+  void RecycleChunk(std::string& chunk);
   void DiscardOutput();
   void Consume(size_t n);
   Actions AbortStream();
@@ -291,6 +299,12 @@ class ConnectionState {
   std::deque<std::string> output_;
   size_t output_offset_ = 0;
   size_t output_bytes_ = 0;
+  // Storage of sent chunks (large ones only, at most kMaxSpareChunks holding kMaxSpareBytes),
+  // reused by the next queued writes: on a busy connection a queued megabyte would otherwise be a
+  // fresh allocation whose pages fault in as it is copied. Freed when the queue drains, so an
+  // idle connection holds none.
+  std::vector<std::string> spare_chunks_;
+  size_t spare_bytes_ = 0;
   // The first pinned_chunks_ chunks are viewed by the sender (PeekOutput) until OnSent: they are
   // neither appended to nor freed (a discard while pinned frees them at OnSent).
   size_t pinned_chunks_ = 0;
