@@ -204,6 +204,12 @@ std::shared_ptr<ConnectionHandler> ConnectionState::OnInput(std::string_view dat
   return nullptr;
 }
 
+std::shared_ptr<ConnectionHandler> ConnectionState::ClaimInputBuffer() {
+  if (phase_ != Phase::kOpen) return nullptr;
+  NETLAYER_ASSERT(!deliveries_.closed(), "an open connection's queue takes input");
+  return deliveries_.ClaimDirect();
+}
+
 ConnectionState::Actions ConnectionState::OnEndOfStream() {
   if (phase_ == Phase::kOpen) {
     return OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, ""));
