@@ -13,6 +13,11 @@ constexpr size_t kMergeInputUpTo = size_t{64} << 10;
 // Small writes are appended to the last unsent chunk up to this size: fewer allocations and
 // fewer pieces per writev.
 constexpr size_t kCoalesceOutputUpTo = size_t{64} << 10;
+// Sent chunks at least this large are kept as spares (smaller ones are cheap to allocate) ...
+constexpr size_t kMinSpareChunk = size_t{64} << 10;
+// ... at most this many, holding at most this many bytes.
+constexpr size_t kMaxSpareChunks = 4;
+constexpr size_t kMaxSpareBytes = size_t{8} << 20;
 }  // namespace
 
 ConnectionState::ConnectionState(ConnectionLimits limits)
@@ -71,11 +76,42 @@ void ConnectionState::Append(absl::Span<const std::string_view> pieces, size_t t
   if (can_append) {
     chunk = &output_.back();
   } else {
-    chunk = &output_.emplace_back();
-    chunk->reserve(total);
+    chunk = &output_.emplace_back(NewChunk(total));
   }
   for (std::string_view piece : pieces) chunk->append(piece);
   output_bytes_ += total;
+}
+
+std::string ConnectionState::NewChunk(size_t total) {
+  // The smallest spare that fits, so a large spare stays for a large write.
+  size_t best = spare_chunks_.size();
+  for (size_t i = 0; i < spare_chunks_.size(); ++i) {
+    const size_t capacity = spare_chunks_[i].capacity();
+    if (capacity >= total &&
+        (best == spare_chunks_.size() || capacity < spare_chunks_[best].capacity())) {
+      best = i;
+    }
+  }
+  std::string chunk;
+  if (best < spare_chunks_.size()) {
+    chunk = std::move(spare_chunks_[best]);
+    spare_chunks_.erase(spare_chunks_.begin() + static_cast<std::ptrdiff_t>(best));
+    spare_bytes_ -= chunk.capacity();
+    chunk.clear();  // keeps the capacity
+  } else {
+    chunk.reserve(total);
+  }
+  return chunk;
+}
+
+void ConnectionState::RecycleChunk(std::string& chunk) {
+  const size_t capacity = chunk.capacity();
+  if (capacity < kMinSpareChunk || spare_chunks_.size() >= kMaxSpareChunks ||
+      capacity > kMaxSpareBytes - spare_bytes_) {
+    return;
+  }
+  spare_bytes_ += capacity;
+  spare_chunks_.push_back(std::move(chunk));
 }
 
 void ConnectionState::OnDirectSent(absl::Span<const std::string_view> pieces, size_t sent) {
@@ -89,8 +125,7 @@ void ConnectionState::OnDirectSent(absl::Span<const std::string_view> pieces, si
   // The rest goes ahead of what others queued meanwhile: this write was accepted before theirs.
   NETLAYER_ASSERT(pinned_chunks_ == 0 && output_offset_ == 0,
                   "while a writer holds the claim no one else sends");
-  std::string chunk;
-  chunk.reserve(rest);
+  std::string chunk = NewChunk(rest);
   size_t skip = sent;
   for (std::string_view piece : pieces) {
     if (skip >= piece.size()) {
@@ -169,6 +204,12 @@ std::shared_ptr<ConnectionHandler> ConnectionState::OnInput(std::string_view dat
   return nullptr;
 }
 
+std::shared_ptr<ConnectionHandler> ConnectionState::ClaimInputBuffer() {
+  if (phase_ != Phase::kOpen) return nullptr;
+  NETLAYER_ASSERT(!deliveries_.closed(), "an open connection's queue takes input");
+  return deliveries_.ClaimDirect();
+}
+
 ConnectionState::Actions ConnectionState::OnEndOfStream() {
   if (phase_ == Phase::kOpen) {
     return OnRemoteClosed(CloseReason(CloseReason::Kind::kPeerClosed, ""));
@@ -207,6 +248,8 @@ ConnectionState::Actions ConnectionState::OnRemoteClosed(CloseReason reason) {
 void ConnectionState::DiscardOutput() {
   output_bytes_ = 0;
   output_offset_ = 0;
+  spare_chunks_.clear();
+  spare_bytes_ = 0;
   // Chunks the sender is still reading from are freed by its OnSent/OnSendError.
   if (pinned_chunks_ == 0) {
     output_.clear();
@@ -285,11 +328,17 @@ void ConnectionState::Consume(size_t n) {
       n = 0;
     } else {
       n -= left_in_front;
+      RecycleChunk(output_.front());
       output_.pop_front();
       output_offset_ = 0;
     }
   }
   NETLAYER_ASSERT(output_bytes_ != 0 || output_.empty(), "no chunk is left once all is sent");
+  if (output_bytes_ == 0) {
+    // The queue drained: an idle connection keeps no spare storage.
+    spare_chunks_.clear();
+    spare_bytes_ = 0;
+  }
 }
 
 ConnectionState::Actions ConnectionState::AfterSend(absl::Time now) {

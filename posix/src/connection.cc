@@ -336,19 +336,22 @@ void Core::InputLoop() {
     }
     if (fds[1].ready) internal::DrainWakeFd(sys, wake_fd);
     if (!fds[0].ready) continue;
-    const ssize_t n = sys.Recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
-    const int err = errno;
-    if (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)) continue;
+    // Into the handler's buffer when it offers one (the rest of a large smac frame), else into
+    // ours; then delivered. If a handler drops the last reference, the destructor runs inside it
+    // and removes the handler, so the delivery loop touches the handle no more; once the handle
+    // is gone input is discarded, and so is input after a local close (by the state).
+    int err = 0;
     MutexLock lock(mu);
-    if (n > 0) {
-      read_again = static_cast<size_t>(n) == buffer.size();
-      if (handle == nullptr) continue;  // the handle is gone (closing): input is discarded
-      // If a handler drops the last reference here, the destructor runs inside it and removes
-      // the handler, so the delivery loop touches the handle no more. Input after a local close
-      // is discarded by the state.
-      ReceiveInput(lock, state, *handle, std::string_view(buffer.data(), static_cast<size_t>(n)));
-      continue;
-    }
+    const ptrdiff_t n = ReadAndReceive(
+        lock, state, absl::MakeSpan(buffer),
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return static_cast<Connection*>(handle); },
+        [this, &err](absl::Span<char> into) {
+          const ssize_t r = sys.Recv(fd, into.data(), into.size(), MSG_DONTWAIT);
+          err = errno;
+          return static_cast<ptrdiff_t>(r);
+        },
+        read_again);
+    if (n > 0 || (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK))) continue;
     Carry(n == 0 ? state.OnEndOfStream() : state.OnRemoteClosed(ErrnoCloseReason("recv", err)));
   }
   // ConnectionClosed, unless no handler is set yet (SetHandler delivers it then).

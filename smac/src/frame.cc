@@ -46,7 +46,7 @@ size_t FrameDecoder::buffered_bytes() const {
     case State::kHeader:
       return header_filled_;
     case State::kPayload:
-      return kHeaderSize + buffer_.size();
+      return kHeaderSize + payload_filled_;
     case State::kFailed:
       return 0;
   }
@@ -56,6 +56,7 @@ size_t FrameDecoder::buffered_bytes() const {
 absl::Status FrameDecoder::StartPayload(uint32_t size) {
   if (size > max_message_size_) {
     state_ = State::kFailed;
+    std::string().swap(buffer_);  // frees it (move-assigning an empty string may keep it)
     error_ = absl::InvalidArgumentError(
         absl::StrCat("smac: frame of ", size, " bytes exceeds the limit of ", max_message_size_,
                      " bytes (header bytes ",
@@ -63,11 +64,48 @@ absl::Status FrameDecoder::StartPayload(uint32_t size) {
     return error_;
   }
   payload_size_ = size;
+  payload_filled_ = 0;
   state_ = State::kPayload;
+  // The size is within the limit. Room for the whole frame at once up to kReserveUpFront; beyond
+  // that the buffer doubles as bytes arrive (capped at the frame size), so 4 bytes of header
+  // never make us allocate 64 MiB: memory follows what the peer actually sent. A buffer kept
+  // from the previous frame is reused unless it is much larger than this frame needs.
+  const size_t first = std::min(payload_size_, kReserveUpFront);
+  if (buffer_.capacity() > std::max(2 * payload_size_, kReserveUpFront))
+    std::string().swap(buffer_);  // frees it (move-assigning an empty string may keep it)
+  GrowTo(first);
   return absl::OkStatus();
 }
 
+void FrameDecoder::GrowTo(size_t want) {
+  NETLAYER_ASSERT(want <= payload_size_, "room only for the frame's own bytes");
+  if (want <= buffer_.size()) return;
+  // Doubling keeps the copies of a growing frame linear; never past the frame.
+  buffer_.resize(std::max(want, std::min(payload_size_, 2 * buffer_.size())));
+}
+
+absl::Span<char> FrameDecoder::PayloadSpan() {
+  if (state_ != State::kPayload) return {};
+  const size_t rest = payload_size_ - payload_filled_;
+  if (rest < kMinInPlaceRead) return {};
+  // Room for at least a read's worth, by doubling as bytes arrive (as GrowTo does for Feed).
+  GrowTo(std::min(payload_size_, payload_filled_ + kMinInPlaceRead));
+  const size_t end = std::min(buffer_.size(), payload_size_ - 1);  // the last byte: see frame.h
+  return absl::MakeSpan(buffer_.data() + payload_filled_, end - payload_filled_);
+}
+
+void FrameDecoder::ReleaseIfBetweenFrames() {
+  if (state_ != State::kPayload)
+    std::string().swap(buffer_);  // frees it (move-assigning an empty string may keep it)
+}
+
 absl::Status FrameDecoder::Feed(std::string_view data, MessageSink sink) {
+  absl::Status status = FeedBytes(data, sink);
+  ReleaseIfBetweenFrames();
+  return status;
+}
+
+absl::Status FrameDecoder::FeedBytes(std::string_view data, MessageSink sink) {
   while (true) {
     switch (state_) {
       case State::kFailed:
@@ -92,26 +130,27 @@ absl::Status FrameDecoder::Feed(std::string_view data, MessageSink sink) {
         if (absl::Status s = StartPayload(DecodeHeader({header_.data(), kHeaderSize})); !s.ok()) {
           return s;
         }
-        // The size is within the limit. Reserve the whole frame at once up to kReserveUpFront;
-        // beyond that the buffer doubles as bytes arrive (capped at the frame size), so 4 bytes of
-        // header never make us allocate 64 MiB: memory follows what the peer actually sent.
-        buffer_.clear();
-        buffer_.reserve(std::min(payload_size_, kReserveUpFront));
         break;
       }
       case State::kPayload: {
-        const size_t n = std::min(payload_size_ - buffer_.size(), data.size());
-        if (buffer_.size() + n > buffer_.capacity()) {
-          buffer_.reserve(
-              std::min(payload_size_, std::max(buffer_.size() + n, 2 * buffer_.capacity())));
+        const size_t n = std::min(payload_size_ - payload_filled_, data.size());
+        if (n > 0 && payload_filled_ < buffer_.size() &&
+            data.data() == buffer_.data() + payload_filled_) {
+          // Written in place through PayloadSpan: nothing to copy.
+          NETLAYER_ASSERT(payload_filled_ + data.size() <= buffer_.size() &&
+                              data.size() < payload_size_ - payload_filled_,
+                          "in-place input stays within the span PayloadSpan offered");
+        } else {
+          GrowTo(payload_filled_ + n);
+          std::copy_n(data.data(), n, buffer_.data() + payload_filled_);
         }
-        buffer_.append(data.data(), n);
+        payload_filled_ += n;
         data.remove_prefix(n);
-        if (buffer_.size() < payload_size_) return absl::OkStatus();
+        if (payload_filled_ < payload_size_) return absl::OkStatus();
         state_ = State::kHeader;
-        std::string message = std::move(buffer_);
-        buffer_ = std::string();
-        sink(message, &message);
+        buffer_.resize(payload_size_);  // a reused buffer may have had more room
+        // The sink may move from buffer_ (then the next frame allocates again).
+        sink(std::string_view(buffer_), &buffer_);
         break;
       }
     }

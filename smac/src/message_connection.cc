@@ -13,16 +13,23 @@ namespace netlayer::smac {
 // The core connection's handler: forwards to the MessageConnection while it exists.
 class MessageConnection::Adapter final : public ConnectionHandler {
  public:
-  explicit Adapter(std::weak_ptr<MessageConnection> owner) : owner_(std::move(owner)) {}
+  Adapter(std::weak_ptr<MessageConnection> owner, std::shared_ptr<FrameDecoder> decoder)
+      : owner_(std::move(owner)), decoder_(std::move(decoder)) {}
   void InputData(Connection&, std::string_view data) override {
     if (auto owner = owner_.lock()) owner->OnInput(data);
   }
   void ConnectionClosed(Connection&, const CloseReason& reason) override {
     if (auto owner = owner_.lock()) owner->OnCoreClosed(reason);
   }
+  // The rest of a large frame's payload is read straight into the decoder's buffer.
+  absl::Span<char> InputBuffer(Connection&) override {
+    if (owner_.expired()) return {};
+    return decoder_->PayloadSpan();
+  }
 
  private:
   std::weak_ptr<MessageConnection> owner_;
+  const std::shared_ptr<FrameDecoder> decoder_;  // kept alive while a read may write into it
 };
 
 struct MessageConnection::Dispatch {
@@ -39,15 +46,16 @@ std::shared_ptr<MessageConnection> MessageConnection::Create(std::shared_ptr<Con
                                                              MessageOptions options) {
   NETLAYER_ASSERT(connection != nullptr, "MessageConnection needs a connection");
   std::shared_ptr<MessageConnection> mc(new MessageConnection(std::move(connection), options));
-  mc->connection_->SetHandler(std::make_shared<Adapter>(mc));
+  mc->connection_->SetHandler(std::make_shared<Adapter>(mc, mc->decoder_));
   return mc;
 }
 
 MessageConnection::MessageConnection(std::shared_ptr<Connection> connection, MessageOptions options)
     : connection_(std::move(connection)),
       options_(options),
-      decoder_(options.max_first_message_size != 0 ? options.max_first_message_size
-                                                   : options.max_message_size),
+      decoder_(std::make_shared<FrameDecoder>(options.max_first_message_size != 0
+                                                  ? options.max_first_message_size
+                                                  : options.max_message_size)),
       // Messages never merge; the bound is a hard one (OnMessage closes rather than pass it).
       deliveries_({.max_queued_bytes = options.max_queued_bytes, .merge_input_up_to = 0}) {
   NETLAYER_ASSERT(options_.max_queued_bytes > 0, "max_queued_bytes must be positive");
@@ -112,12 +120,12 @@ bool MessageConnection::IsOpen() const {
 }
 
 void MessageConnection::OnInput(std::string_view data) {
-  if (decoder_.state() == FrameDecoder::State::kFailed) return;
-  absl::Status status = decoder_.Feed(data, [this](std::string_view message, std::string* owned) {
+  if (decoder_->state() == FrameDecoder::State::kFailed) return;
+  absl::Status status = decoder_->Feed(data, [this](std::string_view message, std::string* owned) {
     if (!first_message_seen_) {
       // The first message had its own (smaller) limit; the rest have max_message_size.
       first_message_seen_ = true;
-      decoder_.set_max_message_size(options_.max_message_size);
+      decoder_->set_max_message_size(options_.max_message_size);
     }
     OnMessage(message, owned);
   });
@@ -154,13 +162,13 @@ void MessageConnection::OnMessage(std::string_view message, std::string* owned) 
 
 void MessageConnection::OnCoreClosed(const CloseReason& reason) {
   MutexLock lock(mu_);
-  if (!decoder_.at_frame_boundary() && decoder_.state() != FrameDecoder::State::kFailed) {
+  if (!decoder_->at_frame_boundary() && decoder_->state() != FrameDecoder::State::kFailed) {
     // Say so: a peer that dies mid-frame is worth knowing about.
     QueueCloseAndDeliver(
         lock, CloseReason(reason.kind(),
                           absl::StrCat(reason.detail(), reason.detail().empty() ? "" : "; ",
                                        "a partial smac frame was discarded (",
-                                       decoder_.buffered_bytes(), " bytes received)")));
+                                       decoder_->buffered_bytes(), " bytes received)")));
   } else {
     QueueCloseAndDeliver(lock, reason);
   }

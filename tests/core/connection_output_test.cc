@@ -131,6 +131,51 @@ TEST(ConnectionOutputTest, WriterThatSentEverythingDrainsTheQueueForBoundedRound
   EXPECT_EQ(d.wire, "12345678");
 }
 
+TEST(ConnectionOutputTest, SentChunksAreReusedWhileOutputWaitsAndFreedWhenItDrains) {
+  Driver d;
+  const std::string big(256 << 10, 'a');
+  const std::string other(256 << 10, 'b');
+  // The first write is sent directly, but nothing of it goes out: its rest is a queued chunk.
+  ASSERT_TRUE(d.Write({big}, 0).ok());
+  ASSERT_TRUE(d.Write({other}).ok());
+  ASSERT_TRUE(d.state.ClaimTransport());
+  std::string_view views[8];
+  ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 2u);
+  const char* first_storage = views[0].data();
+  d.wire.append(views[0]);
+  d.state.OnSent(views[0].size(), kT0);  // the first chunk is sent; the second still waits
+  EXPECT_GE(d.state.spare_output_bytes(), big.size()) << "the sent chunk's storage is kept";
+  // The next queued write reuses it (no fresh allocation while the connection is busy).
+  ASSERT_TRUE(d.Write({std::string_view(big).substr(0, 1000), "xyz"}).ok());
+  EXPECT_EQ(d.state.spare_output_bytes(), 0u);
+  ASSERT_TRUE(d.state.ClaimTransport());
+  ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 2u);
+  EXPECT_EQ(views[1].data(), first_storage);
+  EXPECT_EQ(views[1], big.substr(0, 1000) + "xyz");
+  d.state.OnSent(0, kT0);
+  d.Pump();
+  EXPECT_EQ(d.wire, big + other + big.substr(0, 1000) + "xyz");
+  EXPECT_EQ(d.state.spare_output_bytes(), 0u) << "an idle connection keeps no spare storage";
+}
+
+TEST(ConnectionOutputTest, SpareChunksAreBounded) {
+  Driver d;
+  const std::string big(3 << 20, 'c');
+  ASSERT_TRUE(d.Write({"x"}, 0).ok());  // a queued byte keeps the queue from draining
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(d.Write({big}).ok());
+  // Send everything but the last byte: six large chunks become spares as they go.
+  ASSERT_TRUE(d.state.ClaimTransport());
+  std::string_view views[8];
+  const size_t n = d.state.PeekOutput(absl::MakeSpan(views));
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += views[i].size();
+  d.state.OnSent(total - 1, kT0);
+  EXPECT_GT(d.state.spare_output_bytes(), 0u);
+  EXPECT_LE(d.state.spare_output_bytes(), size_t{8} << 20) << "at most 8 MiB of spares";
+  d.Pump();
+  EXPECT_EQ(d.state.spare_output_bytes(), 0u);
+}
+
 TEST(ConnectionOutputTest, BoundCountsTheDirectWritersBytesAllOrNothing) {
   ConnectionLimits limits;
   limits.max_output_bytes = 10;

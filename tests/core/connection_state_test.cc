@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -171,6 +172,128 @@ TEST(ConnectionStateTest, PendingInputBoundStopsReading) {
   state.SetHandler(h);
   DeliverEvents(lock, state, conn);
   EXPECT_TRUE(state.WantRead());
+}
+
+}  // namespace
+}  // namespace netlayer
+
+namespace netlayer {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A handler that offers its own buffer for the next read (ConnectionHandler::InputBuffer).
+class BufferHandler : public ConnectionHandler {
+ public:
+  void InputData(Connection&, std::string_view data) override {
+    in_place.push_back(!own.empty() && data.data() == own.data());
+    log.push_back("in:" + std::string(data));
+  }
+  void ConnectionClosed(Connection&, const CloseReason& reason) override {
+    log.push_back("closed:" + reason.ToString());
+  }
+  absl::Span<char> InputBuffer(Connection&) override {
+    ++asked;
+    return absl::MakeSpan(own);
+  }
+  std::string own;  // empty: offers nothing
+  int asked = 0;
+  std::vector<bool> in_place;
+  std::vector<std::string> log;
+};
+
+struct ReadFixture {
+  ConnectionState state;
+  test_support::NullConnection connection;
+  Connection* handle = &connection;
+  NoLock lock;
+  std::string driver_buffer = std::string(16, '\0');
+  // One ReadAndReceive whose read writes `bytes` (or returns `result` if bytes is empty); `during`
+  // runs between the handler's InputBuffer and the read, as another thread could.
+  ptrdiff_t Read(std::string bytes, ptrdiff_t result = -1, std::function<void()> during = {}) {
+    bool filled = false;
+    return ReadAndReceive(
+        lock, state, absl::MakeSpan(driver_buffer), [this] { return handle; },
+        [&](absl::Span<char> into) -> ptrdiff_t {
+          if (during) during();
+          if (bytes.empty()) return result;
+          const size_t n = std::min(bytes.size(), into.size());
+          std::copy_n(bytes.data(), n, into.data());
+          return static_cast<ptrdiff_t>(n);
+        },
+        filled);
+  }
+};
+
+TEST(ReadAndReceiveTest, ReadsIntoTheHandlersBufferWhenItOffersOneElseIntoTheDrivers) {
+  ReadFixture f;
+  auto handler = std::make_shared<BufferHandler>();
+  f.state.SetHandler(handler);
+  EXPECT_EQ(f.Read("abc"), 3);
+  EXPECT_EQ(handler->asked, 1);
+  handler->own = std::string(4, '\0');
+  EXPECT_EQ(f.Read("defgh"), 4) << "at most the offered span";
+  EXPECT_THAT(handler->log, ElementsAre("in:abc", "in:defg"));
+  EXPECT_THAT(handler->in_place, ElementsAre(false, true));
+  EXPECT_FALSE(f.state.delivering()) << "the claim ends with the delivery";
+}
+
+TEST(ReadAndReceiveTest, NothingReadEndsTheClaimAndDeliversWhatWasQueuedBehindIt) {
+  ReadFixture f;
+  auto handler = std::make_shared<BufferHandler>();
+  handler->own = std::string(8, '\0');
+  f.state.SetHandler(handler);
+  EXPECT_EQ(f.Read("", -1), -1);
+  EXPECT_FALSE(f.state.delivering());
+  EXPECT_TRUE(handler->log.empty());
+  // A remote close seen meanwhile (a writer's send failed) waits behind the claim, then comes.
+  EXPECT_EQ(f.Read("xyz", 0,
+                   [&] { f.state.OnRemoteClosed(CloseReason(CloseReason::Kind::kReset, "boom")); }),
+            3);
+  ASSERT_EQ(handler->log.size(), 1u) << "input after the close is discarded";
+  EXPECT_THAT(handler->log[0], HasSubstr("closed:"));
+  EXPECT_FALSE(f.state.delivering());
+}
+
+TEST(ReadAndReceiveTest, LocalCloseOrAGoneHandleDuringTheReadDiscardsTheInput) {
+  {
+    ReadFixture f;
+    auto handler = std::make_shared<BufferHandler>();
+    handler->own = std::string(8, '\0');
+    f.state.SetHandler(handler);
+    EXPECT_EQ(f.Read("abc", 0, [&] { f.state.Close(absl::UnixEpoch()); }), 3);
+    EXPECT_TRUE(handler->log.empty());
+    EXPECT_FALSE(f.state.delivering());
+    EXPECT_EQ(f.Read("abc"), 3);
+    EXPECT_EQ(handler->asked, 1) << "no buffer is asked for once closed";
+  }
+  {
+    ReadFixture f;
+    auto handler = std::make_shared<BufferHandler>();
+    handler->own = std::string(8, '\0');
+    f.state.SetHandler(handler);
+    EXPECT_EQ(f.Read("abc", 0,
+                     [&] {
+                       f.handle =
+                           nullptr;  // the application's handle was destroyed: its handler removed
+                       f.state.SetHandler(nullptr);
+                     }),
+              3);
+    EXPECT_TRUE(handler->log.empty());
+    EXPECT_FALSE(f.state.delivering());
+  }
+}
+
+TEST(ReadAndReceiveTest, NoBufferIsAskedForWhileInputWaitsForAHandler) {
+  ReadFixture f;
+  EXPECT_EQ(f.Read("abc"), 3);  // no handler: queued
+  auto handler = std::make_shared<BufferHandler>();
+  handler->own = std::string(8, '\0');
+  f.state.SetHandler(handler);  // not delivered yet (no delivery loop ran)
+  EXPECT_EQ(f.Read("def"), 3);
+  EXPECT_EQ(handler->asked, 0) << "input waits: the next goes behind it, not into the handler";
+  EXPECT_THAT(handler->log, ElementsAre("in:abcdef"));
 }
 
 }  // namespace

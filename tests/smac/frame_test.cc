@@ -212,5 +212,142 @@ TEST(FrameTest, LargeFrameAssembledIntoOwnedBuffer) {
   EXPECT_EQ(calls, 1);
 }
 
+// A reader that uses PayloadSpan as posix does: reads of at most `read_size` bytes go into the
+// decoder's span when it offers one, else into the reader's own buffer; each read is then fed.
+struct InPlaceReader {
+  std::string stream;  // what the peer sent
+  size_t pos = 0;
+  size_t in_place_bytes = 0;
+  std::vector<std::string> messages;
+  // Reads `n` bytes (fewer if the span is shorter) and feeds them.
+  absl::Status Read(FrameDecoder& d, size_t n) {
+    n = std::min(n, stream.size() - pos);
+    absl::Span<char> span = d.PayloadSpan();
+    std::string own;
+    std::string_view fed;
+    if (!span.empty()) {
+      n = std::min(n, span.size());
+      std::copy_n(stream.data() + pos, n, span.data());
+      fed = std::string_view(span.data(), n);
+      in_place_bytes += n;
+    } else {
+      own = stream.substr(pos, n);
+      fed = own;
+    }
+    pos += n;
+    return d.Feed(fed, [&](std::string_view m, std::string* owned) {
+      if (owned != nullptr) {
+        EXPECT_EQ(*owned, m);
+      }
+      messages.emplace_back(m);
+    });
+  }
+};
+
+std::string Pattern(size_t n, int seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed * 7) % 251);
+  return s;
+}
+
+TEST(FrameTest, PayloadSpanOnlyForTheRestOfALargePayloadNeverItsLastByte) {
+  FrameDecoder d;
+  EXPECT_TRUE(d.PayloadSpan().empty()) << "between frames";
+  const std::string payload = Pattern(kMinInPlaceRead + 10, 1);
+  const std::string frame = EncodeFrame(payload);
+  ASSERT_TRUE(d.Feed(std::string_view(frame).substr(0, 4 + 5), [](auto, auto) {}).ok());
+  absl::Span<char> span = d.PayloadSpan();
+  ASSERT_EQ(span.size(), payload.size() - 5 - 1) << "the rest but the last byte";
+  std::copy_n(payload.data() + 5, 100, span.data());
+  ASSERT_TRUE(d.Feed(std::string_view(span.data(), 100), [](auto, auto) {}).ok());
+  EXPECT_EQ(d.buffered_bytes(), 4 + 105u);
+  // Less than kMinInPlaceRead to come: read with what follows instead.
+  ASSERT_TRUE(d.Feed(std::string_view(frame).substr(109, 20), [](auto, auto) {}).ok());
+  EXPECT_TRUE(d.PayloadSpan().empty());
+  std::string got;
+  ASSERT_TRUE(d.Feed(std::string_view(frame).substr(129), [&](std::string_view m, std::string*) {
+                 got = std::string(m);
+               }).ok());
+  EXPECT_EQ(got, payload);
+  EXPECT_TRUE(d.PayloadSpan().empty());
+}
+
+// Frames of several sizes (small, 64 KiB +- 1, large), read with reads of every kind of size so
+// that frames are split at every boundary (inside headers, at the span's edges, one byte before
+// the end): the messages are the same as with a plain decoder, and large payloads go in place.
+TEST(FrameTest, InPlaceReadsGiveTheSameMessagesAtEveryBoundary) {
+  const std::vector<size_t> sizes = {0,
+                                     1,
+                                     3,
+                                     kMinInPlaceRead - 1,
+                                     kMinInPlaceRead,
+                                     kMinInPlaceRead + 1,
+                                     kMinInPlaceRead + 5,
+                                     300000,
+                                     17,
+                                     (size_t{1} << 20) + 7};
+  Xoshiro256 rng(42);
+  // Tiny reads over frames around kMinInPlaceRead (every header split, one byte at a time in
+  // place); larger and random reads over every size.
+  for (bool tiny : {true, false}) {
+    std::string stream;
+    std::vector<std::string> expected;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      if (tiny && sizes[i] > kMinInPlaceRead + 1) continue;
+      expected.push_back(Pattern(sizes[i], static_cast<int>(i)));
+      stream += EncodeFrame(expected.back());
+    }
+    const std::vector<size_t> read_sizes =
+        tiny ? std::vector<size_t>{1, 3} : std::vector<size_t>{5,
+                                                               4096,
+                                                               kMinInPlaceRead - 1,
+                                                               kMinInPlaceRead,
+                                                               kMinInPlaceRead + 3,
+                                                               100000,
+                                                               size_t{1} << 21,
+                                                               0};
+    for (size_t read_size : read_sizes) {
+      FrameDecoder d;
+      InPlaceReader r;
+      r.stream = stream;
+      while (r.pos < r.stream.size()) {
+        // read_size 0: random sizes, small and large.
+        const size_t n = read_size != 0
+                             ? read_size
+                             : 1 + static_cast<size_t>(rng.Next() % (rng.Next() % 2 ? 9 : 200000));
+        ASSERT_TRUE(r.Read(d, n).ok());
+      }
+      EXPECT_EQ(r.messages, expected) << "read size " << read_size;
+      EXPECT_TRUE(d.at_frame_boundary());
+      EXPECT_LE(d.reserved_bytes(), sizeof(std::string))
+          << "nothing kept once the stream pauses between frames";
+      if (!tiny && read_size <= 100000) {
+        EXPECT_GT(r.in_place_bytes, size_t{1} << 20) << "large payloads were read in place";
+      }
+    }
+  }
+}
+
+TEST(FrameTest, PayloadBufferIsReusedWhileFramesKeepComingAndFreedBetweenThem) {
+  FrameDecoder d;
+  const std::string a = Pattern(200000, 1), b = Pattern(200000, 2);
+  const std::string frames = EncodeFrame(a) + EncodeFrame(b);
+  std::vector<std::string> got;
+  auto sink = [&](std::string_view m, std::string*) { got.emplace_back(m); };
+  // The first frame split; the Feed that completes it goes on into the second.
+  ASSERT_TRUE(d.Feed(std::string_view(frames).substr(0, 1000), sink).ok());
+  const absl::Span<char> first = d.PayloadSpan();
+  ASSERT_FALSE(first.empty());
+  ASSERT_TRUE(d.Feed(std::string_view(frames).substr(1000, a.size() + 4 + 1000), sink).ok());
+  ASSERT_EQ(got.size(), 1u);
+  const absl::Span<char> second = d.PayloadSpan();
+  ASSERT_FALSE(second.empty());
+  // 996 bytes of the first payload came before its span; 1996 of the second before this one.
+  EXPECT_EQ(second.data() - 1996, first.data() - 996) << "the same buffer, reused";
+  ASSERT_TRUE(d.Feed(std::string_view(frames).substr(a.size() + 2004), sink).ok());
+  EXPECT_THAT(got, ElementsAre(a, b));
+  EXPECT_LE(d.reserved_bytes(), sizeof(std::string)) << "freed when the Feed ended between frames";
+}
+
 }  // namespace
 }  // namespace netlayer::smac

@@ -37,6 +37,20 @@ class ConnectionHandler {
   virtual void InputData(Connection& connection, std::string_view data) = 0;
   // The stream ended by the peer or by an error. Not called after a local Close().
   virtual void ConnectionClosed(Connection& connection, const CloseReason& reason) = 0;
+
+  // Optional zero-copy reads (a backend may ignore it; the default offers nothing). Same thread
+  // rules as InputData. A backend that supports it (posix) may ask before a read for a buffer
+  // where the handler wants the next input bytes (say, the rest of a large message's payload),
+  // read up to its size into it, and then call InputData with a view of the bytes written at its
+  // start, instead of reading into its own buffer and handing over a copy. Between this call and
+  // that InputData no other method of this handler is called, and the backend holds its reference
+  // to the handler. The read may also find nothing, or the connection may close meanwhile: then
+  // no InputData follows and the span's contents are unspecified (the handler must not rely on
+  // them; the next call may offer the same span again). Empty: read into the backend's buffer.
+  virtual absl::Span<char> InputBuffer(Connection& connection) {
+    (void)connection;
+    return {};
+  }
 };
 
 // Thread rules: every method may be called from any thread, concurrently. No method blocks.

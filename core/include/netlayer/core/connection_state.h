@@ -40,9 +40,11 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -201,6 +203,12 @@ class ConnectionState {
   // bytes are copied into the queue and nullptr is returned. Input after a close is discarded.
   std::shared_ptr<ConnectionHandler> OnInput(std::string_view data);
 
+  // Zero-copy reads (ConnectionHandler::InputBuffer). If input could go straight to the handler
+  // now (as in OnInput: open, handler set, nothing queued, no one delivering), takes the delivery
+  // claim and returns the handler; nullptr otherwise. With the claim the caller may ask the
+  // handler for its buffer and read into it without the lock; ReadAndReceive is the one user.
+  std::shared_ptr<ConnectionHandler> ClaimInputBuffer();
+
   // The peer's end of stream. While open, the connection ends (kPeerClosed, as OnRemoteClosed).
   // After a local Close(), it only ends the drain (the flush goes on: the peer may still read).
   Actions OnEndOfStream();
@@ -214,6 +222,9 @@ class ConnectionState {
 
   size_t output_bytes() const { return output_bytes_; }
   bool HasOutput() const { return output_bytes_ > 0; }
+  // Bytes of storage kept from sent chunks for the next queued writes (bounded; zero once the
+  // output queue drains). For tests and memory accounting.
+  size_t spare_output_bytes() const { return spare_bytes_; }
   // Claims the send side for the transport sender: true if output waits, no one is sending, and
   // the stream is still sending (not kClosed).
   bool ClaimTransport();
@@ -265,8 +276,15 @@ class ConnectionState {
   template <typename Lock>
   friend void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
                            std::string_view data);
+  template <typename Lock, typename GetConnection, typename Read>
+  friend ptrdiff_t ReadAndReceive(Lock& lock, ConnectionState& state, absl::Span<char> buffer,
+                                  GetConnection&& connection, Read&& read, bool& filled);
 
   void Append(absl::Span<const std::string_view> pieces, size_t total);
+  // An empty chunk able to hold `total` bytes: a spare one if one is large enough.
+  std::string NewChunk(size_t total);
+  // Keeps a sent chunk's storage for a later NewChunk, within the spares' bounds.
+  void RecycleChunk(std::string& chunk);
   void DiscardOutput();
   void Consume(size_t n);
   Actions AbortStream();
@@ -291,6 +309,12 @@ class ConnectionState {
   std::deque<std::string> output_;
   size_t output_offset_ = 0;
   size_t output_bytes_ = 0;
+  // Storage of sent chunks (large ones only, at most kMaxSpareChunks holding kMaxSpareBytes),
+  // reused by the next queued writes: on a busy connection a queued megabyte would otherwise be a
+  // fresh allocation whose pages fault in as it is copied. Freed when the queue drains, so an
+  // idle connection holds none.
+  std::vector<std::string> spare_chunks_;
+  size_t spare_bytes_ = 0;
   // The first pinned_chunks_ chunks are viewed by the sender (PeekOutput) until OnSent: they are
   // neither appended to nor freed (a discard while pinned frees them at OnSent).
   size_t pinned_chunks_ = 0;
@@ -333,6 +357,66 @@ void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
   } else {
     state.deliveries_.Deliver(lock, dispatch);
   }
+}
+
+// One read of a threaded driver's reader, delivered as ReceiveInput delivers it: into the
+// handler's own buffer when it offers one (ConnectionHandler::InputBuffer: a large message's
+// payload is read where the handler keeps it, not copied), else into `buffer`. The driver
+// supplies:
+//   Connection* connection(): the handle handlers get, or nullptr once it is gone (the input is
+//     then discarded). Called with `lock` held.
+//   ptrdiff_t read(absl::Span<char> into): reads what the stream holds now into `into`, without
+//     blocking and without the lock: > 0 the bytes read; otherwise the driver's own result (0 at
+//     the end of stream, < 0 an error or nothing to read, the driver keeping its errno).
+// Returns what `read` returned; `filled` tells whether it filled `into` (more may be waiting).
+// Ends of stream and errors are the driver's to report (OnEndOfStream, OnRemoteClosed).
+// REQUIRES and ensures: `lock` locked.
+template <typename Lock, typename GetConnection, typename Read>
+ptrdiff_t ReadAndReceive(Lock& lock, ConnectionState& state, absl::Span<char> buffer,
+                         GetConnection&& connection, Read&& read,
+                         bool& filled) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  Connection* c = connection();
+  std::shared_ptr<ConnectionHandler> claimed = c != nullptr ? state.ClaimInputBuffer() : nullptr;
+  lock.unlock();
+  absl::Span<char> into = buffer;
+  if (claimed != nullptr) {
+    // With the delivery claim no one else calls the handler until this read is delivered.
+    const absl::Span<char> own = claimed->InputBuffer(*c);
+    if (!own.empty()) into = own;
+  }
+  const ptrdiff_t n = read(into);
+  lock.lock();
+  filled = n > 0 && static_cast<size_t>(n) == into.size();
+  const std::string_view data =
+      n > 0 ? std::string_view(into.data(), static_cast<size_t>(n)) : std::string_view();
+  c = connection();
+  if (claimed == nullptr) {
+    if (!data.empty() && c != nullptr) ReceiveInput(lock, state, *c, data);
+    return n;
+  }
+  if (c == nullptr) {
+    // The handle went away meanwhile; its destructor removed the handler, so nothing is
+    // deliverable: end the claim (the snapshot is released outside the lock).
+    ConnectionState::Delivery none;
+    const bool delivered = state.NextDelivery(none);  // ends the claim
+    NETLAYER_ASSERT(!delivered, "no handler, nothing to deliver");
+    lock.unlock();
+    claimed.reset();
+    lock.lock();
+    return n;
+  }
+  const ConnectionState::Dispatch dispatch{*c};
+  if (!data.empty() && state.IsOpen()) {
+    state.deliveries_.DeliverDirect(lock, std::move(claimed), data, dispatch);
+  } else {
+    // Nothing read, or the connection closed meanwhile (input after a close is discarded):
+    // deliver what was queued behind the claim (a close, say) and end it.
+    lock.unlock();
+    claimed.reset();
+    lock.lock();
+    state.deliveries_.DrainClaimed(lock, dispatch);
+  }
+  return n;
 }
 
 // SetHandler for a threaded driver: installs `handler`, delivers what waits for it, and sets

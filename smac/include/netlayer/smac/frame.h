@@ -5,9 +5,15 @@
 // for a frame before checking the frame's length against the configured maximum, so a garbage or
 // hostile header becomes a clear error, never a 4 GiB allocation. A frame that is whole in one
 // input chunk is handed over as a view of that chunk (no copy); one that is not is assembled in
-// its own buffer, reserved whole from the header for frames up to kReserveUpFront (1 MiB) and
+// its own buffer, sized whole from the header for frames up to kReserveUpFront (1 MiB) and
 // grown by doubling (capped at the frame's size) for larger ones, so the memory a peer can make
 // us hold follows the bytes it actually sent.
+//
+// Zero-copy reads: while a large payload is being assembled, PayloadSpan() is where its next
+// bytes go; a reader may read straight into it and Feed a view of what it wrote there, which the
+// decoder takes in place (no copy). The buffer is kept from one frame to the next while frames
+// keep coming (a Feed that completes one frame and goes on into the next), and freed when a Feed
+// ends between frames, so a connection that goes quiet holds no payload buffer.
 //
 // Thread rules: not thread-safe; one owner feeds it.
 #pragma once
@@ -20,6 +26,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 
 namespace netlayer::smac {
 
@@ -27,6 +34,9 @@ inline constexpr size_t kHeaderSize = 4;
 inline constexpr size_t kDefaultMaxMessageSize = size_t{64} << 20;  // 64 MiB
 // Frames up to this size get their whole buffer when their header arrives.
 inline constexpr size_t kReserveUpFront = size_t{1} << 20;
+// PayloadSpan offers a span only while at least this much payload is still to come: smaller
+// rests are read with what follows them.
+inline constexpr size_t kMinInPlaceRead = size_t{64} << 10;
 // The largest size the format can carry.
 inline constexpr size_t kFormatMaxMessageSize = 0xFFFFFFFFu;
 
@@ -72,15 +82,33 @@ class FrameDecoder {
   // Bytes of memory held for the frame being assembled (for tests and memory accounting).
   size_t reserved_bytes() const { return buffer_.capacity(); }
 
+  // Zero-copy input: the part of the payload buffer where the next payload bytes go, while a
+  // payload with at least kMinInPlaceRead bytes still to come is being assembled; empty
+  // otherwise. It never covers the payload's last byte, so the frame ends in an ordinary Feed
+  // together with whatever follows it (which tells whether more frames are coming). Bytes written
+  // at its start and then fed as a view starting at span.data() are taken without a copy. Valid
+  // until the next Feed; it may grow the buffer (by doubling, within the
+  // frame's size), never beyond what the frame's bytes so far justify.
+  absl::Span<char> PayloadSpan();
+
  private:
+  absl::Status FeedBytes(std::string_view data, MessageSink sink);
   absl::Status StartPayload(uint32_t size);
+  // Makes room in buffer_ for payload bytes up to `want` (at most payload_size_).
+  void GrowTo(size_t want);
+  // Between frames after a Feed: the payload buffer is freed (nothing of it is kept idle).
+  void ReleaseIfBetweenFrames();
 
   size_t max_message_size_;
   State state_ = State::kHeader;
   std::array<char, kHeaderSize> header_{};
   size_t header_filled_ = 0;
   size_t payload_size_ = 0;
-  std::string buffer_;  // the payload being assembled (kPayload)
+  // The payload being assembled (kPayload): its first payload_filled_ bytes are the payload so
+  // far; its size is the room made so far (zero-filled when grown, so a reused buffer is not
+  // filled again), at least payload_filled_.
+  std::string buffer_;
+  size_t payload_filled_ = 0;
   absl::Status error_;
 };
 

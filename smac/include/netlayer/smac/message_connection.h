@@ -13,7 +13,9 @@
 // A frame whose header announces more than max_message_size closes the connection: the handler
 // gets a CloseReason of kind kProtocolError naming the size and the limit. Each message is written
 // with ONE Connection::WriteV({header, payload pieces...}), so messages sent from several threads
-// never interleave, and the adapter never concatenates or copies the payload itself.
+// never interleave, and the adapter never concatenates or copies the payload itself. On a
+// backend that reads into a handler's buffer (ConnectionHandler::InputBuffer: posix), the payload
+// of a large frame is read straight into the decoder's buffer, without a copy.
 //
 // Thread rules: every method may be called from any thread, concurrently; none blocks. Handlers
 // are called on the core connection's delivery thread (or the thread calling SetHandler when it
@@ -118,7 +120,10 @@ class MessageConnection : public std::enable_shared_from_this<MessageConnection>
 
   const std::shared_ptr<Connection> connection_;
   const MessageOptions options_;
-  FrameDecoder decoder_;             // only touched on the core delivery thread
+  // Only touched on the core delivery thread. Shared with the Adapter: a backend reading into
+  // the decoder's buffer (ConnectionHandler::InputBuffer) holds the Adapter, which keeps the
+  // buffer alive even if this MessageConnection is destroyed meanwhile.
+  const std::shared_ptr<FrameDecoder> decoder_;
   bool first_message_seen_ = false;  // only touched on the core delivery thread
 
   mutable Mutex mu_;
