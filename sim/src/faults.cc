@@ -54,6 +54,7 @@ void Faults::Crash(HostId h, const char* how) {
   ++hh.incarnation;
   w_.Record(h, TraceKind::kHost, absl::StrCat(how, " crash"));
   // A stopped process can be killed too: what it held dies with it; the next one runs and reads.
+  if (hh.frozen && !hh.thaw_scheduled) hh.frozen_total += w_.loop.now - hh.frozen_since;
   hh.frozen = false;
   hh.thaw_scheduled = false;
   ++hh.freeze_generation;
@@ -166,6 +167,7 @@ void Faults::Freeze(HostId h, absl::Duration d, const char* how) {
   NETLAYER_ASSERT(hh.up && !hh.frozen, "Freeze: the host is up and running");
   hh.frozen = true;
   hh.thaw_scheduled = false;
+  hh.frozen_since = w_.loop.now;
   const uint64_t generation = ++hh.freeze_generation;
   w_.Record(h, TraceKind::kFault,
             d == absl::InfiniteDuration()
@@ -183,6 +185,7 @@ void Faults::Resume(HostId h, const char* how) {
   Host& hh = w_.host(h);
   NETLAYER_ASSERT(hh.frozen && !hh.thaw_scheduled, "Resume: the host is frozen");
   hh.thaw_scheduled = true;
+  hh.frozen_total += w_.loop.now - hh.frozen_since;
   const uint64_t generation = ++hh.freeze_generation;
   w_.Record(h, TraceKind::kFault, absl::StrCat(how, " resume (", hh.held.size(), " events held)"));
   // The host stays frozen until the thaw event runs, so what it held runs before anything of
@@ -282,6 +285,7 @@ void Faults::StepClock(HostId h, absl::Duration d, const char* how) {
   clock.anchor_local = clock.Local(now) + d;
   clock.anchor_world = now;
   clock.skewed = true;
+  w_.host(h).stepped_total += d;
   w_.Record(h, TraceKind::kFault, absl::StrCat(how, " clock step +", absl::FormatDuration(d)));
   RemapTimers(h);
 }

@@ -71,7 +71,9 @@ std::string ScenarioResult::Summary() const {
 
 std::string ScenarioResult::Report() const {
   std::string out = Details();
-  if (!passed) absl::StrAppend(&out, "\n  replay:    ", ReplayCommand());
+  if (!passed) {
+    absl::StrAppend(&out, "\n  faults:    ", profile_summary, "\n  replay:    ", ReplayCommand());
+  }
   return out;
 }
 
@@ -154,6 +156,7 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   result.program = options.program;
   result.passed = !ctx.failed();
   result.profile = world.profile().ToString();
+  result.profile_summary = world.profile().Describe();
   if (ctx.failed()) {
     result.invariant = ctx.failure().invariant;
     result.detail = ctx.failure().detail;

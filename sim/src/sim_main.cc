@@ -136,6 +136,7 @@ int Run(const Tool& tool, const RunArgs& args) {
   ScenarioResult result = RunScenario(info.name, info.make(), options);
   const double wall = Seconds(std::chrono::steady_clock::now() - start);
   std::cout << result.Report() << "\n";
+  if (result.passed) std::cout << "faults: " << result.profile_summary << "\n";
   std::cout << absl::StrFormat(
       "trace hash: %016x  (%d trace events, %d events run, %.3f s wall, "
       "simulated/wall %.1fx)\n",
@@ -157,6 +158,7 @@ struct Failure {
   uint64_t seed = 0;
   std::string invariant;
   std::string replay;
+  std::string profile;  // the seed's FaultProfile::Describe()
 };
 
 struct PerScenario {
@@ -188,8 +190,10 @@ struct Totals {
 };
 
 void PrintFailure(FILE* out, const Failure& f) {
-  std::fprintf(out, "FAIL %s seed %llu: %s\n  replay: %s\n", f.scenario.c_str(),
-               static_cast<unsigned long long>(f.seed), f.invariant.c_str(), f.replay.c_str());
+  std::fprintf(out, "FAIL %s seed %llu: %s\n", f.scenario.c_str(),
+               static_cast<unsigned long long>(f.seed), f.invariant.c_str());
+  if (!f.profile.empty()) std::fprintf(out, "  faults: %s\n", f.profile.c_str());
+  std::fprintf(out, "  replay: %s\n", f.replay.c_str());
 }
 
 // The part of a sweep's report that a merge of its shards reproduces exactly.
@@ -208,15 +212,18 @@ void PrintTotals(const Totals& t) {
 // ---- sweep ----
 
 // One result line from a worker: "<scenario> <seed> <0|1> <hash> <trace events> <simulated ns>
-// <invariant>" (the invariant last, it may hold spaces).
+// <invariant>\t<profile>" (the invariant and the profile's description last, they may hold
+// spaces; the profile only for a failure).
 std::string EncodeResult(const ScenarioResult& r) {
-  std::string invariant = r.invariant;
-  for (char& c : invariant) {
-    if (c == '\n') c = ' ';
-  }
-  return absl::StrFormat("%s %d %d %016x %d %d %s\n", r.scenario, r.seed, r.passed ? 1 : 0,
+  auto one_line = [](std::string text) {
+    for (char& c : text) {
+      if (c == '\n' || c == '\t') c = ' ';
+    }
+    return text;
+  };
+  return absl::StrFormat("%s %d %d %016x %d %d %s\t%s\n", r.scenario, r.seed, r.passed ? 1 : 0,
                          r.trace_hash, r.trace_events, absl::ToInt64Nanoseconds(r.simulated),
-                         invariant);
+                         one_line(r.invariant), r.passed ? "" : one_line(r.profile_summary));
 }
 
 struct SweepLine {
@@ -226,6 +233,7 @@ struct SweepLine {
   uint64_t hash = 0;
   int64_t simulated_ns = 0;
   std::string invariant;
+  std::string profile;
 };
 
 std::optional<SweepLine> DecodeResult(absl::string_view line) {
@@ -241,7 +249,11 @@ std::optional<SweepLine> DecodeResult(absl::string_view line) {
     return std::nullopt;
   }
   out.passed = passed == 1;
-  if (f.size() == 7) out.invariant = std::string(f[6]);
+  if (f.size() == 7) {
+    std::vector<absl::string_view> rest = absl::StrSplit(f[6], absl::MaxSplits('\t', 1));
+    out.invariant = std::string(rest[0]);
+    if (rest.size() == 2) out.profile = std::string(rest[1]);
+  }
   return out;
 }
 
@@ -316,6 +328,9 @@ int Sweep(const Tool& tool, const SweepArgs& args) {
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
       close(fds[0]);
+      // Workers are quiet: a failure is reported by its result line, with the replay command
+      // that shows its log lines. NETLAYER_LOG_LEVEL still sets the level.
+      if (std::getenv("NETLAYER_LOG_LEVEL") == nullptr) SetLogLevel(spdlog::level::err);
       for (const Worker& other : workers) {
         if (other.fd >= 0) close(other.fd);
       }
@@ -385,7 +400,7 @@ int Sweep(const Tool& tool, const SweepArgs& args) {
     if (line.passed) return;
     ++p.failures;
     Failure f{line.scenario, line.seed, line.invariant,
-              tool.Replay(line.scenario, line.seed, plant)};
+              tool.Replay(line.scenario, line.seed, plant), line.profile};
     // Each failure shows the moment it happens, above the progress line.
     if (tty) std::fprintf(stderr, "\r%*s\r", 100, "");
     PrintFailure(stderr, f);
@@ -492,7 +507,8 @@ int Sweep(const Tool& tool, const SweepArgs& args) {
       failures.push_back({{"scenario", f.scenario},
                           {"seed", f.seed},
                           {"invariant", f.invariant},
-                          {"replay", f.replay}});
+                          {"replay", f.replay},
+                          {"profile", f.profile}});
     }
     j["failures"] = failures;
     json_out << j.dump(2) << "\n";
@@ -594,7 +610,7 @@ int Merge(const std::vector<std::string>& files) {
     for (const nlohmann::json& f : l.j.at("failures")) {
       totals.failures.push_back({f.at("scenario").get<std::string>(), f.at("seed").get<uint64_t>(),
                                  f.at("invariant").get<std::string>(),
-                                 f.at("replay").get<std::string>()});
+                                 f.at("replay").get<std::string>(), f.value("profile", "")});
     }
   }
   totals.SortFailures();

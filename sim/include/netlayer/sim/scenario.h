@@ -142,7 +142,8 @@ struct ScenarioResult {
   uint64_t trace_events = 0;
   uint64_t events_run = 0;
   absl::Duration simulated;
-  std::string profile;
+  std::string profile;                  // FaultProfile::ToString(): every field
+  std::string profile_summary;          // FaultProfile::Describe(): which faults were on, how hard
   std::vector<TraceEvent> last_events;  // on failure
 
   // "<program> run rpc-faults --seed 17" (with --plant when a bug was planted).
@@ -151,7 +152,7 @@ struct ScenarioResult {
   std::string Summary() const;
   // Summary, and on failure the invariant, time, detail and last events (no replay line).
   std::string Details() const;
-  // Details, and on failure the replay command.
+  // Details, and on failure the seed's fault profile (Describe) and the replay command.
   std::string Report() const;
 };
 

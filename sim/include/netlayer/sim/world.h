@@ -216,6 +216,11 @@ class World {
   absl::Status StepClock(HostId host, absl::Duration d);
   // The host's clock (what its Env::Now() returns).
   absl::Time HostNow(HostId host) const;
+  // World time the host has spent frozen so far (the current freeze included), and the sum of
+  // its forward clock steps so far. A deadline the host keeps on its own clock may be met late
+  // by the growth of both over the wait: invariants about deadlines allow for them.
+  absl::Duration FrozenTime(HostId host) const;
+  absl::Duration ClockStepped(HostId host) const;
   // Whether this host's clock may be skewed by the profile (offset, drift, steps; default
   // false). Turning it on draws the host's offset and drift from the profile.
   void SetClockSkewable(HostId host, bool skewable);
