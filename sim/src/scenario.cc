@@ -117,6 +117,12 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   world_options.profile = scenario.Profile(options.seed);
   world_options.trace_capacity = std::max<size_t>(options.trace_capacity, options.report_events);
   scenario.ConfigureWorld(options, world_options);
+  world_options.record_tape = options.record_tape;
+  world_options.replay_tape = options.replay_tape;
+  if (options.record_tape != nullptr) {
+    *options.record_tape = FaultTape{
+        std::string(name), options.seed, options.planted_bug, world_options.profile.Describe(), {}};
+  }
   World world(world_options);
   ScenarioContext ctx(world, options);
   world.trace().SetSink([&](const TraceEvent& event) {

@@ -47,6 +47,10 @@ struct ScenarioOptions {
   // The command that replays a run, as the user would type it (ScenarioResult::ReplayCommand):
   // the scenario tool's argv[0] when it runs through netlayer::sim::Main.
   std::string program = "netlayer-sim";
+  // Record the run's fault decisions (its header too: scenario, seed, plant, profile), or take
+  // them from a tape instead of the seed (fault_tape.h). Both outlive the run.
+  FaultTape* record_tape = nullptr;
+  const FaultTape* replay_tape = nullptr;
 };
 
 class ScenarioContext;

@@ -40,6 +40,7 @@
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/sim/fault_tape.h"
 #include "netlayer/sim/profile.h"
 #include "netlayer/sim/trace.h"
 
@@ -80,6 +81,11 @@ struct WorldOptions {
   // promise of connection.h is broken (PromiseChecker; docs/SIMULATOR.md). Turn off only for
   // benchmarks: it copies each written byte until it is delivered.
   bool check_promises = true;
+  // The fault tape (fault_tape.h): every random fault decision is appended to `record_tape`,
+  // or taken from `replay_tape` instead of drawn (a decision it has no entry for is neutral).
+  // Both outlive the world.
+  FaultTape* record_tape = nullptr;
+  const FaultTape* replay_tape = nullptr;
 };
 
 class World {
