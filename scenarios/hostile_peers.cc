@@ -86,12 +86,19 @@ class HostilePeers final : public sim::Scenario {
     ctx_ = &ctx;
     world_ = &ctx.world();
     server_host_ = *world_->AddHost("server");
+    // Every host may stop for a while and has its own clock (offset, drift, steps).
+    world_->SetFreezable(server_host_, true);
+    world_->SetClockSkewable(server_host_, true);
     StartServer();
     client_host_ = *world_->AddHost("client");
+    world_->SetFreezable(client_host_, true);
+    world_->SetClockSkewable(client_host_, true);
     StartClient();
     for (int i = 0; i < 2; ++i) {
       Hostile h;
       h.host = *world_->AddHost(absl::StrCat("hostile", i + 1));
+      world_->SetFreezable(h.host, true);
+      world_->SetClockSkewable(h.host, true);
       hostiles_.push_back(std::move(h));
     }
     for (size_t i = 0; i < hostiles_.size(); ++i) ScheduleHostile(i);
@@ -141,7 +148,8 @@ class HostilePeers final : public sim::Scenario {
   };
   struct Served {
     std::weak_ptr<rpc::Session> session;
-    absl::Time start;
+    absl::Time start;          // world time
+    absl::Duration frozen_at;  // the server's frozen time then
   };
 
   void StartServer() {
@@ -182,7 +190,9 @@ class HostilePeers final : public sim::Scenario {
     const size_t open = server_->Sessions().size();
     ctx_->Check(open <= kMaxSessions, "the server never holds more than max_sessions sessions",
                 [&] { return absl::StrCat(open, " sessions open, max_sessions ", kMaxSessions); });
-    if (session) served_.push_back(Served{session, world_->Now()});
+    if (session) {
+      served_.push_back(Served{session, world_->Now(), world_->FrozenTime(server_host_)});
+    }
   }
 
   // Every 100 ms: no session is still handshaking past its deadline.
@@ -194,8 +204,12 @@ class HostilePeers final : public sim::Scenario {
       for (const Served& s : served_) {
         auto session = s.session.lock();
         if (!session || !session->IsOpen() || session->ready()) continue;
-        const absl::Duration age = world_->Now() - s.start;
-        ctx_->Check(age <= kHandshakeTimeout + absl::Milliseconds(1),
+        // The time the server ran since the connection came (world time less its freezes); its
+        // timer runs on its own clock, which may drift up to 1000 ppm slow (clock steps only
+        // make it fire earlier).
+        const absl::Duration age =
+            world_->Now() - s.start - (world_->FrozenTime(server_host_) - s.frozen_at);
+        ctx_->Check(age <= kHandshakeTimeout + kHandshakeTimeout / 1000 + absl::Milliseconds(1),
                     "a connection without a handshake is closed at the handshake deadline", [&] {
                       return absl::StrCat("session ", session->id(), " from ",
                                           session->peer_address().ToString(), " still open ",
@@ -238,7 +252,8 @@ class HostilePeers final : public sim::Scenario {
     const uint64_t number = next_call_++;
     const std::string payload = absl::StrCat("call#", number);
     const absl::Time deadline = env.Now() + absl::Seconds(3);
-    outstanding_.emplace(number, deadline);
+    outstanding_.emplace(number, Outstanding{deadline, world_->FrozenTime(client_host_),
+                                             world_->ClockStepped(client_host_)});
     client_->CallAsync("echo", payload, deadline,
                        [this, number, payload](rpc::CallResult r) { OnDone(number, payload, r); });
   }
@@ -248,10 +263,17 @@ class HostilePeers final : public sim::Scenario {
     ctx_->Check(it != outstanding_.end(), "every call completes at most once",
                 [&] { return absl::StrCat("call #", number, " completed again"); });
     if (it == outstanding_.end()) return;
-    const absl::Time deadline = it->second;
+    // On the client's own clock, where its deadline is; a freeze or clock step of the client
+    // meanwhile may make it late by as much.
+    const absl::Time deadline = it->second.deadline;
+    const absl::Duration allowed = (world_->FrozenTime(client_host_) - it->second.frozen_at) +
+                                   (world_->ClockStepped(client_host_) - it->second.stepped_at);
     outstanding_.erase(it);
-    ctx_->Check(world_->Now() <= deadline, "a call never outlives its deadline",
-                [&] { return absl::StrCat("call #", number); });
+    const absl::Time now = world_->HostNow(client_host_);
+    ctx_->Check(now <= deadline + allowed, "a call never outlives its deadline", [&] {
+      return absl::StrCat("call #", number, " completed ", absl::FormatDuration(now - deadline),
+                          " after its deadline (", absl::FormatDuration(allowed), " allowed)");
+    });
     if (r.ok()) {
       ctx_->Check(*r == payload, "each reply goes to its own call",
                   [&] { return absl::StrCat("call #", number, " got '", *r, "'"); });
@@ -389,7 +411,11 @@ class HostilePeers final : public sim::Scenario {
   bool hostile_active_ = true;
   bool stopping_ = false;
   uint64_t hostile_opened_ = 0;
-  std::map<uint64_t, absl::Time> outstanding_;  // call number -> deadline
+  struct Outstanding {
+    absl::Time deadline;  // on the client's clock
+    absl::Duration frozen_at, stepped_at;
+  };
+  std::map<uint64_t, Outstanding> outstanding_;  // by call number
   uint64_t next_call_ = 1;
   uint64_t ok_ = 0;
   uint64_t failed_ = 0;

@@ -47,12 +47,17 @@ class ObjstoreScenario final : public sim::Scenario {
     world_ = &ctx.world();
     server_host_.emplace(*world_, *world_->AddHost("server"));
     world_->SetCrashable(server_host_->id(), true);
+    // Every host may stop for a while and has its own clock (offset, drift, steps).
+    world_->SetFreezable(server_host_->id(), true);
+    world_->SetClockSkewable(server_host_->id(), true);
     world_->SetRestartHook(server_host_->id(), [this] { StartServer(); });
     StartServer();
     for (int i = 0; i < kClients; ++i) {
       auto c = std::make_unique<ClientState>();
       c->name = absl::StrCat("client", i + 1);
       c->host.emplace(*world_, *world_->AddHost(c->name));
+      world_->SetFreezable(c->host->id(), true);
+      world_->SetClockSkewable(c->host->id(), true);
       StartClient(*c);
       clients_.push_back(std::move(c));
     }

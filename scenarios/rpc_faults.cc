@@ -73,12 +73,17 @@ class RpcFaults final : public sim::Scenario {
     world_ = &ctx.world();
     server_host_ = *world_->AddHost("server");
     world_->SetCrashable(server_host_, true);
+    // Every host may stop for a while and has its own clock (offset, drift, steps).
+    world_->SetFreezable(server_host_, true);
+    world_->SetClockSkewable(server_host_, true);
     world_->SetRestartHook(server_host_, [this] { StartServer(); });
     StartServer();
     for (int i = 0; i < kClients; ++i) {
       auto client = std::make_unique<ClientState>();
       client->name = absl::StrCat("client", i + 1);
       client->host = *world_->AddHost(client->name);
+      world_->SetFreezable(client->host, true);
+      world_->SetClockSkewable(client->host, true);
       StartClient(*client);
       by_host_[client->name] = client.get();
       clients_.push_back(std::move(client));
@@ -147,6 +152,9 @@ class RpcFaults final : public sim::Scenario {
     uint64_t connection = 0;
     std::string method;
     bool made_connected = false;  // the client was ready when the call was made
+    // The client host's frozen time and clock steps when the call was made: a deadline kept on
+    // the client's own clock may be met late by as much as they grow meanwhile.
+    absl::Duration frozen_at, stepped_at;
   };
   struct ClientState {
     std::string name;
@@ -261,7 +269,7 @@ class RpcFaults final : public sim::Scenario {
     connect.max_delay = absl::Seconds(1);
     connect.delay_backoff = 2;
     connect.attempt_timeout = absl::Seconds(1);
-    c.schedule_start = world_->Now();
+    c.schedule_start = world_->HostNow(c.host);
     rpc::ClientOptions options;
     options.on_ready = [&c](uint16_t) {
       c.pushes_seen = 0;
@@ -316,7 +324,8 @@ class RpcFaults final : public sim::Scenario {
     if (std::string_view(method) == "big") ++c.big_calls;
     // Made while connected, a call is sent at once on the current connection.
     c.outstanding.emplace(
-        number, Outstanding{payload, deadline, c.ready ? c.connection : 0, method, c.ready});
+        number, Outstanding{payload, deadline, c.ready ? c.connection : 0, method, c.ready,
+                            world_->FrozenTime(c.host), world_->ClockStepped(c.host)});
     c.rpc->CallAsync(method, payload, deadline,
                      [this, &c, number](rpc::CallResult result) { OnDone(c, number, result); });
   }
@@ -330,14 +339,19 @@ class RpcFaults final : public sim::Scenario {
     const absl::Time deadline = it->second.deadline;
     const std::string method = std::move(it->second.method);
     const bool made_connected = it->second.made_connected;
+    // On the client's own clock, where its deadline is; a freeze or clock step of the client
+    // meanwhile may make it late by as much.
+    const absl::Duration allowed = kCallbackSlack +
+                                   (world_->FrozenTime(c.host) - it->second.frozen_at) +
+                                   (world_->ClockStepped(c.host) - it->second.stepped_at);
     c.outstanding.erase(it);
-    ctx_->Check(
-        world_->Now() <= deadline + kCallbackSlack, "a call never outlives its deadline", [&] {
-          return absl::StrCat(c.name, " call #", number, " (made while ",
-                              made_connected ? "connected" : "not connected", ") completed ",
-                              absl::FormatDuration(world_->Now() - deadline),
-                              " after its deadline: ", result.status().ToString());
-        });
+    const absl::Time now = world_->HostNow(c.host);
+    ctx_->Check(now <= deadline + allowed, "a call never outlives its deadline", [&] {
+      return absl::StrCat(c.name, " call #", number, " (made while ",
+                          made_connected ? "connected" : "not connected", ") completed ",
+                          absl::FormatDuration(now - deadline), " after its deadline (",
+                          absl::FormatDuration(allowed), " allowed): ", result.status().ToString());
+    });
     const bool big = method == "big";
     ctx_->Check(!big || !result.ok(), "a reply over the frame limit never arrives",
                 [&] { return absl::StrCat(c.name, " call #", number, " got a reply"); });
@@ -394,7 +408,7 @@ class RpcFaults final : public sim::Scenario {
                                           ") still pending after the close: ", reason.ToString());
                     });
       }
-      c.schedule_start = world_->Now();
+      c.schedule_start = world_->HostNow(c.host);
       c.attempts = 0;
     }
     c.ready = false;
@@ -407,7 +421,7 @@ class RpcFaults final : public sim::Scenario {
     if (it == by_host_.end()) return;
     ClientState& c = *it->second;
     ++c.attempts;
-    const absl::Duration elapsed = world_->Now() - c.schedule_start;
+    const absl::Duration elapsed = world_->HostNow(c.host) - c.schedule_start;
     const int64_t allowed = MaxAttemptsStarted(c.connect, 1, elapsed);
     ctx_->Check(c.attempts <= allowed,
                 "connection attempts never exceed what the connect schedule allows", [&] {

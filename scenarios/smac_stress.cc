@@ -116,7 +116,8 @@ class SmacStress final : public sim::Scenario {
   void Setup(ScenarioContext& ctx) override {
     ctx_ = &ctx;
     world_ = &ctx.world();
-    NETLAYER_ASSERT(!ctx.planted(kAbort), "planted abort (a sweep must report this run as crashed)");
+    NETLAYER_ASSERT(!ctx.planted(kAbort),
+                    "planted abort (a sweep must report this run as crashed)");
     sender_host_ = *world_->AddHost("sender");
     receiver_host_ = *world_->AddHost("receiver");
     auto listener = world_->server_factory(receiver_host_)

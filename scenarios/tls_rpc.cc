@@ -60,14 +60,19 @@ class TlsRpc final : public sim::Scenario {
 
     server_host_ = *world_->AddHost("server");
     world_->SetCrashable(server_host_, true);
+    // Every host may stop for a while and has its own clock (offsets only run ahead, so
+    // certificates issued at the start are valid on every host).
+    world_->SetFreezable(server_host_, true);
+    world_->SetClockSkewable(server_host_, true);
     tls::TlsOptions server_options;
     auto server_cert = ca->Issue(Named("server"));
     server_options.certificate_chain_pem = server_cert->certificate_pem;
     server_options.private_key_pem = server_cert->private_key_pem;
     server_options.ca_pem = ca->ca_certificate_pem();
     // The planted bug: a server that forgets to require client certificates.
-    server_options.client_auth = ctx.planted(kTlsServerSkipsClientAuth) ? tls::ClientAuth::kNone
-                                                                         : tls::ClientAuth::kRequired;
+    server_options.client_auth = ctx.planted(kTlsServerSkipsClientAuth)
+                                     ? tls::ClientAuth::kNone
+                                     : tls::ClientAuth::kRequired;
     server_options.random = random;
     server_context_ = *tls::TlsContext::Create(tls::Role::kServer, server_options);
     world_->SetRestartHook(server_host_, [this] { StartServer(); });
@@ -98,8 +103,8 @@ class TlsRpc final : public sim::Scenario {
             absl::StrCat(client->name, " completes calls again"),
             [client, at_heal] { return client->ok > at_heal + 5; },
             [client] {
-              return absl::StrCat("ok=", client->ok, " last error: ",
-                                  client->rpc->last_error().ToString());
+              return absl::StrCat("ok=", client->ok,
+                                  " last error: ", client->rpc->last_error().ToString());
             });
       } else {
         const uint64_t at_heal = client->rejections;
@@ -150,6 +155,8 @@ class TlsRpc final : public sim::Scenario {
     c->good = good;
     c->expected_error = expected_error;
     c->host = *world_->AddHost(name);
+    world_->SetFreezable(c->host, true);
+    world_->SetClockSkewable(c->host, true);
     tls::TlsOptions o;
     if (cert != nullptr) {
       o.certificate_chain_pem = cert->certificate_pem;
@@ -181,13 +188,13 @@ class TlsRpc final : public sim::Scenario {
       (void)responder.Reply(payload);
     });
     tls_servers_ = std::make_unique<tls::TlsServerFactory>(world_->server_factory(server_host_),
-                                                          env, server_context_);
+                                                           env, server_context_);
     auto listener = tls_servers_->Listen(
         Address::HostName("server", kPort), [this](std::shared_ptr<Connection> c) {
           auto& tls = dynamic_cast<tls::TlsConnection&>(*c);
           std::optional<tls::PeerIdentity> id = tls.peer_identity();
-          const bool good = id && id->verified &&
-                            (id->common_name == kGood[0] || id->common_name == kGood[1]);
+          const bool good =
+              id && id->verified && (id->common_name == kGood[0] || id->common_name == kGood[1]);
           ctx_->Check(good, "the server sees only verified good clients", [&] {
             return absl::StrCat("accepted ", c->peer_address().ToString(), " with ",
                                 id ? id->subject : std::string("no certificate"));
@@ -213,9 +220,8 @@ class TlsRpc final : public sim::Scenario {
     connect.attempt_timeout = absl::Seconds(1);
     rpc::ClientOptions options;
     options.handshake_timeout = absl::Seconds(5);
-    auto client = rpc::Client::CreateReconnecting(world_->env(c.host), *c.factory,
-                                                  {Address::HostName("server", kPort)}, connect,
-                                                  options);
+    auto client = rpc::Client::CreateReconnecting(
+        world_->env(c.host), *c.factory, {Address::HostName("server", kPort)}, connect, options);
     ctx_->Check(client.ok(), "the client starts", [&] { return client.status().ToString(); });
     if (!client.ok()) return;
     c.rpc = *client;

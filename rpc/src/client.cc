@@ -513,7 +513,14 @@ void Client::SendCall(smac::MessageConnection& conn, MessageKind kind, uint64_t 
     return;
   }
   // Not sent (over the frame limit, output queue full, or the connection is closing: then
-  // OnClosed may already have failed the call, and there is nothing left to do).
+  // OnClosed may already have failed the call, and there is nothing left to do). A connection
+  // that closed before its close was reported to us (a reset whose notification is still on
+  // its way, or waits while this process was stopped) is a lost connection: kUnavailable,
+  // as for every call on it, never the write's FailedPrecondition.
+  if (s.code() == absl::StatusCode::kFailedPrecondition) {
+    s = absl::UnavailableError(
+        absl::StrCat("rpc: the connection closed before call ", id, " was sent: ", s.message()));
+  }
   std::optional<CallTable::Completion> failed;
   {
     MutexLock lock(mu_);

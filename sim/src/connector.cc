@@ -127,7 +127,25 @@ void Connector::Try(const std::shared_ptr<PendingConnect>& pc, size_t index, abs
                                absl::FormatDuration(o.attempt_timeout));
         AttemptFailed(pc, try_no, absl::DeadlineExceededError(std::move(why)));
       });
-  if (w_.decider.ConnectFailsFast()) {
+  bool fail_fast = false;
+  {
+    const std::string& name = w_.host(pc->host).name;
+    const uint64_t attempt = ++w_.connect_attempts[name];
+    if (w_.options.replay_tape != nullptr) {
+      fail_fast = !w_.decider.stopped() && w_.TapeFind("connect-fail", name, attempt) != nullptr;
+    } else {
+      fail_fast = w_.decider.ConnectFailsFast();
+      if (fail_fast) {
+        TapeEntry e;
+        e.process = "connect-fail";
+        e.kind = "fail";
+        e.ordinal = attempt;
+        e.host = name;
+        w_.TapeRecord(std::move(e));
+      }
+    }
+  }
+  if (fail_fast) {
     w_.Record(pc->host, TraceKind::kFault,
               absl::StrCat("connect#", pc->id, " will fail fast (injected)"));
     w_.loop.Schedule(now + w_.net.Latency(), pc->host, false, [this, pc, try_no]() {
@@ -200,7 +218,32 @@ void Connector::SynArrive(const std::shared_ptr<PendingConnect>& pc, uint64_t tr
   w_.loop.Schedule(back, pc->host, false, [this, pc, try_no]() { Established(pc, try_no); });
   // A flapping server (scripted for the host, or drawn for this connection).
   Flap flap = server.flap;
-  if (flap.kind == Flap::Kind::kOff) flap = w_.decider.FlapOnAccept();
+  if (flap.kind == Flap::Kind::kOff) {
+    const std::string& name = server.name;
+    const uint64_t accept = ++w_.accepts[name];
+    if (w_.options.replay_tape != nullptr) {
+      const TapeEntry* e = w_.decider.stopped() ? nullptr : w_.TapeFind("flap", name, accept);
+      if (e != nullptr) {
+        flap.kind = e->kind == "at-once"       ? Flap::Kind::kAtOnce
+                    : e->kind == "after-bytes" ? Flap::Kind::kAfterBytes
+                                               : Flap::Kind::kAfterRoundTrips;
+        flap.count = std::max<uint64_t>(e->count, 1);
+      }
+    } else {
+      flap = w_.decider.FlapOnAccept();
+      if (flap.kind != Flap::Kind::kOff) {
+        TapeEntry e;
+        e.process = "flap";
+        e.kind = flap.kind == Flap::Kind::kAtOnce       ? "at-once"
+                 : flap.kind == Flap::Kind::kAfterBytes ? "after-bytes"
+                                                        : "after-round-trips";
+        e.ordinal = accept;
+        e.host = name;
+        e.count = flap.count;
+        w_.TapeRecord(std::move(e));
+      }
+    }
+  }
   if (flap.kind == Flap::Kind::kAtOnce) {
     w_.RecordStream(to, TraceKind::kFault,
                     absl::StrCat("flapping server closes conn#", link->id, " at once"), *link);

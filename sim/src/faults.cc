@@ -54,6 +54,7 @@ void Faults::Crash(HostId h, const char* how) {
   ++hh.incarnation;
   w_.Record(h, TraceKind::kHost, absl::StrCat(how, " crash"));
   // A stopped process can be killed too: what it held dies with it; the next one runs and reads.
+  if (hh.frozen && !hh.thaw_scheduled) hh.frozen_total += w_.loop.now - hh.frozen_since;
   hh.frozen = false;
   hh.thaw_scheduled = false;
   ++hh.freeze_generation;
@@ -166,6 +167,7 @@ void Faults::Freeze(HostId h, absl::Duration d, const char* how) {
   NETLAYER_ASSERT(hh.up && !hh.frozen, "Freeze: the host is up and running");
   hh.frozen = true;
   hh.thaw_scheduled = false;
+  hh.frozen_since = w_.loop.now;
   const uint64_t generation = ++hh.freeze_generation;
   w_.Record(h, TraceKind::kFault,
             d == absl::InfiniteDuration()
@@ -183,6 +185,7 @@ void Faults::Resume(HostId h, const char* how) {
   Host& hh = w_.host(h);
   NETLAYER_ASSERT(hh.frozen && !hh.thaw_scheduled, "Resume: the host is frozen");
   hh.thaw_scheduled = true;
+  hh.frozen_total += w_.loop.now - hh.frozen_since;
   const uint64_t generation = ++hh.freeze_generation;
   w_.Record(h, TraceKind::kFault, absl::StrCat(how, " resume (", hh.held.size(), " events held)"));
   // The host stays frozen until the thaw event runs, so what it held runs before anything of
@@ -282,16 +285,35 @@ void Faults::StepClock(HostId h, absl::Duration d, const char* how) {
   clock.anchor_local = clock.Local(now) + d;
   clock.anchor_world = now;
   clock.skewed = true;
+  w_.host(h).stepped_total += d;
   w_.Record(h, TraceKind::kFault, absl::StrCat(how, " clock step +", absl::FormatDuration(d)));
   RemapTimers(h);
 }
 
 void Faults::SkewFromProfile(HostId h) {
-  const std::optional<FaultDecider::ClockPlan> plan = w_.decider.HostClock();
-  if (!plan.has_value()) return;
-  const int64_t ppb = static_cast<int64_t>(plan->drift_ppm * 1000);
+  const std::string& name = w_.host(h).name;
+  int64_t ppb = 0;
+  absl::Duration offset;
+  if (w_.options.replay_tape != nullptr) {
+    const TapeEntry* e = w_.TapeFind("clock", name, 0);
+    if (e == nullptr) return;
+    offset = e->offset;
+    ppb = e->drift_ppb;
+  } else {
+    const std::optional<FaultDecider::ClockPlan> plan = w_.decider.HostClock();
+    if (!plan.has_value()) return;
+    ppb = static_cast<int64_t>(plan->drift_ppm * 1000);
+    offset = plan->offset;
+    TapeEntry e;
+    e.process = "clock";
+    e.kind = "skew";
+    e.host = name;
+    e.offset = offset;
+    e.drift_ppb = ppb;
+    w_.TapeRecord(std::move(e));
+  }
   // An offset >= 0 never moves a clock that has not been skewed back: this cannot fail.
-  absl::Status s = SetClock(h, plan->offset, ppb, "random");
+  absl::Status s = SetClock(h, std::max(offset, absl::ZeroDuration()), ppb, "random");
   (void)s;
 }
 
@@ -309,16 +331,64 @@ void Faults::RemapTimers(HostId h) {
 }
 
 void Faults::ScheduleNext() {
+  if (const FaultTape* tape = w_.options.replay_tape; tape != nullptr) {
+    // The tape's wake-ups in time order (a stable sort keeps recorded order for equal times).
+    if (replay_order_.empty() && next_replay_ == 0) {
+      for (const TapeEntry& e : tape->entries) {
+        if (e.process == "fault") replay_order_.push_back(&e);
+      }
+      std::stable_sort(replay_order_.begin(), replay_order_.end(),
+                       [](const TapeEntry* a, const TapeEntry* b) { return a->at < b->at; });
+    }
+    if (next_replay_ >= replay_order_.size()) return;
+    const TapeEntry* e = replay_order_[next_replay_++];
+    w_.loop.Schedule(std::max(w_.loop.now, w_.loop.start + e->at), kNoHost, false, [this, e]() {
+      if (w_.decider.stopped()) return;
+      Apply(*e);
+      ScheduleNext();
+    });
+    return;
+  }
   const std::optional<absl::Duration> delay = w_.decider.NextFaultDelay();
   if (!delay.has_value()) return;
-  w_.loop.Schedule(w_.loop.now + *delay, kNoHost, false, [this]() {
+  const absl::Time when = w_.loop.now + *delay;
+  // Recorded as it is scheduled ("none" until it runs), so a replay schedules the same events.
+  const size_t slot =
+      w_.options.record_tape != nullptr ? w_.options.record_tape->entries.size() : 0;
+  TapeEntry wake;
+  wake.process = "fault";
+  wake.kind = "none";
+  wake.ordinal = wakeups_++;
+  wake.at = when - w_.loop.start;
+  w_.TapeRecord(std::move(wake));
+  w_.loop.Schedule(when, kNoHost, false, [this, slot]() {
     if (w_.decider.stopped()) return;
-    RandomFault();
+    TapeEntry e = RandomFault();
+    if (w_.options.record_tape != nullptr) {
+      e.ordinal = w_.options.record_tape->entries[slot].ordinal;
+      e.at = w_.options.record_tape->entries[slot].at;
+      w_.options.record_tape->entries[slot] = e;
+    }
+    Apply(e);
     ScheduleNext();
   });
 }
 
-void Faults::RandomFault() {
+Link* Faults::FindLink(const TapeEntry& e) const {
+  const std::optional<HostId> a = w_.HostByName(e.from), b = w_.HostByName(e.to);
+  if (!a || !b) return nullptr;
+  auto it = w_.net.links.find(e.stream);
+  if (it != w_.net.links.end() && it->second->host[0] == *a && it->second->host[1] == *b) {
+    return it->second.get();
+  }
+  // The stream is gone (or never was, in an edited tape): the newest one between the same hosts.
+  for (auto r = w_.net.links.rbegin(); r != w_.net.links.rend(); ++r) {
+    if (r->second->host[0] == *a && r->second->host[1] == *b) return r->second.get();
+  }
+  return nullptr;
+}
+
+TapeEntry Faults::RandomFault() {
   std::vector<HostId> crashable, freezable, skewable;
   for (uint32_t i = 0; i < w_.hosts.size(); ++i) {
     const Host& h = w_.hosts[i];
@@ -328,69 +398,118 @@ void Faults::RandomFault() {
   }
   const FaultPick pick =
       w_.decider.PickFault(w_.hosts.size(), w_.net.links.size(), crashable, freezable, skewable);
+  TapeEntry e;
+  e.process = "fault";
+  e.kind = "none";
+  e.duration = pick.duration;
+  auto name = [this](HostId h) { return w_.host(h).name; };
+  auto link_at = [this](size_t index) {
+    auto it = w_.net.links.begin();
+    std::advance(it, static_cast<std::ptrdiff_t>(index));
+    return it->second;
+  };
   switch (pick.kind) {
     case FaultPick::Kind::kNone:
-      return;
-    case FaultPick::Kind::kStallConnection: {
-      auto it = w_.net.links.begin();
-      std::advance(it, static_cast<std::ptrdiff_t>(pick.link_index));
-      StopReading(*it->second->end[pick.side], pick.duration, "random");
-      return;
+      e.duration = absl::ZeroDuration();
+      break;
+    case FaultPick::Kind::kStallConnection:
+    case FaultPick::Kind::kReset: {
+      const std::shared_ptr<Link> link = link_at(pick.link_index);
+      e.kind = pick.kind == FaultPick::Kind::kReset ? "reset" : "stall-conn";
+      e.stream = link->id;
+      e.from = name(link->host[0]);
+      e.to = name(link->host[1]);
+      e.side = pick.side;
+      break;
     }
     case FaultPick::Kind::kStallHost:
-      StopReading(pick.host, pick.duration, "random");
-      return;
+      e.kind = "stall-host";
+      e.host = name(pick.host);
+      break;
     case FaultPick::Kind::kFreeze:
-      Freeze(pick.host, pick.duration, "random");
-      return;
+      e.kind = "freeze";
+      e.host = name(pick.host);
+      break;
     case FaultPick::Kind::kClockStep:
-      StepClock(pick.host, pick.duration, "random");
-      return;
+      e.kind = "clock-step";
+      e.host = name(pick.host);
+      break;
     case FaultPick::Kind::kClog:
-      Clog(pick.from, pick.to, pick.duration, "random");
-      return;
-    case FaultPick::Kind::kPartition: {
-      const std::vector<HostId>& side_a = pick.side_a;
-      const std::vector<HostId>& side_b = pick.side_b;
-      const bool one_way = pick.one_way;
-      w_.net.AddBlocks(side_a, side_b, one_way, +1);
-      w_.Record(kNoHost, TraceKind::kFault,
-                absl::StrCat("random partition ", Group(side_a), one_way ? " -> " : " <-> ",
-                             Group(side_b), " for ", absl::FormatDuration(pick.duration)));
-      const uint64_t generation = heal_generation;
-      w_.loop.Schedule(w_.loop.now + pick.duration, kNoHost, false,
-                       [this, side_a = side_a, side_b = side_b, one_way = one_way, generation]() {
-                         if (generation != heal_generation) return;
-                         w_.net.AddBlocks(side_a, side_b, one_way, -1);
-                         w_.Record(
-                             kNoHost, TraceKind::kFault,
-                             absl::StrCat("random partition ", Group(side_a),
-                                          one_way ? " -> " : " <-> ", Group(side_b), " healed"));
-                         w_.net.Kick();
-                       });
-      return;
+      e.kind = "clog";
+      e.from = name(pick.from);
+      e.to = name(pick.to);
+      break;
+    case FaultPick::Kind::kPartition:
+      e.kind = "partition";
+      for (HostId h : pick.side_a) e.side_a.push_back(name(h));
+      for (HostId h : pick.side_b) e.side_b.push_back(name(h));
+      e.one_way = pick.one_way;
+      break;
+    case FaultPick::Kind::kCrash:
+      e.kind = "crash";
+      e.host = name(pick.host);
+      e.duration = w_.decider.DownTime();
+      break;
+  }
+  return e;
+}
+
+void Faults::Apply(const TapeEntry& e) {
+  const std::optional<HostId> host = w_.HostByName(e.host);
+  if (e.kind == "stall-conn" || e.kind == "reset") {
+    Link* link = FindLink(e);
+    if (link == nullptr) return;
+    if (e.kind == "reset") {
+      std::shared_ptr<Link> keep = w_.net.links.at(link->id);
+      w_.Record(kNoHost, TraceKind::kFault, absl::StrCat("random reset of conn#", keep->id));
+      w_.net.ResetLink(*keep, "connection reset by peer (injected)");
+    } else {
+      StopReading(*link->end[e.side == 0 ? 0 : 1], e.duration, "random");
     }
-    case FaultPick::Kind::kReset: {
-      auto it = w_.net.links.begin();
-      std::advance(it, static_cast<std::ptrdiff_t>(pick.link_index));
-      std::shared_ptr<Link> link = it->second;
-      w_.Record(kNoHost, TraceKind::kFault, absl::StrCat("random reset of conn#", link->id));
-      w_.net.ResetLink(*link, "connection reset by peer (injected)");
-      return;
+  } else if (e.kind == "stall-host") {
+    if (host) StopReading(*host, e.duration, "random");
+  } else if (e.kind == "freeze") {
+    if (host && w_.host(*host).up && !w_.host(*host).frozen) Freeze(*host, e.duration, "random");
+  } else if (e.kind == "clock-step") {
+    if (host) StepClock(*host, e.duration, "random");
+  } else if (e.kind == "clog") {
+    const std::optional<HostId> from = w_.HostByName(e.from), to = w_.HostByName(e.to);
+    if (from && to && *from != *to) Clog(*from, *to, e.duration, "random");
+  } else if (e.kind == "partition") {
+    std::vector<HostId> side_a, side_b;
+    for (const std::string& n : e.side_a) {
+      if (auto h = w_.HostByName(n)) side_a.push_back(*h);
     }
-    case FaultPick::Kind::kCrash: {
-      const HostId h = pick.host;
-      Crash(h, "random");
-      // Only this crash's restart: a later scripted restart and crash must not be cut short.
-      const uint64_t incarnation = w_.host(h).incarnation;
-      w_.loop.Schedule(
-          w_.loop.now + w_.decider.DownTime(), kNoHost, false, [this, h, incarnation]() {
-            if (!w_.decider.stopped() && !w_.host(h).up && w_.host(h).incarnation == incarnation) {
-              Restart(h, "random");
-            }
-          });
-      return;
+    for (const std::string& n : e.side_b) {
+      if (auto h = w_.HostByName(n)) side_b.push_back(*h);
     }
+    if (!CheckGroups(side_a, side_b).ok()) return;
+    const bool one_way = e.one_way;
+    w_.net.AddBlocks(side_a, side_b, one_way, +1);
+    w_.Record(kNoHost, TraceKind::kFault,
+              absl::StrCat("random partition ", Group(side_a), one_way ? " -> " : " <-> ",
+                           Group(side_b), " for ", absl::FormatDuration(e.duration)));
+    const uint64_t generation = heal_generation;
+    w_.loop.Schedule(
+        w_.loop.now + e.duration, kNoHost, false, [this, side_a, side_b, one_way, generation]() {
+          if (generation != heal_generation) return;
+          w_.net.AddBlocks(side_a, side_b, one_way, -1);
+          w_.Record(kNoHost, TraceKind::kFault,
+                    absl::StrCat("random partition ", Group(side_a), one_way ? " -> " : " <-> ",
+                                 Group(side_b), " healed"));
+          w_.net.Kick();
+        });
+  } else if (e.kind == "crash") {
+    if (!host || !w_.host(*host).up) return;
+    const HostId h = *host;
+    Crash(h, "random");
+    // Only this crash's restart: a later scripted restart and crash must not be cut short.
+    const uint64_t incarnation = w_.host(h).incarnation;
+    w_.loop.Schedule(w_.loop.now + e.duration, kNoHost, false, [this, h, incarnation]() {
+      if (!w_.decider.stopped() && !w_.host(h).up && w_.host(h).incarnation == incarnation) {
+        Restart(h, "random");
+      }
+    });
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "netlayer/sim/fault_tape.h"
 #include "sim_types.h"
 
 namespace netlayer::sim {
@@ -58,13 +59,20 @@ class Faults {
   uint64_t heal_generation = 0;  // HealAll invalidates pending random heals
 
  private:
-  void RandomFault();
+  // Draws the next random fault (as a tape entry, its targets by name; not yet done).
+  TapeEntry RandomFault();
+  // Does what a tape entry of the fault process says; skipped if its target is gone.
+  void Apply(const TapeEntry& e);
+  Link* FindLink(const TapeEntry& e) const;
   // The thaw event: the host runs again and what it held runs, in order.
   void Thaw(HostId h, uint64_t generation);
   // After a host clock changed: its pending timers move to when the clock reaches their time.
   void RemapTimers(HostId h);
 
   World::Impl& w_;
+  uint64_t wakeups_ = 0;                        // recording: the next wake-up's ordinal
+  std::vector<const TapeEntry*> replay_order_;  // replaying: the tape's wake-ups by time
+  size_t next_replay_ = 0;
 };
 
 }  // namespace netlayer::sim

@@ -102,6 +102,12 @@ struct Host {
   Flap flap;  // scripted flapping of its listeners
   bool skewable = false;
   HostClock clock;
+  // What made the host's own clock run ahead of its work (World::FrozenTime, ClockStepped):
+  // world time spent frozen (freezes that ended; the current one counts from frozen_since),
+  // and forward clock steps.
+  absl::Duration frozen_total;
+  absl::Time frozen_since;
+  absl::Duration stepped_total;
 };
 
 }  // namespace netlayer::sim

@@ -71,7 +71,9 @@ std::string ScenarioResult::Summary() const {
 
 std::string ScenarioResult::Report() const {
   std::string out = Details();
-  if (!passed) absl::StrAppend(&out, "\n  replay:    ", ReplayCommand());
+  if (!passed) {
+    absl::StrAppend(&out, "\n  faults:    ", profile_summary, "\n  replay:    ", ReplayCommand());
+  }
   return out;
 }
 
@@ -115,6 +117,12 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   world_options.profile = scenario.Profile(options.seed);
   world_options.trace_capacity = std::max<size_t>(options.trace_capacity, options.report_events);
   scenario.ConfigureWorld(options, world_options);
+  world_options.record_tape = options.record_tape;
+  world_options.replay_tape = options.replay_tape;
+  if (options.record_tape != nullptr) {
+    *options.record_tape = FaultTape{
+        std::string(name), options.seed, options.planted_bug, world_options.profile.Describe(), {}};
+  }
   World world(world_options);
   ScenarioContext ctx(world, options);
   world.trace().SetSink([&](const TraceEvent& event) {
@@ -154,6 +162,7 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   result.program = options.program;
   result.passed = !ctx.failed();
   result.profile = world.profile().ToString();
+  result.profile_summary = world.profile().Describe();
   if (ctx.failed()) {
     result.invariant = ctx.failure().invariant;
     result.detail = ctx.failure().detail;

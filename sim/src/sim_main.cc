@@ -100,8 +100,26 @@ struct RunArgs {
   std::string scenario;
   uint64_t seed = 1;
   std::string trace_file, trace_json_file, timeline_file, plant;
+  std::string record_tape_file, tape_file;
   bool verbose = false;
 };
+
+FaultTape ReadTape(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw UsageError{absl::StrCat("cannot read ", file)};
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<FaultTape> tape = FaultTape::Parse(text.str());
+  if (!tape.ok()) throw UsageError{absl::StrCat(file, ": ", tape.status().message())};
+  return *std::move(tape);
+}
+
+void WriteTape(const std::string& file, const FaultTape& tape) {
+  std::ofstream out(file);
+  out << tape.Serialize();
+  out.close();
+  if (!out) throw UsageError{absl::StrCat("cannot write ", file)};
+}
 
 int Run(const Tool& tool, const RunArgs& args) {
   const ScenarioInfo& info = *tool.Select(args.scenario).at(0);
@@ -120,6 +138,16 @@ int Run(const Tool& tool, const RunArgs& args) {
   options.seed = args.seed;
   options.planted_bug = args.plant;
   options.program = tool.program;
+  FaultTape recorded, replayed;
+  if (!args.tape_file.empty()) {
+    replayed = ReadTape(args.tape_file);
+    if (replayed.seed != args.seed) {
+      throw UsageError{absl::StrCat(args.tape_file, " was recorded with seed ", replayed.seed,
+                                    ", not ", args.seed)};
+    }
+    options.replay_tape = &replayed;
+  }
+  if (!args.record_tape_file.empty()) options.record_tape = &recorded;
   options.trace_sink = [&](const TraceEvent& e) {
     if (trace.is_open()) trace << e.HumanLine() << '\n';
     if (trace_json.is_open()) trace_json << e.JsonLine() << '\n';
@@ -136,6 +164,16 @@ int Run(const Tool& tool, const RunArgs& args) {
   ScenarioResult result = RunScenario(info.name, info.make(), options);
   const double wall = Seconds(std::chrono::steady_clock::now() - start);
   std::cout << result.Report() << "\n";
+  if (result.passed) std::cout << "faults: " << result.profile_summary << "\n";
+  if (options.replay_tape != nullptr) {
+    std::cout << "fault decisions from " << args.tape_file << " (" << replayed.faults()
+              << " faults)\n";
+  }
+  if (options.record_tape != nullptr) {
+    WriteTape(args.record_tape_file, recorded);
+    std::cout << "fault tape: " << args.record_tape_file << " (" << recorded.faults() << " faults, "
+              << recorded.entries.size() << " decisions)\n";
+  }
   std::cout << absl::StrFormat(
       "trace hash: %016x  (%d trace events, %d events run, %.3f s wall, "
       "simulated/wall %.1fx)\n",
@@ -157,6 +195,7 @@ struct Failure {
   uint64_t seed = 0;
   std::string invariant;
   std::string replay;
+  std::string profile;  // the seed's FaultProfile::Describe()
 };
 
 struct PerScenario {
@@ -188,8 +227,10 @@ struct Totals {
 };
 
 void PrintFailure(FILE* out, const Failure& f) {
-  std::fprintf(out, "FAIL %s seed %llu: %s\n  replay: %s\n", f.scenario.c_str(),
-               static_cast<unsigned long long>(f.seed), f.invariant.c_str(), f.replay.c_str());
+  std::fprintf(out, "FAIL %s seed %llu: %s\n", f.scenario.c_str(),
+               static_cast<unsigned long long>(f.seed), f.invariant.c_str());
+  if (!f.profile.empty()) std::fprintf(out, "  faults: %s\n", f.profile.c_str());
+  std::fprintf(out, "  replay: %s\n", f.replay.c_str());
 }
 
 // The part of a sweep's report that a merge of its shards reproduces exactly.
@@ -208,15 +249,18 @@ void PrintTotals(const Totals& t) {
 // ---- sweep ----
 
 // One result line from a worker: "<scenario> <seed> <0|1> <hash> <trace events> <simulated ns>
-// <invariant>" (the invariant last, it may hold spaces).
+// <invariant>\t<profile>" (the invariant and the profile's description last, they may hold
+// spaces; the profile only for a failure).
 std::string EncodeResult(const ScenarioResult& r) {
-  std::string invariant = r.invariant;
-  for (char& c : invariant) {
-    if (c == '\n') c = ' ';
-  }
-  return absl::StrFormat("%s %d %d %016x %d %d %s\n", r.scenario, r.seed, r.passed ? 1 : 0,
+  auto one_line = [](std::string text) {
+    for (char& c : text) {
+      if (c == '\n' || c == '\t') c = ' ';
+    }
+    return text;
+  };
+  return absl::StrFormat("%s %d %d %016x %d %d %s\t%s\n", r.scenario, r.seed, r.passed ? 1 : 0,
                          r.trace_hash, r.trace_events, absl::ToInt64Nanoseconds(r.simulated),
-                         invariant);
+                         one_line(r.invariant), r.passed ? "" : one_line(r.profile_summary));
 }
 
 struct SweepLine {
@@ -226,6 +270,7 @@ struct SweepLine {
   uint64_t hash = 0;
   int64_t simulated_ns = 0;
   std::string invariant;
+  std::string profile;
 };
 
 std::optional<SweepLine> DecodeResult(absl::string_view line) {
@@ -241,7 +286,11 @@ std::optional<SweepLine> DecodeResult(absl::string_view line) {
     return std::nullopt;
   }
   out.passed = passed == 1;
-  if (f.size() == 7) out.invariant = std::string(f[6]);
+  if (f.size() == 7) {
+    std::vector<absl::string_view> rest = absl::StrSplit(f[6], absl::MaxSplits('\t', 1));
+    out.invariant = std::string(rest[0]);
+    if (rest.size() == 2) out.profile = std::string(rest[1]);
+  }
   return out;
 }
 
@@ -316,6 +365,9 @@ int Sweep(const Tool& tool, const SweepArgs& args) {
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
       close(fds[0]);
+      // Workers are quiet: a failure is reported by its result line, with the replay command
+      // that shows its log lines. NETLAYER_LOG_LEVEL still sets the level.
+      if (std::getenv("NETLAYER_LOG_LEVEL") == nullptr) SetLogLevel(spdlog::level::err);
       for (const Worker& other : workers) {
         if (other.fd >= 0) close(other.fd);
       }
@@ -385,7 +437,7 @@ int Sweep(const Tool& tool, const SweepArgs& args) {
     if (line.passed) return;
     ++p.failures;
     Failure f{line.scenario, line.seed, line.invariant,
-              tool.Replay(line.scenario, line.seed, plant)};
+              tool.Replay(line.scenario, line.seed, plant), line.profile};
     // Each failure shows the moment it happens, above the progress line.
     if (tty) std::fprintf(stderr, "\r%*s\r", 100, "");
     PrintFailure(stderr, f);
@@ -492,7 +544,8 @@ int Sweep(const Tool& tool, const SweepArgs& args) {
       failures.push_back({{"scenario", f.scenario},
                           {"seed", f.seed},
                           {"invariant", f.invariant},
-                          {"replay", f.replay}});
+                          {"replay", f.replay},
+                          {"profile", f.profile}});
     }
     j["failures"] = failures;
     json_out << j.dump(2) << "\n";
@@ -594,7 +647,7 @@ int Merge(const std::vector<std::string>& files) {
     for (const nlohmann::json& f : l.j.at("failures")) {
       totals.failures.push_back({f.at("scenario").get<std::string>(), f.at("seed").get<uint64_t>(),
                                  f.at("invariant").get<std::string>(),
-                                 f.at("replay").get<std::string>()});
+                                 f.at("replay").get<std::string>(), f.value("profile", "")});
     }
   }
   totals.SortFailures();
@@ -713,6 +766,138 @@ int CheckDeterminism(const Tool& tool, const std::string& scenario_name, SeedRan
   return mismatches == 0 ? 0 : kExitFailed;
 }
 
+// ---- shrink ----
+
+struct ShrinkArgs {
+  std::string scenario, plant, out;
+  uint64_t seed = 1;
+  int max_runs = 300;
+  double max_seconds = 300;
+};
+
+int Shrink(const Tool& tool, const ShrinkArgs& args) {
+  const ScenarioInfo& info = *tool.Select(args.scenario).at(0);
+  const auto start = std::chrono::steady_clock::now();
+  int runs = 0;
+  auto run = [&](const FaultTape* replay, FaultTape* record) {
+    ScenarioOptions options;
+    options.seed = args.seed;
+    options.planted_bug = args.plant;
+    options.program = tool.program;
+    options.replay_tape = replay;
+    options.record_tape = record;
+    ++runs;
+    return RunScenario(info.name, info.make(), options);
+  };
+  auto budget_left = [&] {
+    return runs < args.max_runs &&
+           Seconds(std::chrono::steady_clock::now() - start) < args.max_seconds;
+  };
+  FaultTape tape;
+  const ScenarioResult first = run(nullptr, &tape);
+  if (first.passed) {
+    std::fprintf(stderr, "%s seed %llu passes: nothing to shrink\n", info.name.c_str(),
+                 static_cast<unsigned long long>(args.seed));
+    return kExitUsage;
+  }
+  const std::string invariant = first.invariant;
+  const size_t faults_before = tape.faults();
+  std::printf("shrinking %s seed %llu: fails \"%s\" with %zu faults, %llu events, %s simulated\n",
+              info.name.c_str(), static_cast<unsigned long long>(args.seed), invariant.c_str(),
+              tape.faults(), static_cast<unsigned long long>(first.events_run),
+              absl::FormatDuration(first.simulated).c_str());
+  ScenarioResult best = first;
+  // Still fails the same invariant with `candidate`: it becomes the tape.
+  auto fails = [&](const FaultTape& candidate) {
+    ScenarioResult r = run(&candidate, nullptr);
+    const bool same = !r.passed && r.invariant == invariant;
+    if (same) {
+      tape = candidate;
+      best = r;
+      std::printf("  run %d: %zu faults, %llu events: still fails\n", runs, tape.faults(),
+                  static_cast<unsigned long long>(r.events_run));
+      std::fflush(stdout);
+    }
+    return same;
+  };
+  auto with = [&](std::vector<TapeEntry> entries) {
+    FaultTape t = tape;
+    t.entries = std::move(entries);
+    return t;
+  };
+  // Wake-ups that did nothing go first.
+  {
+    std::vector<TapeEntry> kept;
+    for (const TapeEntry& e : tape.entries) {
+      if (e.IsFault()) kept.push_back(e);
+    }
+    if (kept.size() != tape.entries.size()) fails(with(kept));
+  }
+  // ddmin over the decisions: drop chunks (halves, quarters, ... singles) while it still fails.
+  size_t n = 2;
+  while (tape.entries.size() >= 1 && budget_left()) {
+    const size_t size = tape.entries.size();
+    n = std::min(n, size);
+    const size_t chunk = (size + n - 1) / n;
+    bool reduced = false;
+    for (size_t begin = 0; begin < size && budget_left(); begin += chunk) {
+      std::vector<TapeEntry> rest(tape.entries.begin(), tape.entries.begin() + begin);
+      rest.insert(rest.end(), tape.entries.begin() + std::min(size, begin + chunk),
+                  tape.entries.end());
+      if (fails(with(rest))) {
+        reduced = true;
+        n = std::max<size_t>(n - 1, 2);
+        break;
+      }
+    }
+    if (!reduced) {
+      if (n >= size) break;
+      n = std::min(size, n * 2);
+    }
+  }
+  // Milder faults: shorter (a stall or freeze "until the liveness phase" first becomes 1 s),
+  // fewer hops for a flap, later in the run.
+  for (size_t i = 0; i < tape.entries.size() && budget_left(); ++i) {
+    if (tape.entries[i].duration == absl::InfiniteDuration()) {
+      std::vector<TapeEntry> e = tape.entries;
+      e[i].duration = absl::Seconds(1);
+      fails(with(e));
+    }
+    for (int k = 0; k < 4 && budget_left(); ++k) {
+      const absl::Duration d = tape.entries[i].duration;
+      if (d <= absl::Milliseconds(1) || d == absl::InfiniteDuration()) break;
+      std::vector<TapeEntry> e = tape.entries;
+      e[i].duration = d / 2;
+      if (!fails(with(e))) break;
+    }
+    if (tape.entries[i].process == "fault" && budget_left()) {
+      std::vector<TapeEntry> e = tape.entries;
+      e[i].at += absl::Milliseconds(100);
+      fails(with(e));
+    }
+  }
+  // The result replays the same way every time.
+  const ScenarioResult again = run(&tape, nullptr);
+  const bool stable =
+      !again.passed && again.invariant == invariant && again.trace_hash == best.trace_hash;
+  const std::string out =
+      args.out.empty() ? absl::StrCat(info.name, "-seed", args.seed, ".min.tape") : args.out;
+  WriteTape(out, tape);
+  const double wall = Seconds(std::chrono::steady_clock::now() - start);
+  std::printf(
+      "shrunk in %d runs, %.1f s: faults %zu -> %zu, events %llu -> %llu, simulated %s -> %s%s\n",
+      runs, wall, faults_before, tape.faults(), static_cast<unsigned long long>(first.events_run),
+      static_cast<unsigned long long>(best.events_run),
+      absl::FormatDuration(first.simulated).c_str(), absl::FormatDuration(best.simulated).c_str(),
+      stable ? "" : " (WARNING: the replay differed)");
+  std::printf(
+      "fails: %s\ntape: %s\nreplay: %s run %s --seed %llu%s --tape %s --timeline out.html\n",
+      invariant.c_str(), out.c_str(), tool.program.c_str(), info.name.c_str(),
+      static_cast<unsigned long long>(args.seed),
+      args.plant.empty() ? "" : absl::StrCat(" --plant ", args.plant).c_str(), out.c_str());
+  return stable ? 0 : kExitFailed;
+}
+
 }  // namespace
 
 std::string BuildId() {
@@ -748,6 +933,21 @@ int Main(const ScenarioRegistry& registry, int argc, char** argv, const MainOpti
   run_cmd->add_option("--timeline", run.timeline_file, "write a self-contained HTML timeline");
   run_cmd->add_flag("--verbose,-v", run.verbose, "print every trace event");
   run_cmd->add_option("--plant", run.plant, "plant a deliberate bug (harness self-test)");
+  run_cmd->add_option("--record-tape", run.record_tape_file,
+                      "write the run's fault decisions (JSON lines)");
+  run_cmd->add_option("--tape", run.tape_file,
+                      "take the fault decisions from a tape instead of the seed");
+
+  ShrinkArgs shrink;
+  auto* shrink_cmd = app.add_subcommand(
+      "shrink", "minimize a failing seed's fault tape while it fails the same invariant");
+  shrink_cmd->add_option("scenario", shrink.scenario, "scenario name")->required();
+  shrink_cmd->add_option("--seed", shrink.seed, "the failing seed")->required();
+  shrink_cmd->add_option("--plant", shrink.plant, "plant a deliberate bug");
+  shrink_cmd->add_option("--out", shrink.out, "the smallest tape (default S-seedN.min.tape)");
+  shrink_cmd->add_option("--max-runs", shrink.max_runs, "at most this many runs (default 300)");
+  shrink_cmd->add_option("--max-seconds", shrink.max_seconds,
+                         "stop shrinking after this much wall time (default 300)");
 
   SweepArgs sweep;
   auto* sweep_cmd = app.add_subcommand("sweep", "run a scenario (or all) over a range of seeds");
@@ -788,6 +988,7 @@ int Main(const ScenarioRegistry& registry, int argc, char** argv, const MainOpti
       return 0;
     }
     if (app.got_subcommand(run_cmd)) return Run(tool, run);
+    if (app.got_subcommand(shrink_cmd)) return Shrink(tool, shrink);
     if (app.got_subcommand(sweep_cmd)) return Sweep(tool, sweep);
     if (app.got_subcommand(merge_cmd)) return Merge(merge_files);
     if (app.got_subcommand(det_cmd)) {

@@ -409,6 +409,14 @@ absl::Status World::StepClock(HostId host, absl::Duration d) {
 
 absl::Time World::HostNow(HostId host) const { return impl_->host(host).env->Now(); }
 
+absl::Duration World::FrozenTime(HostId host) const {
+  const Host& h = impl_->host(host);
+  return h.frozen_total +
+         (h.frozen && !h.thaw_scheduled ? impl_->loop.now - h.frozen_since : absl::ZeroDuration());
+}
+
+absl::Duration World::ClockStepped(HostId host) const { return impl_->host(host).stepped_total; }
+
 void World::SetClockSkewable(HostId host, bool skewable) {
   Host& h = impl_->host(host);
   const bool was = h.skewable;

@@ -4,6 +4,8 @@
 // Thread rules: the world's single thread.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "listener.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/sim/fault_tape.h"
 #include "netlayer/sim/trace.h"
 #include "netlayer/sim/world.h"
 #include "network.h"
@@ -26,13 +29,14 @@ struct World::Impl {
   explicit Impl(WorldOptions o)
       : options(std::move(o)),
         generator(options.seed),
+        fault_generator(options.seed ^ kFaultSalt),
         trace(options.trace_capacity),
         ref(std::make_shared<World::Impl*>(this)),
         loop(*this),
         net(*this),
         connector(*this),
         listeners(*this),
-        decider(generator, options.profile),
+        decider(fault_generator, options.profile),
         faults(*this) {}
   ~Impl();
 
@@ -60,8 +64,39 @@ struct World::Impl {
 
   absl::Duration Exp(absl::Duration mean) { return ExpDuration(generator, mean); }
 
+  // ---- The fault tape (netlayer/sim/fault_tape.h) ----
+  // The host's number `name`, or nullopt.
+  std::optional<HostId> HostByName(const std::string& name) const {
+    for (uint32_t i = 0; i < hosts.size(); ++i) {
+      if (hosts[i].name == name) return HostId{i};
+    }
+    return std::nullopt;
+  }
+  // Replaying: whether the tape holds a `process` entry for (host, ordinal); the entry or null.
+  const TapeEntry* TapeFind(const std::string& process, const std::string& host,
+                            uint64_t ordinal) const {
+    if (options.replay_tape == nullptr) return nullptr;
+    for (const TapeEntry& e : options.replay_tape->entries) {
+      if (e.process == process && e.host == host && (process == "clock" || e.ordinal == ordinal)) {
+        return &e;
+      }
+    }
+    return nullptr;
+  }
+  void TapeRecord(TapeEntry e) {
+    if (options.record_tape != nullptr) options.record_tape->entries.push_back(std::move(e));
+  }
+
+  // XOR-ed into the seed for the fault decisions' own stream ("faults" in ASCII).
+  static constexpr uint64_t kFaultSalt = 0x6661756c7473ULL;
+
   WorldOptions options;
   Xoshiro256 generator;
+  // Every random fault decision draws from this stream, never from `generator`: the network and
+  // the workload draw the same values whether faults come from the seed or from a tape.
+  Xoshiro256 fault_generator;
+  // Per host name: connect attempts and accepts so far (the keys of tape entries).
+  std::map<std::string, uint64_t> connect_attempts, accepts;
   Trace trace;
   WorldRef ref;
   std::vector<Host> hosts;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -361,6 +362,43 @@ TEST(SimRpcReconnectTest, AHealthyConnectionResetsTheSchedule) {
     world.RunUntil([&] { return !client->ready(); }, world.Now() + absl::Seconds(1));
   }
   EXPECT_EQ(accepted, 3);
+  client->Close();
+  server->Close();
+}
+
+// A call made on a connection that has closed before the client was told (the reset's
+// notification waits while the client's process is stopped) fails kUnavailable, like every call
+// on a lost connection, not with the write's FailedPrecondition (found by rpc-faults with
+// freezable hosts).
+TEST(SimRpcReconnectTest, ACallOnAConnectionClosedUnseenFailsUnavailable) {
+  sim::World world(sim::WorldOptions{});
+  const sim::HostId server_host = *world.AddHost("server");
+  const sim::HostId client_host = *world.AddHost("client");
+  auto server = Server::Create(world.env(server_host));
+  server->Register("echo", [](const Request& r, Responder resp) { (void)resp.Reply(r.payload); });
+  std::shared_ptr<Connection> server_end;
+  auto listener =
+      world.server_factory(server_host)
+          .Listen(Address::HostName("server", kPort), [&](std::shared_ptr<Connection> c) {
+            server_end = c;
+            server->Serve(std::move(c));
+          });
+  ASSERT_TRUE(listener.ok());
+  auto client =
+      *Client::CreateReconnecting(world.env(client_host), world.client_factory(client_host),
+                                  {Address::HostName("server", kPort)}, ConnectOptions{});
+  ASSERT_TRUE(client->Call("echo", "x", world.Now() + absl::Seconds(5)).ok());
+  ASSERT_TRUE(world.Freeze(client_host).ok());
+  ASSERT_NE(server_end, nullptr);
+  ASSERT_TRUE(world.Reset(*server_end).ok());
+  ASSERT_TRUE(client->ready());  // the close has not been delivered: the client is frozen
+  std::optional<CallResult> result;
+  client->CallAsync("echo", "y", world.Now() + absl::Seconds(5),
+                    [&](CallResult r) { result = std::move(r); });
+  ASSERT_TRUE(world.Resume(client_host).ok());
+  world.RunUntil([&] { return result.has_value(); }, world.Now() + absl::Seconds(5));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->status().code(), absl::StatusCode::kUnavailable) << result->status();
   client->Close();
   server->Close();
 }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "netlayer/sim/fault_tape.h"
 #include "netlayer/sim/scenario_gtest.h"
 #include "scenarios/builtin.h"
 
@@ -46,6 +47,34 @@ TEST(ScenarioDeterminismTest, SameSeedSameTraceDifferentSeedsDiffer) {
     EXPECT_EQ(a.simulated, b.simulated) << info.name;
     EXPECT_NE(a.trace_hash, c.trace_hash) << info.name;
   }
+}
+
+
+// A fault tape recorded from a seed replays to that seed's trace hash, for every built-in
+// scenario; a tape with its fault decisions removed replays too (neutral: no faults), and
+// serializing a tape and parsing it back changes nothing.
+TEST(FaultTapeTest, ARecordedTapeReplaysToTheSeedsHash) {
+  for (const ScenarioInfo& info : scenarios::BuiltinScenarios().all()) {
+    for (uint64_t seed : {1, 2}) {
+      FaultTape tape;
+      ScenarioOptions record;
+      record.seed = seed;
+      record.record_tape = &tape;
+      const ScenarioResult recorded = RunScenario(info.name, info.make(), record);
+      EXPECT_EQ(tape.seed, seed);
+      EXPECT_EQ(tape.scenario, info.name);
+      absl::StatusOr<FaultTape> parsed = FaultTape::Parse(tape.Serialize());
+      ASSERT_TRUE(parsed.ok()) << parsed.status();
+      EXPECT_EQ(parsed->Serialize(), tape.Serialize());
+      ScenarioOptions replay;
+      replay.seed = seed;
+      replay.replay_tape = &*parsed;
+      const ScenarioResult replayed = RunScenario(info.name, info.make(), replay);
+      EXPECT_EQ(replayed.trace_hash, recorded.trace_hash) << info.name << " seed " << seed;
+      EXPECT_EQ(replayed.passed, recorded.passed) << info.name;
+    }
+  }
+  EXPECT_FALSE(FaultTape::Parse("{\"format\":\"other\"}\n").ok());
 }
 
 // The planted bug (drop the first byte of a split frame) is caught within 200 seeds, and its

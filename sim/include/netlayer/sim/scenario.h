@@ -47,6 +47,10 @@ struct ScenarioOptions {
   // The command that replays a run, as the user would type it (ScenarioResult::ReplayCommand):
   // the scenario tool's argv[0] when it runs through netlayer::sim::Main.
   std::string program = "netlayer-sim";
+  // Record the run's fault decisions (its header too: scenario, seed, plant, profile), or take
+  // them from a tape instead of the seed (fault_tape.h). Both outlive the run.
+  FaultTape* record_tape = nullptr;
+  const FaultTape* replay_tape = nullptr;
 };
 
 class ScenarioContext;
@@ -142,7 +146,8 @@ struct ScenarioResult {
   uint64_t trace_events = 0;
   uint64_t events_run = 0;
   absl::Duration simulated;
-  std::string profile;
+  std::string profile;                  // FaultProfile::ToString(): every field
+  std::string profile_summary;          // FaultProfile::Describe(): which faults were on, how hard
   std::vector<TraceEvent> last_events;  // on failure
 
   // "<program> run rpc-faults --seed 17" (with --plant when a bug was planted).
@@ -151,7 +156,7 @@ struct ScenarioResult {
   std::string Summary() const;
   // Summary, and on failure the invariant, time, detail and last events (no replay line).
   std::string Details() const;
-  // Details, and on failure the replay command.
+  // Details, and on failure the seed's fault profile (Describe) and the replay command.
   std::string Report() const;
 };
 

@@ -40,6 +40,7 @@
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/sim/fault_tape.h"
 #include "netlayer/sim/profile.h"
 #include "netlayer/sim/trace.h"
 
@@ -80,6 +81,11 @@ struct WorldOptions {
   // promise of connection.h is broken (PromiseChecker; docs/SIMULATOR.md). Turn off only for
   // benchmarks: it copies each written byte until it is delivered.
   bool check_promises = true;
+  // The fault tape (fault_tape.h): every random fault decision is appended to `record_tape`,
+  // or taken from `replay_tape` instead of drawn (a decision it has no entry for is neutral).
+  // Both outlive the world.
+  FaultTape* record_tape = nullptr;
+  const FaultTape* replay_tape = nullptr;
 };
 
 class World {
@@ -216,6 +222,11 @@ class World {
   absl::Status StepClock(HostId host, absl::Duration d);
   // The host's clock (what its Env::Now() returns).
   absl::Time HostNow(HostId host) const;
+  // World time the host has spent frozen so far (the current freeze included), and the sum of
+  // its forward clock steps so far. A deadline the host keeps on its own clock may be met late
+  // by the growth of both over the wait: invariants about deadlines allow for them.
+  absl::Duration FrozenTime(HostId host) const;
+  absl::Duration ClockStepped(HostId host) const;
   // Whether this host's clock may be skewed by the profile (offset, drift, steps; default
   // false). Turning it on draws the host's offset and drift from the profile.
   void SetClockSkewable(HostId host, bool skewable);
