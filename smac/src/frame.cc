@@ -71,25 +71,34 @@ absl::Status FrameDecoder::StartPayload(uint32_t size) {
   // never make us allocate 64 MiB: memory follows what the peer actually sent. A buffer kept
   // from the previous frame is reused unless it is much larger than this frame needs.
   const size_t first = std::min(payload_size_, kReserveUpFront);
-  if (buffer_.capacity() > std::max(2 * payload_size_, kReserveUpFront))
+  if (buffer_.capacity() > std::max(2 * payload_size_, kReserveUpFront)) {
     std::string().swap(buffer_);  // frees it (move-assigning an empty string may keep it)
-  GrowTo(first);
+  }
+  Reserve(first);
   return absl::OkStatus();
 }
 
-void FrameDecoder::GrowTo(size_t want) {
+void FrameDecoder::Reserve(size_t want) {
   NETLAYER_ASSERT(want <= payload_size_, "room only for the frame's own bytes");
-  if (want <= buffer_.size()) return;
   // Doubling keeps the copies of a growing frame linear; never past the frame.
-  buffer_.resize(std::max(want, std::min(payload_size_, 2 * buffer_.size())));
+  if (want > buffer_.capacity()) {
+    buffer_.reserve(std::min(payload_size_, std::max(want, 2 * buffer_.capacity())));
+  }
+}
+
+void FrameDecoder::GrowTo(size_t want) {
+  if (want <= buffer_.size()) return;
+  Reserve(want);
+  buffer_.resize(want);  // zero-fills the new room (once: a reused buffer keeps its room)
 }
 
 absl::Span<char> FrameDecoder::PayloadSpan() {
   if (state_ != State::kPayload) return {};
   const size_t rest = payload_size_ - payload_filled_;
   if (rest < kMinInPlaceRead) return {};
-  // Room for at least a read's worth, by doubling as bytes arrive (as GrowTo does for Feed).
-  GrowTo(std::min(payload_size_, payload_filled_ + kMinInPlaceRead));
+  // Room for at least a read's worth: the memory reserved so far (the whole frame up to
+  // kReserveUpFront), else doubling as bytes arrive, as for copied bytes.
+  GrowTo(std::min(payload_size_, std::max(payload_filled_ + kMinInPlaceRead, buffer_.capacity())));
   const size_t end = std::min(buffer_.size(), payload_size_ - 1);  // the last byte: see frame.h
   return absl::MakeSpan(buffer_.data() + payload_filled_, end - payload_filled_);
 }
@@ -141,8 +150,14 @@ absl::Status FrameDecoder::FeedBytes(std::string_view data, MessageSink sink) {
                               data.size() < payload_size_ - payload_filled_,
                           "in-place input stays within the span PayloadSpan offered");
         } else {
-          GrowTo(payload_filled_ + n);
-          std::copy_n(data.data(), n, buffer_.data() + payload_filled_);
+          // Into the room made so far, then appended (no zero-fill of memory about to be
+          // written).
+          const size_t in_room = std::min(n, buffer_.size() - payload_filled_);
+          std::copy_n(data.data(), in_room, buffer_.data() + payload_filled_);
+          if (in_room < n) {
+            Reserve(payload_filled_ + n);
+            buffer_.append(data.data() + in_room, n - in_room);
+          }
         }
         payload_filled_ += n;
         data.remove_prefix(n);

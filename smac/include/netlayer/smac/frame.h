@@ -94,7 +94,9 @@ class FrameDecoder {
  private:
   absl::Status FeedBytes(std::string_view data, MessageSink sink);
   absl::Status StartPayload(uint32_t size);
-  // Makes room in buffer_ for payload bytes up to `want` (at most payload_size_).
+  // Reserves memory for payload bytes up to `want` (at most payload_size_), by doubling.
+  void Reserve(size_t want);
+  // Makes room (buffer_'s size) for payload bytes up to `want` (at most payload_size_).
   void GrowTo(size_t want);
   // Between frames after a Feed: the payload buffer is freed (nothing of it is kept idle).
   void ReleaseIfBetweenFrames();
@@ -105,8 +107,8 @@ class FrameDecoder {
   size_t header_filled_ = 0;
   size_t payload_size_ = 0;
   // The payload being assembled (kPayload): its first payload_filled_ bytes are the payload so
-  // far; its size is the room made so far (zero-filled when grown, so a reused buffer is not
-  // filled again), at least payload_filled_.
+  // far; its size is at least that: the room made for in-place reads (zero-filled when made,
+  // once: a reused buffer keeps its room), or exactly the bytes so far when they were appended.
   std::string buffer_;
   size_t payload_filled_ = 0;
   absl::Status error_;
