@@ -7,7 +7,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
+#include <unistd.h>  // NOLINT(determinism): the CLI spawns worker processes, not simulated code
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -83,7 +83,7 @@ SeedRange Seeds(const std::string& text) {
 
 std::string RangeText(SeedRange r) { return absl::StrCat(r.first, "..", r.last); }
 
-double Seconds(std::chrono::steady_clock::duration d) {
+double Seconds(std::chrono::steady_clock::duration d) {  // NOLINT(determinism): CLI wall time
   return std::chrono::duration<double>(d).count();
 }
 
@@ -325,6 +325,7 @@ int Sweep(const Tool& tool, const SweepArgs& args) {
   const Shard shard = args.shard.empty() ? Shard() : ParseShard(args.shard);
   const std::optional<SeedRange> seeds = ShardOf(all_seeds, shard.k, shard.n);
   int jobs = args.jobs;
+  // NOLINT(determinism): the CLI sizes its worker pool; no simulated code sees it.
   if (jobs == 0) jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (jobs < 1 || jobs > kMaxJobs) throw UsageError{absl::StrCat("--jobs must be 1..", kMaxJobs)};
   std::ofstream json_out;
