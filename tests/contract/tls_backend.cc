@@ -34,6 +34,11 @@ std::shared_ptr<tls::TlsContext> Context(tls::Role role, const tls::TestCertific
   o.ca_pem = ca;
   o.client_auth = tls::ClientAuth::kRequired;
   o.random = random;
+  // The suite's bounds on the application side too. With TLS's default 16 MiB of pending input,
+  // a server that never reads held 16 MiB plus the transport's bound plus the kernel's buffers:
+  // over loopback TCP with autotuning that came to the whole 32 MiB a test writes to prove that
+  // a peer that never reads makes the close linger expire, and the test saw an orderly close.
+  o.limits.max_pending_input_bytes = ContractLimits().max_pending_input_bytes;
   absl::StatusOr<std::shared_ptr<tls::TlsContext>> c = tls::TlsContext::Create(role, o);
   NETLAYER_ASSERT(c.ok(), "the contract suite's TLS options are valid");
   return *c;
