@@ -15,9 +15,13 @@ constexpr size_t kMergeInputUpTo = size_t{64} << 10;
 constexpr size_t kCoalesceOutputUpTo = size_t{64} << 10;
 // Sent chunks at least this large are kept as spares (smaller ones are cheap to allocate) ...
 constexpr size_t kMinSpareChunk = size_t{64} << 10;
-// ... at most this many, holding at most this many bytes.
-constexpr size_t kMaxSpareChunks = 4;
-constexpr size_t kMaxSpareBytes = size_t{8} << 20;
+// ... at most this many, holding at most this many bytes. Spares are storage the queue held a
+// moment ago, so queue plus spares never exceed the queue's peak since the spares were last
+// freed: these bounds cap how much of a burst is kept, not the connection's memory. A bulk
+// sender's queue swings over megabytes (a window of acknowledgements, the socket's buffer);
+// with fewer than its swing kept, each swing allocates again and faults the pages in.
+constexpr size_t kMaxSpareChunks = 256;
+constexpr size_t kMaxSpareBytes = size_t{16} << 20;
 }  // namespace
 
 ConnectionState::ConnectionState(ConnectionLimits limits)
@@ -248,8 +252,7 @@ ConnectionState::Actions ConnectionState::OnRemoteClosed(CloseReason reason) {
 void ConnectionState::DiscardOutput() {
   output_bytes_ = 0;
   output_offset_ = 0;
-  spare_chunks_.clear();
-  spare_bytes_ = 0;
+  ReleaseSpareStorage();
   // Chunks the sender is still reading from are freed by its OnSent/OnSendError.
   if (pinned_chunks_ == 0) {
     output_.clear();
@@ -264,15 +267,17 @@ bool ConnectionState::ClaimTransport() {
   return true;
 }
 
-size_t ConnectionState::PeekOutput(absl::Span<std::string_view> out) {
+size_t ConnectionState::PeekOutput(absl::Span<std::string_view> out, size_t max_bytes) {
   NETLAYER_ASSERT(sender_ != Sender::kNone, "PeekOutput is for the sender");
   NETLAYER_ASSERT(pinned_chunks_ == 0, "one peek per send");
+  NETLAYER_ASSERT(max_bytes > 0, "a peek views at least one byte");
   peeked_bytes_ = 0;
   if (phase_ == Phase::kClosed || output_bytes_ == 0) return 0;
   size_t filled = 0;
-  for (size_t i = 0; i < output_.size() && filled < out.size(); ++i) {
+  for (size_t i = 0; i < output_.size() && filled < out.size() && peeked_bytes_ < max_bytes; ++i) {
     std::string_view chunk = output_[i];
     if (i == 0) chunk.remove_prefix(output_offset_);
+    chunk = chunk.substr(0, max_bytes - peeked_bytes_);
     out[filled++] = chunk;
     peeked_bytes_ += chunk.size();
   }
@@ -334,11 +339,15 @@ void ConnectionState::Consume(size_t n) {
     }
   }
   NETLAYER_ASSERT(output_bytes_ != 0 || output_.empty(), "no chunk is left once all is sent");
-  if (output_bytes_ == 0) {
-    // The queue drained: an idle connection keeps no spare storage.
-    spare_chunks_.clear();
-    spare_bytes_ = 0;
-  }
+  // The queue drained: an idle connection keeps no spare storage (unless the backend frees it
+  // once the connection stays idle).
+  if (output_bytes_ == 0 && !keep_spares_when_drained_) ReleaseSpareStorage();
+}
+
+void ConnectionState::ReleaseSpareStorage() {
+  spare_chunks_.clear();
+  spare_chunks_.shrink_to_fit();
+  spare_bytes_ = 0;
 }
 
 ConnectionState::Actions ConnectionState::AfterSend(absl::Time now) {

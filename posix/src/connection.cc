@@ -28,6 +28,10 @@ using internal::WaitFd;
 
 // Pieces per sendmsg (well below IOV_MAX).
 constexpr size_t kMaxIov = 64;
+// Bytes per blocking sendmsg of the output thread. A blocking send returns once all of it is
+// in the socket, and its chunks are recycled only then: sending the whole queue at once left the
+// writers copying into fresh allocations (page faults in the copy, half the bulk throughput).
+constexpr size_t kMaxBlockingSendBytes = size_t{1} << 20;
 
 using Actions = ConnectionState::Actions;
 using ReadPlan = ConnectionState::ReadPlan;
@@ -99,7 +103,10 @@ size_t SendDirect(Sys& sys, int fd, absl::Span<const std::string_view> pieces, i
 // decision is the ConnectionState's; this keeps the descriptors and carries out its Actions.
 struct Core {
   Core(Sys& s, int socket_fd, int wake, const PosixOptions& opts)
-      : sys(s), fd(socket_fd), wake_fd(wake), options(opts), state(opts.limits) {}
+      : sys(s), fd(socket_fd), wake_fd(wake), options(opts), state(opts.limits) {
+    MutexLock lock(mu);
+    state.KeepSparesWhenDrained();  // the output thread frees them once idle (OutputLoop)
+  }
 
   void InputLoop();
   void OutputLoop();
@@ -272,11 +279,18 @@ void Core::OutputLoop() {
   for (;;) {
     if (!state.ClaimTransport()) {
       if (state.phase() == ConnectionState::Phase::kClosed) return;  // nothing more to send
-      out_cv.Wait(lock);
+      if (state.spare_output_bytes() == 0) {
+        out_cv.Wait(lock);
+        continue;
+      }
+      // Idle, holding sent chunks for the next writes: free them if it stays idle.
+      const absl::Time idle_until = absl::Now() + ConnectionState::kSpareStorageIdleTime;
+      out_cv.WaitUntil(lock, idle_until);
+      if (state.output_bytes() == 0 && absl::Now() >= idle_until) state.ReleaseSpareStorage();
       continue;
     }
     std::string_view pieces[kMaxIov];
-    const size_t count = state.PeekOutput(absl::MakeSpan(pieces));
+    const size_t count = state.PeekOutput(absl::MakeSpan(pieces), kMaxBlockingSendBytes);
     NETLAYER_ASSERT(count > 0, "a claimed transport has something to send");
     iovec iov[kMaxIov];
     for (size_t i = 0; i < count; ++i) {

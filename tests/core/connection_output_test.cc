@@ -171,9 +171,68 @@ TEST(ConnectionOutputTest, SpareChunksAreBounded) {
   for (size_t i = 0; i < n; ++i) total += views[i].size();
   d.state.OnSent(total - 1, kT0);
   EXPECT_GT(d.state.spare_output_bytes(), 0u);
-  EXPECT_LE(d.state.spare_output_bytes(), size_t{8} << 20) << "at most 8 MiB of spares";
+  EXPECT_LE(d.state.spare_output_bytes(), size_t{16} << 20) << "at most 16 MiB of spares";
   d.Pump();
   EXPECT_EQ(d.state.spare_output_bytes(), 0u);
+}
+
+// A sender that blocks until all it peeked is sent (posix's output thread) peeks a bounded
+// amount, so the chunks it sent become spares while the rest of the queue still waits.
+TEST(ConnectionOutputTest, PeekOutputViewsAtMostMaxBytes) {
+  Driver d;
+  const std::string a(256 << 10, 'a');
+  const std::string b(256 << 10, 'b');
+  ASSERT_TRUE(d.Write({a}, 0).ok());
+  ASSERT_TRUE(d.Write({b}).ok());
+  ASSERT_TRUE(d.state.ClaimTransport());
+  std::string_view views[8];
+  ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views), 300 << 10), 2u);
+  EXPECT_EQ(views[0], a);
+  EXPECT_EQ(views[1], b.substr(0, (300 << 10) - a.size())) << "the last view is cut at the bound";
+  d.wire.append(views[0]);
+  d.wire.append(views[1]);
+  d.Carry(d.state.OnSent(300 << 10, kT0));
+  EXPECT_GE(d.state.spare_output_bytes(), a.size()) << "the sent chunk is a spare";
+  EXPECT_EQ(d.state.output_bytes(), a.size() + b.size() - (300 << 10));
+  ASSERT_TRUE(d.state.ClaimTransport());
+  ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views), 1), 1u);
+  EXPECT_EQ(views[0], "b") << "a one-byte peek views one byte";
+  d.Carry(d.state.OnSent(0, kT0));
+  d.Pump();
+  EXPECT_EQ(d.wire, a + b);
+}
+
+// By default an idle connection holds no spare storage. A backend that frees it once the
+// connection stays idle keeps it across a drained queue, for the next burst of writes.
+TEST(ConnectionOutputTest, SparesOutliveADrainedQueueOnlyWhenTheBackendReleasesThem) {
+  for (bool keep : {false, true}) {
+    SCOPED_TRACE(keep ? "kept when drained" : "freed when drained");
+    Driver d;
+    if (keep) d.state.KeepSparesWhenDrained();
+    const std::string big(256 << 10, 'a');
+    ASSERT_TRUE(d.Write({big}, 0).ok());  // nothing sent directly: one queued chunk
+    ASSERT_TRUE(d.state.ClaimTransport());
+    std::string_view views[8];
+    ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 1u);
+    const char* storage = views[0].data();
+    d.Carry(d.state.OnSent(views[0].size(), kT0));
+    EXPECT_EQ(d.state.output_bytes(), 0u);
+    if (!keep) {
+      EXPECT_EQ(d.state.spare_output_bytes(), 0u) << "an idle connection keeps no spare storage";
+      continue;
+    }
+    EXPECT_GE(d.state.spare_output_bytes(), big.size());
+    // The next burst: a direct send that the socket does not take is copied into the spare.
+    ASSERT_TRUE(d.Write({std::string_view(big).substr(0, 1000)}, 10).ok());
+    EXPECT_EQ(d.state.spare_output_bytes(), 0u) << "the spare was taken";
+    ASSERT_TRUE(d.state.ClaimTransport());
+    ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 1u);
+    EXPECT_EQ(views[0].data(), storage) << "the queued rest reuses the spare's storage";
+    d.Carry(d.state.OnSent(views[0].size(), kT0));
+    EXPECT_GT(d.state.spare_output_bytes(), 0u);
+    d.state.ReleaseSpareStorage();
+    EXPECT_EQ(d.state.spare_output_bytes(), 0u);
+  }
 }
 
 TEST(ConnectionOutputTest, BoundCountsTheDirectWritersBytesAllOrNothing) {

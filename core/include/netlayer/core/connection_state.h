@@ -39,6 +39,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -228,10 +229,23 @@ class ConnectionState {
   // Claims the send side for the transport sender: true if output waits, no one is sending, and
   // the stream is still sending (not kClosed).
   bool ClaimTransport();
+  // Spare storage: sent chunks kept for the next queued writes (bounded: 256 chunks, 16 MiB).
+  // By default it is freed whenever the queue drains. A bulk sender's queue drains between
+  // most writes, though, and every fresh megabyte then page-faults in as it is copied (half
+  // the throughput on posix). A backend whose sender can wait with a timeout calls
+  // KeepSparesWhenDrained() once, and ReleaseSpareStorage() when the connection has stayed idle
+  // (nothing queued) for kSpareStorageIdleTime while spare_output_bytes() > 0.
+  static constexpr absl::Duration kSpareStorageIdleTime = absl::Milliseconds(50);
+  void KeepSparesWhenDrained() { keep_spares_when_drained_ = true; }
+  void ReleaseSpareStorage();
+
   // REQUIRES: the sender claim (either kind). Fills `out` with views of the first queued bytes,
-  // in order (at most out.size() pieces); returns how many were filled. The views stay valid
-  // until OnSent/OnSendError, also across a remote close or an abort.
-  size_t PeekOutput(absl::Span<std::string_view> out);
+  // in order (at most out.size() pieces and `max_bytes` bytes); returns how many were filled.
+  // The views stay valid until OnSent/OnSendError, also across a remote close or an abort.
+  // A sender that blocks until all is sent passes a bounded `max_bytes`: a chunk is recycled as
+  // a spare only once sent, and the writers copy into spares while it sends the next one.
+  size_t PeekOutput(absl::Span<std::string_view> out,
+                    size_t max_bytes = std::numeric_limits<size_t>::max());
   // REQUIRES: the sender claim. `n` bytes from the front were sent. The transport's claim ends
   // here (the writer keeps its claim until EndWriterClaim).
   Actions OnSent(size_t n, absl::Time now);
@@ -312,9 +326,10 @@ class ConnectionState {
   // Storage of sent chunks (large ones only, at most kMaxSpareChunks holding kMaxSpareBytes),
   // reused by the next queued writes: on a busy connection a queued megabyte would otherwise be a
   // fresh allocation whose pages fault in as it is copied. Freed when the queue drains, so an
-  // idle connection holds none.
+  // idle connection holds none; or, with keep_spares_when_drained_, by ReleaseSpareStorage.
   std::vector<std::string> spare_chunks_;
   size_t spare_bytes_ = 0;
+  bool keep_spares_when_drained_ = false;
   // The first pinned_chunks_ chunks are viewed by the sender (PeekOutput) until OnSent: they are
   // neither appended to nor freed (a discard while pinned frees them at OnSent).
   size_t pinned_chunks_ = 0;
