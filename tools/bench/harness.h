@@ -54,14 +54,22 @@ class Runner {
 
 // "The median of this figure is at least `target` times the median of `baseline`", and, if
 // `lower_p99`, "this figure's p99 latency is below the baseline's".
+//
+// With `reference` set, the baseline is that fixed value instead of a figure: "the median is
+// at least `target` times `reference`", e.g. a figure whose load is offered at a fixed rate
+// (the scale group: N connections x 10 calls/s) must serve at least 0.99 of it. Comparing two
+// such figures with each other says nothing (both serve what is offered; their ratio is ~1 and
+// its side of 1.00 is noise): their target is against the offered load, with the p99 beside.
 struct Comparison {
-  std::string baseline;          // figure id
-  std::optional<double> target;  // a target ratio from issues 7 and 17, if there is one
+  std::string baseline;          // figure id; with `reference`, the reference's name in reports
+  std::optional<double> target;  // a target ratio from issues 7, 14 and 17, if there is one
   std::string name = {};         // the baseline's name in the table; default: from its id
   // For figures whose runners time operations: show the ratio of p99 latencies, and whether
   // a lower p99 than the baseline's is a target.
   bool show_p99 = false;
   bool lower_p99 = false;
+  // A fixed baseline value (see above); no CPU or p99 ratio then.
+  std::optional<double> reference = std::nullopt;
 };
 
 struct FigureSpec {
@@ -119,6 +127,10 @@ struct RatioResult {
   // either has no latency. `p99_met`: the comparison asked for a lower p99 and got it.
   double p99_ratio = 0;
   bool show_p99 = false, lower_p99 = false, p99_met = false;
+  // Comparison::reference, when the baseline is a fixed value; and this figure's own p99 (us,
+  // 0 if it times nothing), reported beside such a target.
+  std::optional<double> reference;
+  double p99_us = 0;
 };
 
 // The 1-minute load average (/proc/loadavg), or -1 if unknown: a busy machine makes noisy figures.

@@ -10,6 +10,7 @@
 // Speed never changes the exit status. `compare`: 0 once compared (whatever changed), 1 if a
 // file cannot be read or is not a netlayer-bench JSON document, 2 for bad arguments.
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,9 @@
 #include "baselines.h"
 #include "compare.h"
 #include "harness.h"
+#ifdef NETLAYER_BENCH_HAVE_CORE
+#include "netlayer/core/log.h"
+#endif
 #ifdef NETLAYER_BENCH_HAVE_POSIX
 #include "netlayer/posix/posix.h"
 #include "netlayer_figures.h"
@@ -226,12 +230,18 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
                               " calls/s (clients: asio, this process; server: a child process)";
     Group g;
     g.title = title;
+    // Target (issue 14): each server serves the load offered to it, N x the rate, within 1 %
+    // (a server that falls behind gets fewer calls in: a late call's successor is not sent
+    // early to catch up), with its p99 beside. asio's calls/s over posix's is shown, without a
+    // target: both serve what is offered, so that ratio is ~1.00 and which side of it is noise.
+    const double offered = connections * scale_calls_per_second;
+    const Comparison serves_offered{"offered", 0.99, "offered", false, false, offered};
     const std::string posix_id = "scale/posix/" + n;
     // The posix server holds two descriptors per connection (the socket and its wake-up
     // eventfd): where the limit cannot hold them it is not run, and the report says so.
     const bool posix_fits = 2 * static_cast<size_t>(connections) + 64 <= descriptors;
     if (posix_fits) {
-      g.figures.push_back({posix_id, "posix server", "calls/s", {}, [connections] {
+      g.figures.push_back({posix_id, "posix server", "calls/s", {serves_offered}, [connections] {
                              return MakeScaleRunner("posix", connections, scale_calls_per_second,
                                                     1);
                            }});
@@ -246,15 +256,11 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
       g = Group{};
       g.title = title;
     }
-    // Target (issue 14): at 100 connections at least the posix server's calls/s.
-    std::optional<double> target;
-    if (connections == 100) target = 1.0;
+    std::vector<Comparison> asio_versus = {serves_offered};
+    if (posix_fits) asio_versus.push_back({posix_id, {}, "posix", /*show_p99=*/true});
     g.figures.push_back(
         {"scale/asio/" + n, "asio server, " + std::to_string(scale_io_threads) + " io threads",
-         "calls/s",
-         posix_fits ? std::vector<Comparison>{{posix_id, target, "posix", /*show_p99=*/true}}
-                    : std::vector<Comparison>{},
-         [connections] {
+         "calls/s", asio_versus, [connections] {
            return MakeScaleRunner("asio", connections, scale_calls_per_second, scale_io_threads);
          }});
     groups.push_back(std::move(g));
@@ -369,6 +375,11 @@ int main(int argc, char** argv) {
   app.add_option("--scale-server", scale_server,
                  "internal: serve rpc echo on BACKEND (posix|asio) for the scale group")
       ->group("");  // hidden
+  int scale_max_sessions = 1024;
+  app.add_option("--scale-max-sessions", scale_max_sessions,
+                 "internal: the scale server's rpc::ServerOptions::max_sessions")
+      ->check(CLI::Range(1, 1000000))
+      ->group("");  // hidden
   app.add_option("--scale-rate", scale_calls_per_second,
                  "scale group: calls per second each connection makes (default 10)")
       ->check(CLI::Range(0.01, 100000.0));
@@ -386,8 +397,15 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (*compare) return RunCompare(old_json, new_json, stdout);
+#ifdef NETLAYER_BENCH_HAVE_CORE
+  // Tools read NETLAYER_LOG_LEVEL (core/log.h); the library's default is warnings and up.
+  if (const char* level = std::getenv("NETLAYER_LOG_LEVEL"); level != nullptr) {
+    netlayer::SetLogLevel(spdlog::level::from_str(level));
+  }
+#endif
 #ifdef NETLAYER_BENCH_HAVE_SCALE
-  if (!scale_server.empty()) return RunScaleServer(scale_server, scale_io_threads);
+  if (!scale_server.empty())
+    return RunScaleServer(scale_server, scale_io_threads, scale_max_sessions);
 #endif
 
   if (options.quick) {

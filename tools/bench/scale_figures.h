@@ -21,7 +21,9 @@ std::unique_ptr<Runner> MakeScaleRunner(const std::string& server_backend, int c
 size_t RaiseDescriptorLimit();
 
 // The child side: serves rpc echo on 127.0.0.1 (an ephemeral port, printed on stdout) until
-// stdin closes. Returns the process's exit status.
-int RunScaleServer(const std::string& backend, int io_threads);
+// stdin closes, with rpc::ServerOptions::max_sessions = `max_sessions` (the figure's connection
+// count: the default, 1024, would refuse the connections past it). Returns the process's exit
+// status.
+int RunScaleServer(const std::string& backend, int io_threads, int max_sessions);
 
 }  // namespace netlayer::bench

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,20 +55,42 @@ double ProcStatus(pid_t pid, const std::string& field) {
   return -1;
 }
 
+// CPU seconds (user + system) the process has used, from /proc/PID/stat; -1 if unknown.
+double ProcCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const size_t paren = stat.rfind(')');  // the command name may hold spaces
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  double utime = -1, stime = -1;
+  // Fields 3.. of proc(5) follow the name; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 && !absl::SimpleAtod(field, &utime)) return -1;
+    if (i == 15 && !absl::SimpleAtod(field, &stime)) return -1;
+  }
+  if (utime < 0 || stime < 0) return -1;
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 // The server child: started by Start, ended by closing its stdin.
 struct ServerProcess {
   pid_t pid = -1;
   int to_child = -1;    // its stdin
   int from_child = -1;  // its stdout: the port, one line
 
-  absl::StatusOr<uint16_t> Spawn(const std::string& backend, int io_threads) {
+  // `max_sessions`: the server's rpc::ServerOptions::max_sessions (the figure's connections).
+  absl::StatusOr<uint16_t> Spawn(const std::string& backend, int io_threads, int max_sessions) {
     int in_pipe[2], out_pipe[2];
     if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
       return absl::InternalError("pipe failed");
     }
     const std::string threads = std::to_string(io_threads);  // 1 for posix (not used)
+    const std::string sessions = std::to_string(max_sessions);
     const char* argv[] = {"netlayer-bench",     "--scale-server", backend.c_str(),
-                          "--scale-io-threads", threads.c_str(),  nullptr};
+                          "--scale-io-threads", threads.c_str(),  "--scale-max-sessions",
+                          sessions.c_str(),     nullptr};
     pid = ::fork();
     if (pid < 0) return absl::InternalError("fork failed");
     if (pid == 0) {  // the child: only async-signal-safe calls until exec
@@ -128,7 +151,7 @@ class ScaleRunner : public Runner {
         io_threads_(io_threads) {}
 
   absl::Status Start() override {
-    absl::StatusOr<uint16_t> port = server_.Spawn(backend_, io_threads_);
+    absl::StatusOr<uint16_t> port = server_.Spawn(backend_, io_threads_, connections_);
     if (!port.ok()) return port.status();
     runtime_ = std::make_unique<asio::Runtime>(kClientIoThreads);
     asio::AsioOptions options;
@@ -149,9 +172,14 @@ class ScaleRunner : public Runner {
       clients_.push_back(rpc::Client::Create(runtime_->env(), std::move(*c)));
     }
     const absl::Time deadline = absl::Now() + kSetupTimeout;
-    for (const auto& client : clients_) {
-      if (!client->WaitReady(deadline)) {
-        return absl::DeadlineExceededError("rpc handshake: " + client->last_error().ToString());
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      if (!clients_[i]->WaitReady(deadline)) {
+        // Closed before its handshake (a refusal: the server's log says why), or too slow.
+        const std::string what =
+            absl::StrCat(backend_, " server: the rpc handshake of connection ", i + 1, " of ",
+                         connections_, ": ", clients_[i]->last_error().ToString());
+        return absl::Now() < deadline ? absl::UnavailableError(what)
+                                      : absl::DeadlineExceededError(what);
       }
     }
     return absl::OkStatus();
@@ -166,6 +194,7 @@ class ScaleRunner : public Runner {
     answered_.store(0);
     running_.store(true);
     active_.store(connections_);
+    const double server_cpu0 = ProcCpuSeconds(server_.pid);
     const absl::Time start = absl::Now();
     // The first calls are spread evenly over one period.
     for (int i = 0; i < connections_; ++i) {
@@ -176,6 +205,7 @@ class ScaleRunner : public Runner {
     running_.store(false);
     const uint64_t answered = answered_.load();
     const absl::Time end = absl::Now();
+    const double server_cpu = ProcCpuSeconds(server_.pid) - server_cpu0;
     // Let the loops end (each finishes its call in flight).
     const absl::Time deadline = end + kCallTimeout + absl::Seconds(5);
     while (active_.load() > 0 && absl::Now() < deadline) {
@@ -183,6 +213,13 @@ class ScaleRunner : public Runner {
     }
     gauges_ = {{"server threads", ProcStatus(server_.pid, "Threads"), ""},
                {"server RSS", ProcStatus(server_.pid, "VmRSS") / 1024.0, "MiB"}};
+    // The server's CPU per answered call (the cpu us/u column counts the clients' process): with
+    // the clients, what the machine spends per call, so a figure short of its offered load can
+    // be told apart from one whose machine is simply full.
+    if (server_cpu0 >= 0 && server_cpu >= 0 && answered > 0) {
+      gauges_.push_back(
+          {"server cpu", server_cpu / static_cast<double>(answered) * 1e6, "us/call"});
+    }
     if (!server_.Alive()) return absl::UnavailableError(backend_ + " server process ended");
     if (active_.load() > 0) return absl::DeadlineExceededError("calls still in flight");
     std::lock_guard<std::mutex> lock(mu_);
@@ -262,10 +299,15 @@ std::unique_ptr<Runner> MakeScaleRunner(const std::string& server_backend, int c
                                        server_io_threads);
 }
 
-int RunScaleServer(const std::string& backend, int io_threads) {
+int RunScaleServer(const std::string& backend, int io_threads, int max_sessions) {
   RaiseDescriptorLimit();
-  const auto serve = [](Env& env, ServerConnectionFactory& factory) {
-    std::shared_ptr<rpc::Server> server = rpc::Server::Create(env);
+  // Configured for the figure's load: the default max_sessions (1024, a protection) would
+  // refuse every connection past the 1024th. Exactly the figure's connections, so a session
+  // the server failed to release would still show as a refusal.
+  rpc::ServerOptions server_options;
+  server_options.max_sessions = static_cast<size_t>(max_sessions);
+  const auto serve = [&server_options](Env& env, ServerConnectionFactory& factory) {
+    std::shared_ptr<rpc::Server> server = rpc::Server::Create(env, server_options);
     server->Register("echo", [](const rpc::Request& request, rpc::Responder responder) {
       (void)responder.Reply(request.payload);
     });
