@@ -119,6 +119,29 @@ TEST(BenchTargetsTest, AFigureTargetIsTheRatioOfMedians) {
   EXPECT_DOUBLE_EQ(r->cpu_ratio, 1.0);
 }
 
+// Issue 17's steadiness target: the slowest repetition over the figure's own median.
+TEST(BenchTargetsTest, ASteadinessTargetIsTheSlowestRepetitionOverTheMedian) {
+  const Comparison steady = {"", 0.70, "", false, false, std::nullopt, /*steadiness=*/true};
+  Report report;
+  report.figures.push_back(Result("bulk/netlayer/1MiB", {900, 3000, 3100, 3200, 2900}, {steady}));
+  report.figures.push_back(Result("bulk/netlayer/64KiB", {2500, 3000, 3100}, {steady}));
+  Summarise(report);
+  const RatioResult* spread = Ratio(report, "bulk/netlayer/1MiB", "its median");
+  ASSERT_NE(spread, nullptr);
+  EXPECT_DOUBLE_EQ(spread->ratio, 0.3);
+  EXPECT_FALSE(spread->met);
+  const RatioResult* steady_one = Ratio(report, "bulk/netlayer/64KiB", "its median");
+  ASSERT_NE(steady_one, nullptr);
+  EXPECT_NEAR(steady_one->ratio, 2500.0 / 3000.0, 1e-9);
+  EXPECT_TRUE(steady_one->met);
+  const std::string table = Table(report);
+  EXPECT_NE(table.find("1 of 2 met"), std::string::npos) << table;
+  EXPECT_NE(table.find("MISSED   bulk/netlayer/1MiB slowest repetition / its median = 0.300 "
+                       "(target >= 0.70)"),
+            std::string::npos)
+      << table;
+}
+
 // A figure that failed (no samples) has no ratio, so no target is counted as met.
 TEST(BenchTargetsTest, AFailedFigureHasNoRatio) {
   Report report;

@@ -70,6 +70,9 @@ struct Comparison {
   bool lower_p99 = false;
   // A fixed baseline value (see above); no CPU or p99 ratio then.
   std::optional<double> reference = std::nullopt;
+  // Steadiness instead of a baseline: the ratio is the figure's slowest repetition over its own
+  // median (issue 17: "the slowest repetition within 0.7x of the median"); `baseline` is unused.
+  bool steadiness = false;
 };
 
 struct FigureSpec {
@@ -131,6 +134,7 @@ struct RatioResult {
   // 0 if it times nothing), reported beside such a target.
   std::optional<double> reference;
   double p99_us = 0;
+  bool steadiness = false;  // Comparison::steadiness: ratio = slowest repetition / median
 };
 
 // The 1-minute load average (/proc/loadavg), or -1 if unknown: a busy machine makes noisy figures.
