@@ -146,8 +146,9 @@ class TlsConnection final : public Connection, public std::enable_shared_from_th
   void Drive(std::unique_lock<std::mutex>& lock);
   // Each REQUIRES mu_ held.
   bool StepHandshake();
-  // Reads plaintext into `out` (at most a chunk); false if the engine stopped.
-  void ReadPlaintext(std::string& out);
+  // Reads the plaintext OpenSSL has now into `out` (several records while they fit); returns
+  // how many bytes it wrote.
+  size_t ReadPlaintext(absl::Span<char> out);
   void EncryptOutput();
   void FlushCiphertext();
   void SendCloseNotify();
