@@ -36,6 +36,7 @@
 #include "sim_figures.h"
 #endif
 #ifdef NETLAYER_BENCH_HAVE_SCALE
+#include "netlayer/asio/asio.h"
 #include "scale_figures.h"
 #endif
 #ifdef NETLAYER_BENCH_HAVE_TLS
@@ -182,6 +183,21 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
       g.figures.push_back(
           {"rpc/netlayer" + suffix, "netlayer rpc + posix, " + who, "calls/s", versus,
            [threads, size] { return MakeRpcCalls(threads, size, BenchPosixOptions()); }});
+#endif
+#if defined(NETLAYER_BENCH_HAVE_RPC) && defined(NETLAYER_BENCH_HAVE_SCALE)
+      // The same rpc over the asio backend (one asio::Runtime, 2 io threads, for both ends).
+      std::vector<Comparison> asio_versus;
+#ifdef NETLAYER_BENCH_HAVE_GRPC
+      asio_versus.push_back(
+          {grpc, size == 16 ? 1.5 : 1.0, "grpc", /*show_p99=*/true, /*lower_p99=*/size == 16});
+#endif
+      asio_versus.push_back({"rpc/netlayer" + suffix, {}, "posix", /*show_p99=*/true});
+      g.figures.push_back({"rpc/netlayer-asio" + suffix, "netlayer rpc + asio, " + who, "calls/s",
+                           asio_versus, [threads, size] {
+                             return MakeRpcCallsOn(threads, size, [] {
+                               return std::unique_ptr<Host>(std::make_unique<asio::Runtime>(2));
+                             });
+                           }});
 #endif
     }
     groups.push_back(std::move(g));

@@ -1,6 +1,7 @@
-// rpc calls per second over the posix backend: an echo method, `threads` calling threads
-// sharing one rpc::Client (one connection), each making blocking calls back to back, each call
-// timed.
+// rpc calls per second over the posix backend (or any Host: asio): an echo method, `threads`
+// calling threads sharing one rpc::Client (one connection), each making blocking calls back to
+// back, each call timed.
+#include <functional>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -20,16 +21,30 @@ class RpcCalls : public Runner {
  public:
   RpcCalls(int threads, size_t payload_size, posix::PosixOptions options)
       : threads_(threads), payload_size_(payload_size), options_(options) {}
+  RpcCalls(int threads, size_t payload_size, std::function<std::unique_ptr<Host>()> make_host)
+      : threads_(threads), payload_size_(payload_size), make_host_(std::move(make_host)) {}
 
   absl::Status Start() override {
-    client_factory_ = std::make_unique<posix::PosixClientFactory>(options_);
-    server_factory_ = std::make_unique<posix::PosixServerFactory>(options_);
-    server_ = rpc::Server::Create(env_);
+    Env* env = &env_;
+    ClientConnectionFactory* clients;
+    ServerConnectionFactory* servers;
+    if (make_host_) {
+      host_ = make_host_();
+      env = &host_->env();
+      clients = &host_->client_factory();
+      servers = &host_->server_factory();
+    } else {
+      client_factory_ = std::make_unique<posix::PosixClientFactory>(options_);
+      server_factory_ = std::make_unique<posix::PosixServerFactory>(options_);
+      clients = client_factory_.get();
+      servers = server_factory_.get();
+    }
+    server_ = rpc::Server::Create(*env);
     server_->Register("echo", [](const rpc::Request& request, rpc::Responder responder) {
       (void)responder.Reply(request.payload);
     });
     absl::StatusOr<std::shared_ptr<Listener>> listener =
-        server_factory_->Listen(Address::IPv4("127.0.0.1", 0));
+        servers->Listen(Address::IPv4("127.0.0.1", 0));
     if (!listener.ok()) return listener.status();
     listener_ = std::move(*listener);
     ConnectOptions options;
@@ -37,12 +52,12 @@ class RpcCalls : public Runner {
     options.attempt_timeout = kSetupTimeout;
     options.give_up_after = kSetupTimeout;
     absl::StatusOr<std::shared_ptr<Connection>> connection =
-        client_factory_->ConnectBlocking({listener_->address()}, options);
+        clients->ConnectBlocking({listener_->address()}, options);
     if (!connection.ok()) return connection.status();
     std::shared_ptr<Connection> accepted = listener_->Accept(absl::Now() + kSetupTimeout);
     if (accepted == nullptr) return absl::DeadlineExceededError("rpc: no connection accepted");
     server_->Serve(std::move(accepted));
-    client_ = rpc::Client::Create(env_, std::move(*connection));
+    client_ = rpc::Client::Create(*env, std::move(*connection));
     if (!client_->WaitReady(absl::Now() + kSetupTimeout)) {
       return absl::DeadlineExceededError("rpc: handshake did not complete: " +
                                          client_->last_error().ToString());
@@ -78,8 +93,10 @@ class RpcCalls : public Runner {
   int threads_;
   size_t payload_size_;
   posix::PosixOptions options_;
+  std::function<std::unique_ptr<Host>()> make_host_;
   LatencyHistogram latency_;
-  posix::PosixEnv env_;  // outlives everything below (declared first)
+  posix::PosixEnv env_;         // outlives everything below (declared first)
+  std::unique_ptr<Host> host_;  // with make_host_: outlives everything below
   std::unique_ptr<posix::PosixClientFactory> client_factory_;
   std::unique_ptr<posix::PosixServerFactory> server_factory_;
   std::shared_ptr<rpc::Server> server_;
@@ -92,6 +109,11 @@ class RpcCalls : public Runner {
 std::unique_ptr<Runner> MakeRpcCalls(int threads, size_t payload_size,
                                      posix::PosixOptions options) {
   return std::make_unique<RpcCalls>(threads, payload_size, options);
+}
+
+std::unique_ptr<Runner> MakeRpcCallsOn(int threads, size_t payload_size,
+                                       std::function<std::unique_ptr<Host>()> make_host) {
+  return std::make_unique<RpcCalls>(threads, payload_size, std::move(make_host));
 }
 
 }  // namespace netlayer::bench
