@@ -15,7 +15,8 @@ esac
 # Debian 12 packages the build and tests need (DESIGN.md §9).
 packages=(cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libspdlog-dev libabsl-dev
           libbenchmark-dev libasio-dev libcli11-dev nlohmann-json3-dev libssl-dev
-          openssl)  # openssl: the objstore TLS test makes its certificates with it
+          openssl   # openssl: the objstore TLS test makes its certificates with it
+          python3)  # python3: the sweep and bench command-line tests read JSON with it
 if [ "$mode" = main ]; then
   # gRPC C++ for netlayer-bench's side-by-side figures (docs/PERFORMANCE.md); the bench builds
   # without them, leaving those figures out.
