@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -28,6 +29,8 @@ using internal::WaitFd;
 
 // Pieces per sendmsg (well below IOV_MAX).
 constexpr size_t kMaxIov = 64;
+// A read of at least this many bytes is followed by another read before waiting in select().
+constexpr size_t kReadAgainAfter = size_t{64} << 10;
 // Bytes per blocking sendmsg of the output thread. A blocking send returns once all of it is
 // in the socket, and its chunks are recycled only then: sending the whole queue at once left the
 // writers copying into fresh allocations (page faults in the copy, half the bulk throughput).
@@ -319,7 +322,10 @@ void Core::OutputLoop() {
 }
 
 void Core::InputLoop() {
-  std::vector<char> buffer(options.read_buffer_bytes);
+  // Not zero-filled: a page is touched only once a read reaches it, so a connection that only
+  // ever reads small messages keeps little of it resident.
+  const std::unique_ptr<char[]> storage(new char[options.read_buffer_bytes]);
+  const absl::Span<char> buffer(storage.get(), options.read_buffer_bytes);
   // The last read filled the buffer: more is likely waiting, so read again before waiting.
   bool read_again = false;
   for (;;) {
@@ -357,7 +363,7 @@ void Core::InputLoop() {
     int err = 0;
     MutexLock lock(mu);
     const ptrdiff_t n = ReadAndReceive(
-        lock, state, absl::MakeSpan(buffer),
+        lock, state, buffer,
         [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return static_cast<Connection*>(handle); },
         [this, &err](absl::Span<char> into) {
           const ssize_t r = sys.Recv(fd, into.data(), into.size(), MSG_DONTWAIT);
@@ -365,6 +371,9 @@ void Core::InputLoop() {
           return static_cast<ptrdiff_t>(r);
         },
         read_again);
+    // A read this large is a stream in full flow (loopback hands over up to 64 KiB at a time):
+    // read again before waiting, as after a read that filled the buffer.
+    if (n >= static_cast<ptrdiff_t>(kReadAgainAfter)) read_again = true;
     if (n > 0 || (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK))) continue;
     Carry(n == 0 ? state.OnEndOfStream() : state.OnRemoteClosed(ErrnoCloseReason("recv", err)));
   }

@@ -46,9 +46,13 @@ struct PosixOptions {
   // Size of each connection's read buffer: one recv reads at most this much, and it is the
   // input thread's only buffer per connection beside the state's bounded queues. After a read
   // that fills it, the input thread reads again at once rather than waiting in select() first.
-  // (Measured with netlayer-bench: larger buffers speed up 64 KiB smac ping-pong, whose frames
-  // then fit one read, but slow down 1 MiB smac bulk transfers a lot; 64 KiB is the default.)
-  size_t read_buffer_bytes = size_t{64} << 10;
+  // 64 KiB + 4 KiB: a 64 KiB message with its smac and rpc headers fits one read and is handed
+  // over in place (with 64 KiB, each was a read, a 64 KiB copy and another read: 64 KiB smac
+  // ping-pong went from 0.83-0.86x raw sockets to 0.95-1.13x in netlayer-bench). Much larger
+  // buffers slowed 64 KiB bulk transfers in the same measurements (more wake-ups); larger
+  // frames are read into their own buffers (ConnectionHandler::InputBuffer) anyway. Pages are
+  // touched only as reads reach them: idle connections keep little resident.
+  size_t read_buffer_bytes = (size_t{64} << 10) + 4096;
   // Accepted connections waiting for Accept(); when full, the accept thread stops accepting
   // (the kernel's backlog then applies back-pressure to connecting clients).
   size_t accept_queue_limit = 128;
