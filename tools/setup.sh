@@ -16,7 +16,8 @@ esac
 packages=(cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libspdlog-dev libabsl-dev
           libbenchmark-dev libasio-dev libcli11-dev nlohmann-json3-dev libssl-dev
           openssl   # openssl: the objstore TLS test makes its certificates with it
-          python3)  # python3: the sweep and bench command-line tests read JSON with it
+          python3 python3-yaml)  # the sweep and bench command-line tests read JSON and the
+                                 # sweep recipes' YAML with them
 if [ "$mode" = main ]; then
   # gRPC C++ for netlayer-bench's side-by-side figures (docs/PERFORMANCE.md); the bench builds
   # without them, leaving those figures out.
