@@ -344,6 +344,15 @@ void ConnectionState::Consume(size_t n) {
   if (output_bytes_ == 0 && !keep_spares_when_drained_) ReleaseSpareStorage();
 }
 
+absl::Time ConnectionState::SpareStorageDeadline() const {
+  if (spare_bytes_ == 0 || output_bytes_ > 0) return absl::InfiniteFuture();
+  return drained_at_ + kSpareStorageIdleTime;
+}
+
+void ConnectionState::OnSpareStorageDeadline(absl::Time now) {
+  if (now >= SpareStorageDeadline()) ReleaseSpareStorage();
+}
+
 void ConnectionState::ReleaseSpareStorage() {
   spare_chunks_.clear();
   spare_chunks_.shrink_to_fit();
@@ -352,6 +361,8 @@ void ConnectionState::ReleaseSpareStorage() {
 
 ConnectionState::Actions ConnectionState::AfterSend(absl::Time now) {
   Actions a;
+  // A send ended with nothing queued (the transport's, or a direct writer's): idle from now.
+  if (sender_ == Sender::kNone && output_bytes_ == 0) drained_at_ = now;
   if (sender_ != Sender::kNone) return a;  // the sender decides when its claim ends
   if (phase_ == Phase::kClosing && output_bytes_ == 0) {
     // Everything written before Close() is sent: end the write side, then drain briefly.

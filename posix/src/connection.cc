@@ -282,14 +282,10 @@ void Core::OutputLoop() {
   for (;;) {
     if (!state.ClaimTransport()) {
       if (state.phase() == ConnectionState::Phase::kClosed) return;  // nothing more to send
-      if (state.spare_output_bytes() == 0) {
-        out_cv.Wait(lock);
-        continue;
-      }
-      // Idle, holding sent chunks for the next writes: free them if it stays idle.
-      const absl::Time idle_until = absl::Now() + ConnectionState::kSpareStorageIdleTime;
-      out_cv.WaitUntil(lock, idle_until);
-      if (state.output_bytes() == 0 && absl::Now() >= idle_until) state.ReleaseSpareStorage();
+      // Idle: until woken, or until the state frees the spare chunks it kept for the next
+      // writes (its decision: SpareStorageDeadline).
+      out_cv.WaitUntil(lock, state.SpareStorageDeadline());
+      state.OnSpareStorageDeadline(absl::Now());
       continue;
     }
     std::string_view pieces[kMaxIov];
@@ -326,7 +322,8 @@ void Core::InputLoop() {
   // ever reads small messages keeps little of it resident.
   const std::unique_ptr<char[]> storage(new char[options.read_buffer_bytes]);
   const absl::Span<char> buffer(storage.get(), options.read_buffer_bytes);
-  // The last read filled the buffer: more is likely waiting, so read again before waiting.
+  // The last read filled the buffer, or was large (kReadAgainAfter): more is likely waiting, so
+  // read again before waiting.
   bool read_again = false;
   for (;;) {
     ReadPlan plan;
@@ -371,8 +368,7 @@ void Core::InputLoop() {
           return static_cast<ptrdiff_t>(r);
         },
         read_again);
-    // A read this large is a stream in full flow (loopback hands over up to 64 KiB at a time):
-    // read again before waiting, as after a read that filled the buffer.
+    // A stream in full flow (loopback hands over up to 64 KiB at a time).
     if (n >= static_cast<ptrdiff_t>(kReadAgainAfter)) read_again = true;
     if (n > 0 || (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK))) continue;
     Carry(n == 0 ? state.OnEndOfStream() : state.OnRemoteClosed(ErrnoCloseReason("recv", err)));

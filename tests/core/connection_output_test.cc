@@ -203,8 +203,9 @@ TEST(ConnectionOutputTest, PeekOutputViewsAtMostMaxBytes) {
 }
 
 // By default an idle connection holds no spare storage. A backend that frees it once the
-// connection stays idle keeps it across a drained queue, for the next burst of writes.
-TEST(ConnectionOutputTest, SparesOutliveADrainedQueueOnlyWhenTheBackendReleasesThem) {
+// connection stays idle keeps it across a drained queue, for the next burst of writes, until the
+// queue has stayed drained for kSpareStorageIdleTime.
+TEST(ConnectionOutputTest, SparesOutliveADrainedQueueUntilItStaysIdleWhenTheBackendAsks) {
   for (bool keep : {false, true}) {
     SCOPED_TRACE(keep ? "kept when drained" : "freed when drained");
     Driver d;
@@ -219,19 +220,28 @@ TEST(ConnectionOutputTest, SparesOutliveADrainedQueueOnlyWhenTheBackendReleasesT
     EXPECT_EQ(d.state.output_bytes(), 0u);
     if (!keep) {
       EXPECT_EQ(d.state.spare_output_bytes(), 0u) << "an idle connection keeps no spare storage";
+      EXPECT_EQ(d.state.SpareStorageDeadline(), absl::InfiniteFuture());
       continue;
     }
     EXPECT_GE(d.state.spare_output_bytes(), big.size());
+    EXPECT_EQ(d.state.SpareStorageDeadline(), kT0 + ConnectionState::kSpareStorageIdleTime);
+    d.state.OnSpareStorageDeadline(kT0 + ConnectionState::kSpareStorageIdleTime / 2);
+    EXPECT_GE(d.state.spare_output_bytes(), big.size()) << "not idle long enough yet";
     // The next burst: a direct send that the socket does not take is copied into the spare.
     ASSERT_TRUE(d.Write({std::string_view(big).substr(0, 1000)}, 10).ok());
     EXPECT_EQ(d.state.spare_output_bytes(), 0u) << "the spare was taken";
     ASSERT_TRUE(d.state.ClaimTransport());
     ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 1u);
     EXPECT_EQ(views[0].data(), storage) << "the queued rest reuses the spare's storage";
-    d.Carry(d.state.OnSent(views[0].size(), kT0));
+    EXPECT_EQ(d.state.SpareStorageDeadline(), absl::InfiniteFuture()) << "output is queued";
+    const absl::Time t1 = kT0 + absl::Seconds(1);
+    d.Carry(d.state.OnSent(views[0].size(), t1));
     EXPECT_GT(d.state.spare_output_bytes(), 0u);
-    d.state.ReleaseSpareStorage();
-    EXPECT_EQ(d.state.spare_output_bytes(), 0u);
+    // Idle again from t1: the deadline counts from the last drain, not the first.
+    EXPECT_EQ(d.state.SpareStorageDeadline(), t1 + ConnectionState::kSpareStorageIdleTime);
+    d.state.OnSpareStorageDeadline(t1 + ConnectionState::kSpareStorageIdleTime);
+    EXPECT_EQ(d.state.spare_output_bytes(), 0u) << "freed once idle for the idle time";
+    EXPECT_EQ(d.state.SpareStorageDeadline(), absl::InfiniteFuture()) << "nothing left to free";
   }
 }
 

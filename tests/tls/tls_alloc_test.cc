@@ -56,52 +56,6 @@ struct ByteCounter final : ConnectionHandler {
   size_t bytes = 0;
 };
 
-// The server's wrapped connection: counts the heap allocations made while the adapter handles
-// each delivery of ciphertext (decrypting it and delivering the plaintext to the application).
-class CountingTransport final : public Connection {
- public:
-  explicit CountingTransport(std::shared_ptr<Connection> inner) : inner_(std::move(inner)) {}
-
-  std::shared_ptr<ConnectionHandler> SetHandler(
-      std::shared_ptr<ConnectionHandler> handler) override {
-    std::shared_ptr<ConnectionHandler> old = std::exchange(handler_, handler);
-    inner_->SetHandler(handler != nullptr ? std::make_shared<Counter>(this, std::move(handler))
-                                          : nullptr);
-    return old;
-  }
-  bool IsOpen() const override { return inner_->IsOpen(); }
-  absl::Status WriteV(absl::Span<const std::string_view> pieces) override {
-    return inner_->WriteV(pieces);
-  }
-  void Close() override { inner_->Close(); }
-  void Abort() override { inner_->Abort(); }
-  size_t QueuedOutputBytes() const override { return inner_->QueuedOutputBytes(); }
-  Address local_address() const override { return inner_->local_address(); }
-  Address peer_address() const override { return inner_->peer_address(); }
-
-  bool count = false;     // counts while set
-  size_t deliveries = 0;  // of ciphertext to the adapter, while counting
-
- private:
-  struct Counter final : ConnectionHandler {
-    Counter(CountingTransport* t, std::shared_ptr<ConnectionHandler> h)
-        : transport(t), target(std::move(h)) {}
-    void InputData(Connection&, std::string_view data) override {
-      if (transport->count) ++transport->deliveries;
-      counting = transport->count;
-      target->InputData(*transport, data);
-      counting = false;
-    }
-    void ConnectionClosed(Connection&, const CloseReason& reason) override {
-      target->ConnectionClosed(*transport, reason);
-    }
-    CountingTransport* transport;
-    std::shared_ptr<ConnectionHandler> target;
-  };
-  std::shared_ptr<Connection> inner_;
-  std::shared_ptr<ConnectionHandler> handler_;
-};
-
 TEST(TlsAllocTest, DecryptingLargeMessagesAllocatesNothingPerDelivery) {
   for (uint64_t seed = 1; seed <= 3; ++seed) {
     SCOPED_TRACE(absl::StrCat("seed ", seed));
@@ -114,12 +68,12 @@ TEST(TlsAllocTest, DecryptingLargeMessagesAllocatesNothingPerDelivery) {
     Pki pki(world->Now(), &world->generator());
     auto server_context =
         MakeContext(Role::kServer, ServerOptions(pki, &world->generator(), ClientAuth::kNone));
-    std::shared_ptr<CountingTransport> transport;
+    std::shared_ptr<WatchedTransport> transport;
     std::shared_ptr<TlsConnection> server;
     auto listener =
         *world->server_factory(server_host)
              .Listen(kServerAddress, [&](std::shared_ptr<Connection> c) {
-               transport = std::make_shared<CountingTransport>(std::move(c));
+               transport = std::make_shared<WatchedTransport>(std::move(c));
                server = TlsConnection::Create(server_context, world->env(server_host), transport);
                server->Start();
              });
@@ -141,16 +95,20 @@ TEST(TlsAllocTest, DecryptingLargeMessagesAllocatesNothingPerDelivery) {
     for (size_t i = 0; i < kMessages; ++i) ASSERT_TRUE((*client)->Write(message).ok());
     allocations = 0;
     allocated_bytes = 0;
-    transport->count = true;
+    // Counted only inside each delivery of ciphertext to the adapter (decrypting it and
+    // delivering the plaintext to the application).
+    transport->around_delivery = [](bool inside) { counting = inside; };
+    const size_t deliveries_before = transport->deliveries;
     const bool all = world->RunUntil([&] { return counter->bytes == kMessages * kMessage; },
                                      world->Now() + absl::Seconds(60));
-    transport->count = false;
+    transport->around_delivery = nullptr;
+    const size_t deliveries = transport->deliveries - deliveries_before;
     ASSERT_TRUE(all) << counter->bytes << " of " << kMessages * kMessage << " bytes";
-    ASSERT_GT(transport->deliveries, kMessages);
+    ASSERT_GT(deliveries, kMessages);
     // Before the fix every delivery that decrypted a record allocated its plaintext string, and
     // grew it record by record (16, 32, 64 KiB, copying each time): over 2 MiB here.
     EXPECT_EQ(allocations.load(), 0u)
-        << allocated_bytes.load() << " bytes allocated by the adapter in " << transport->deliveries
+        << allocated_bytes.load() << " bytes allocated by the adapter in " << deliveries
         << " deliveries of ciphertext (" << kMessages * kMessage << " bytes of plaintext)";
     (*client)->Close();
     server->Close();

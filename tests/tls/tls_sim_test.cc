@@ -343,53 +343,6 @@ TEST_F(TlsSimTest, ResetPassesThroughAsAReset) {
   EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kReset) << rec->FirstClose();
 }
 
-// The server's wrapped connection, watched: how much ciphertext it hands the adapter, and
-// whether the adapter is its handler (reading it) or has removed itself (paused).
-class WatchedTransport final : public Connection {
- public:
-  explicit WatchedTransport(std::shared_ptr<Connection> inner) : inner_(std::move(inner)) {}
-
-  std::shared_ptr<ConnectionHandler> SetHandler(
-      std::shared_ptr<ConnectionHandler> handler) override {
-    std::shared_ptr<ConnectionHandler> old = std::exchange(handler_, handler);
-    (handler != nullptr ? installs : removals)++;
-    inner_->SetHandler(handler != nullptr ? std::make_shared<Counter>(this, std::move(handler))
-                                          : nullptr);
-    return old;
-  }
-  bool IsOpen() const override { return inner_->IsOpen(); }
-  absl::Status WriteV(absl::Span<const std::string_view> pieces) override {
-    return inner_->WriteV(pieces);
-  }
-  void Close() override { inner_->Close(); }
-  void Abort() override { inner_->Abort(); }
-  size_t QueuedOutputBytes() const override { return inner_->QueuedOutputBytes(); }
-  Address local_address() const override { return inner_->local_address(); }
-  Address peer_address() const override { return inner_->peer_address(); }
-
-  bool reading() const { return handler_ != nullptr; }
-  size_t delivered = 0;  // ciphertext handed to the adapter
-  int installs = 0;
-  int removals = 0;
-
- private:
-  struct Counter final : ConnectionHandler {
-    Counter(WatchedTransport* t, std::shared_ptr<ConnectionHandler> h)
-        : transport(t), target(std::move(h)) {}
-    void InputData(Connection&, std::string_view data) override {
-      transport->delivered += data.size();
-      target->InputData(*transport, data);
-    }
-    void ConnectionClosed(Connection&, const CloseReason& reason) override {
-      target->ConnectionClosed(*transport, reason);
-    }
-    WatchedTransport* transport;
-    std::shared_ptr<ConnectionHandler> target;
-  };
-  std::shared_ptr<Connection> inner_;
-  std::shared_ptr<ConnectionHandler> handler_;
-};
-
 // Back-pressure passes through the adapter: while the server's application sets no handler, the
 // adapter decrypts up to its input bound, then stops taking ciphertext from the wrapped
 // connection (which queues up to its own bound and stops reading), so the client's output backs

@@ -1,13 +1,15 @@
 // Shared by the TLS tests: a simulated world with a "client" and a "server" host, a throwaway
-// PKI made from the world's generator (so every run of a seed has the same certificates), and
-// TLS contexts for either side.
+// PKI made from the world's generator (so every run of a seed has the same certificates), TLS
+// contexts for either side, and a watched wrapped connection.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "netlayer/core/assert.h"
@@ -58,8 +60,7 @@ inline TlsOptions ServerOptions(const Pki& pki, Generator* random,
   return o;
 }
 
-inline TlsOptions ClientOptions(const Pki& pki, Generator* random,
-                                const TestCertificate* cert) {
+inline TlsOptions ClientOptions(const Pki& pki, Generator* random, const TestCertificate* cert) {
   TlsOptions o;
   if (cert != nullptr) {
     o.certificate_chain_pem = cert->certificate_pem;
@@ -102,6 +103,60 @@ struct Recorder : public ConnectionHandler {
   std::mutex mu;
   std::string received;
   std::vector<CloseReason> closes;
+};
+
+// A TLS connection's wrapped connection, watched: how much ciphertext it hands the adapter and
+// in how many deliveries, and whether the adapter is its handler (reading it) or has removed
+// itself (paused). `around_delivery`, if set, is called with true right before each delivery to
+// the adapter and with false right after it. Single-threaded (the simulator).
+class WatchedTransport final : public Connection {
+ public:
+  explicit WatchedTransport(std::shared_ptr<Connection> inner) : inner_(std::move(inner)) {}
+
+  std::shared_ptr<ConnectionHandler> SetHandler(
+      std::shared_ptr<ConnectionHandler> handler) override {
+    std::shared_ptr<ConnectionHandler> old = std::exchange(handler_, handler);
+    (handler != nullptr ? installs : removals)++;
+    inner_->SetHandler(handler != nullptr ? std::make_shared<Tap>(this, std::move(handler))
+                                          : nullptr);
+    return old;
+  }
+  bool IsOpen() const override { return inner_->IsOpen(); }
+  absl::Status WriteV(absl::Span<const std::string_view> pieces) override {
+    return inner_->WriteV(pieces);
+  }
+  void Close() override { inner_->Close(); }
+  void Abort() override { inner_->Abort(); }
+  size_t QueuedOutputBytes() const override { return inner_->QueuedOutputBytes(); }
+  Address local_address() const override { return inner_->local_address(); }
+  Address peer_address() const override { return inner_->peer_address(); }
+
+  bool reading() const { return handler_ != nullptr; }
+  size_t delivered = 0;   // ciphertext bytes handed to the adapter
+  size_t deliveries = 0;  // and in how many InputData calls
+  int installs = 0;
+  int removals = 0;
+  std::function<void(bool inside)> around_delivery;
+
+ private:
+  struct Tap final : ConnectionHandler {
+    Tap(WatchedTransport* t, std::shared_ptr<ConnectionHandler> h)
+        : transport(t), target(std::move(h)) {}
+    void InputData(Connection&, std::string_view data) override {
+      transport->delivered += data.size();
+      ++transport->deliveries;
+      if (transport->around_delivery) transport->around_delivery(true);
+      target->InputData(*transport, data);
+      if (transport->around_delivery) transport->around_delivery(false);
+    }
+    void ConnectionClosed(Connection&, const CloseReason& reason) override {
+      target->ConnectionClosed(*transport, reason);
+    }
+    WatchedTransport* transport;
+    std::shared_ptr<ConnectionHandler> target;
+  };
+  std::shared_ptr<Connection> inner_;
+  std::shared_ptr<ConnectionHandler> handler_;
 };
 
 }  // namespace netlayer::tls::testing

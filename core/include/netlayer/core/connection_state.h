@@ -232,12 +232,15 @@ class ConnectionState {
   // Spare storage: sent chunks kept for the next queued writes (bounded: 256 chunks, 16 MiB).
   // By default it is freed whenever the queue drains. A bulk sender's queue drains between
   // most writes, though, and every fresh megabyte then page-faults in as it is copied (half
-  // the throughput on posix). A backend whose sender can wait with a timeout calls
-  // KeepSparesWhenDrained() once, and ReleaseSpareStorage() when the connection has stayed idle
-  // (nothing queued) for kSpareStorageIdleTime while spare_output_bytes() > 0.
+  // the throughput on posix). A backend whose sender can wait with a deadline calls
+  // KeepSparesWhenDrained() once; then spares outlive a drained queue until it has stayed
+  // drained for kSpareStorageIdleTime: while idle, the sender waits at most until
+  // SpareStorageDeadline() (InfiniteFuture: nothing to free) and then calls
+  // OnSpareStorageDeadline(now), which frees them if that time has come.
   static constexpr absl::Duration kSpareStorageIdleTime = absl::Milliseconds(50);
   void KeepSparesWhenDrained() { keep_spares_when_drained_ = true; }
-  void ReleaseSpareStorage();
+  absl::Time SpareStorageDeadline() const;
+  void OnSpareStorageDeadline(absl::Time now);
 
   // REQUIRES: the sender claim (either kind). Fills `out` with views of the first queued bytes,
   // in order (at most out.size() pieces and `max_bytes` bytes); returns how many were filled.
@@ -300,6 +303,7 @@ class ConnectionState {
   // Keeps a sent chunk's storage for a later NewChunk, within the spares' bounds.
   void RecycleChunk(std::string& chunk);
   void DiscardOutput();
+  void ReleaseSpareStorage();
   void Consume(size_t n);
   Actions AbortStream();
   // After the sender claim ends or output shrinks: the flush may be complete, or the transport
@@ -330,6 +334,7 @@ class ConnectionState {
   std::vector<std::string> spare_chunks_;
   size_t spare_bytes_ = 0;
   bool keep_spares_when_drained_ = false;
+  absl::Time drained_at_ = absl::InfinitePast();  // the last send that ended with none queued
   // The first pinned_chunks_ chunks are viewed by the sender (PeekOutput) until OnSent: they are
   // neither appended to nor freed (a discard while pinned frees them at OnSent).
   size_t pinned_chunks_ = 0;
