@@ -351,6 +351,11 @@ int Stats(const ClientFlags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // spdlog's default logger is made on first use, inside libspdlog. Making it here, before any
+  // thread starts, gives every later thread a happens-before edge to it (a first use from main
+  // while session threads already log would be ordered only by the static guard's inline fast
+  // path, which ThreadSanitizer cannot see into the uninstrumented library).
+  spdlog::set_level(spdlog::level::info);
   if (const char* level = std::getenv("NETLAYER_LOG_LEVEL")) {
     SetLogLevel(spdlog::level::from_str(level));
     spdlog::set_level(spdlog::level::from_str(level));
