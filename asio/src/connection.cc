@@ -139,6 +139,19 @@ struct Core : std::enable_shared_from_this<Core> {
   void OnWritten(const std::error_code& ec, size_t n);
   void OnTimer(uint64_t generation);
   void FinishReader();
+  // This connection's non-blocking send path (a direct writer's, and the reader's when it sends
+  // the answers its delivery corked). Its `carry` runs with mu held; `send` only while the
+  // writer claim keeps the socket from being released.
+  auto Writer() {
+    return DriverWriter{
+        [this](absl::Span<const std::string_view> p, std::optional<CloseReason>& error) {
+          std::error_code ec;
+          const size_t sent = SendWithoutBlocking(*socket, p, ec);
+          if (ec) error = ErrorCloseReason("send", ec);
+          return sent;
+        },
+        [this](const Actions& a) { Carry(a); }, [] { return absl::Now(); }};
+  }
   // The Runtime is going away: abort (its destructor waits for the teardown to finish).
   void AbortForShutdown() {
     std::lock_guard<std::mutex> lock(mu);
@@ -313,7 +326,15 @@ void Core::OnReadable(const std::error_code& ec) {
       // If a handler drops the last reference here, the destructor runs inside it and removes
       // the handler, so the delivery loop touches the handle no more. Input after a local close
       // is discarded by the state; with the handle gone it is discarded here.
-      if (handle != nullptr) ReceiveInput(lock, state, *handle, std::string_view(buffer.data(), n));
+      if (handle != nullptr) {
+        // The answers the handler writes during this read leave together when it returns.
+        state.BeginCork();
+        ReceiveInput(lock, state, *handle, std::string_view(buffer.data(), n));
+        if (state.EndCork()) {
+          auto writer = Writer();
+          SendQueuedAsWriter(lock, state, writer.send, writer.carry, writer.now);
+        }
+      }
       if (n < buffer.size() || state.PlanRead().kind != ReadPlan::Kind::kRead) break;
       continue;
     }
@@ -398,15 +419,8 @@ absl::Status AsioConnection::WriteV(absl::Span<const std::string_view> pieces) {
   // With the writer claim this thread sends from the caller's buffers without blocking and
   // without the lock; only what the socket does not take goes to the async writer. The socket
   // is not released while a writer holds the claim.
-  return WriteThroughClaim(
-      lock, c.state, pieces,
-      [&c](absl::Span<const std::string_view> p, std::optional<CloseReason>& error) {
-        std::error_code ec;
-        const size_t sent = SendWithoutBlocking(*c.socket, p, ec);
-        if (ec) error = ErrorCloseReason("send", ec);
-        return sent;
-      },
-      [&c](const Actions& a) { c.Carry(a); }, [] { return absl::Now(); });
+  auto writer = c.Writer();
+  return WriteThroughClaim(lock, c.state, pieces, writer.send, writer.carry, writer.now);
 }
 
 }  // namespace

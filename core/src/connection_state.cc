@@ -57,7 +57,11 @@ ConnectionState::WriteStart ConnectionState::BeginWrite(absl::Span<const std::st
                      total, " more would pass the limit of ", max));
     return start;
   }
-  if (sender_ == Sender::kNone && output_bytes_ == 0) {
+  // The delivering thread's own small writes wait for the end of its delivery (EndCork).
+  const bool by_corked_thread =
+      cork_thread_ != std::thread::id() && cork_thread_ == std::this_thread::get_id();
+  if (sender_ == Sender::kNone && output_bytes_ == 0 &&
+      !(by_corked_thread && total <= kCorkWriteUpTo)) {
     // Nothing queued and no one sending: the writer sends its own bytes (no copy, no hand-off).
     NETLAYER_ASSERT(pinned_chunks_ == 0 && claim_bytes_ == 0, "an idle sender side holds nothing");
     sender_ = Sender::kWriter;
@@ -68,8 +72,25 @@ ConnectionState::WriteStart ConnectionState::BeginWrite(absl::Span<const std::st
     return start;
   }
   Append(pieces, total);
-  start.actions.wake_transport = sender_ == Sender::kNone;
+  start.actions.wake_transport =
+      sender_ == Sender::kNone && !(by_corked_thread && output_bytes_ <= kCorkUpTo);
   return start;
+}
+
+void ConnectionState::BeginCork() {
+  NETLAYER_ASSERT(!corked(), "one cork at a time");
+  cork_thread_ = std::this_thread::get_id();
+}
+
+bool ConnectionState::EndCork() {
+  NETLAYER_ASSERT(cork_thread_ == std::this_thread::get_id(), "the corking thread ends its cork");
+  cork_thread_ = std::thread::id();
+  if (sender_ != Sender::kNone || output_bytes_ == 0 || phase_ == Phase::kClosed) return false;
+  sender_ = Sender::kWriter;
+  claim_bytes_ = 0;
+  writer_whole_ = true;
+  writer_rounds_ = 0;
+  return true;
 }
 
 void ConnectionState::Append(absl::Span<const std::string_view> pieces, size_t total) {

@@ -140,6 +140,23 @@ struct Core {
     }
   }
 
+  // This connection's non-blocking send path (a direct writer's, and the reader's when it sends
+  // the answers its delivery corked). Its `carry` runs with the lock held.
+  auto Writer() {
+    return DriverWriter{
+        [this](absl::Span<const std::string_view> p, std::optional<CloseReason>& error) {
+          int err = 0;
+          const size_t sent = SendDirect(sys, fd, p, err);
+          if (err != 0) error = ErrnoCloseReason("send", err);
+          return sent;
+        },
+        [this](const Actions& a) {
+          mu.AssertHeld();  // called with the lock held (WriteThroughClaim, ReadAndReceive)
+          Carry(a);
+        },
+        [] { return absl::Now(); }};
+  }
+
   Sys& sys;
   const int fd;
   const int wake_fd;
@@ -250,19 +267,8 @@ absl::Status PosixConnection::WriteV(absl::Span<const std::string_view> pieces) 
   // With the writer claim, this thread sends from the caller's buffers without blocking and
   // without the lock (the hot path of a request/response protocol: no thread hand-off, no copy,
   // and the input thread is not held up meanwhile).
-  return WriteThroughClaim(
-      lock, c.state, pieces,
-      [&c](absl::Span<const std::string_view> p, std::optional<CloseReason>& error) {
-        int err = 0;
-        const size_t sent = SendDirect(c.sys, c.fd, p, err);
-        if (err != 0) error = ErrnoCloseReason("send", err);
-        return sent;
-      },
-      [&c](const Actions& a) {
-        c.mu.AssertHeld();  // WriteThroughClaim calls it with the lock held
-        c.Carry(a);
-      },
-      [] { return absl::Now(); });
+  auto writer = c.Writer();
+  return WriteThroughClaim(lock, c.state, pieces, writer.send, writer.carry, writer.now);
 }
 
 void PosixConnection::Close() {
@@ -367,7 +373,7 @@ void Core::InputLoop() {
           err = errno;
           return static_cast<ptrdiff_t>(r);
         },
-        read_again);
+        Writer(), read_again);
     // A stream in full flow (loopback hands over up to 64 KiB at a time).
     if (n >= static_cast<ptrdiff_t>(kReadAgainAfter)) read_again = true;
     if (n > 0 || (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK))) continue;

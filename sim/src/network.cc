@@ -188,6 +188,19 @@ void Network::DirectSend(SimConnection& conn, absl::Span<const std::string_view>
   Carry(conn, state.EndWriterClaim(w_.loop.now));
 }
 
+void Network::SendCorked(SimConnection& conn) {
+  Link* link = conn.link();
+  NETLAYER_ASSERT(link != nullptr && !link->dead, "a connection with output has a live stream");
+  NoLock lock;
+  SendQueuedAsWriter(
+      lock, conn.state(),
+      [this, link, &conn](absl::Span<const std::string_view> views, std::optional<CloseReason>&) {
+        return Transmit(*link, conn.side(), views, SIZE_MAX);
+      },
+      [this, &conn](const ConnectionState::Actions& a) { Carry(conn, a); },
+      [this] { return w_.loop.now; });
+}
+
 void Network::SchedulePump(Link& link, int side) {
   Pipe& p = link.pipe[side];
   if (p.pump_scheduled || link.dead) return;
@@ -373,7 +386,13 @@ void Network::Deliver(const std::shared_ptr<Link>& link, int side) {
     flap.received += n;
     flap.got_input = true;
     NoLock lock;
+    // As on posix (ReadAndReceive): the answers the handler writes during this read go out
+    // together when it returns.
+    // (A blocking call inside the handler runs the world nested: no second cork then.)
+    const bool cork = !state.corked();
+    if (cork) state.BeginCork();
     ReceiveInput(lock, state, *rx, data);
+    if (cork && state.EndCork()) SendCorked(*rx);
     if (flap.plan.kind == Flap::Kind::kAfterBytes && !flap.dropped && !link->dead &&
         flap.received >= flap.plan.count) {
       flap.dropped = true;

@@ -124,6 +124,9 @@ class Network {
   void OnLocalClose(SimConnection& conn, ConnectionState::Actions actions);
   // A write that holds the writer claim: sends what the pipe takes now, like a non-blocking send.
   void DirectSend(SimConnection& conn, absl::Span<const std::string_view> pieces);
+  // The reader's end of a corked delivery (ConnectionState::EndCork gave it the writer claim):
+  // sends the answers the handler queued, then ends the claim.
+  void SendCorked(SimConnection& conn);
   // Puts up to `most` bytes of `views` on the wire as one segment (a partial write is drawn from
   // the seed, as in a real send); returns how many bytes went.
   size_t Transmit(Link& link, int side, absl::Span<const std::string_view> views, size_t most);

@@ -441,6 +441,90 @@ TEST(ConnectionOutputTest, RemoteCloseWhileFlushingIsNotNotified) {
   EXPECT_EQ(d.state.PlanRead().kind, Kind::kStop);
 }
 
+// The cork (BeginCork .. EndCork): the delivering thread's small writes wait for the end of its
+// delivery, then leave together, sent by that thread as the writer.
+TEST(ConnectionOutputTest, CorkedSmallWritesWaitForEndCorkThenLeaveInOneGather) {
+  Driver d;
+  d.state.BeginCork();
+  for (std::string_view answer : {"one;", "two;", "three;"}) {
+    ConnectionState::WriteStart start = d.state.BeginWrite({answer});
+    ASSERT_TRUE(start.status.ok());
+    EXPECT_FALSE(start.send_direct) << answer;
+    EXPECT_EQ(Str(start.actions), "") << "the transport is not woken: the reader will send";
+  }
+  ASSERT_TRUE(d.state.EndCork()) << "output waits, no one sends: the reader becomes the writer";
+  EXPECT_FALSE(d.state.corked());
+  EXPECT_EQ(d.state.sender(), ConnectionState::Sender::kWriter);
+  ASSERT_TRUE(d.state.ContinueAsWriter());
+  std::string_view views[4];
+  ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 1u) << "coalesced in one chunk";
+  EXPECT_EQ(views[0], "one;two;three;");
+  EXPECT_EQ(Str(d.state.OnSent(views[0].size(), kT0)), "");
+  EXPECT_FALSE(d.state.ContinueAsWriter());
+  EXPECT_EQ(Str(d.state.EndWriterClaim(kT0)), "");
+  EXPECT_FALSE(d.state.HasOutput());
+}
+
+TEST(ConnectionOutputTest, EndCorkHandsNothingWhenNothingWaitsOrASenderHasIt) {
+  Driver d;
+  d.state.BeginCork();
+  EXPECT_FALSE(d.state.EndCork()) << "nothing written";
+  d.state.BeginCork();
+  ASSERT_TRUE(d.state.BeginWrite({"a"}).status.ok());
+  ASSERT_TRUE(d.state.ClaimTransport()) << "a transport sender may still take corked output";
+  EXPECT_FALSE(d.state.EndCork()) << "the transport sends it";
+  std::string_view views[2];
+  ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 1u);
+  d.Carry(d.state.OnSent(1, kT0));
+  EXPECT_FALSE(d.state.HasOutput());
+}
+
+TEST(ConnectionOutputTest, ALargeWriteDuringACorkGoesDirectlyWhenNothingIsQueued) {
+  Driver d;
+  d.state.BeginCork();
+  const std::string large(ConnectionState::kCorkWriteUpTo + 1, 'L');
+  ConnectionState::WriteStart start = d.state.BeginWrite({large});
+  ASSERT_TRUE(start.send_direct) << "no copy of a large answer";
+  d.state.OnDirectSent({large}, large.size());
+  d.Carry(d.state.EndWriterClaim(kT0));
+  // Behind a small corked one it is queued, and wakes the transport once over kCorkUpTo.
+  ASSERT_FALSE(d.state.BeginWrite({"s"}).send_direct);
+  size_t queued = 1;
+  bool woken = false;
+  while (!woken) {
+    ConnectionState::WriteStart next = d.state.BeginWrite({large});
+    ASSERT_TRUE(next.status.ok());
+    ASSERT_FALSE(next.send_direct);
+    queued += large.size();
+    woken = next.actions.wake_transport;
+    if (!woken) {
+      ASSERT_LE(queued, ConnectionState::kCorkUpTo);
+    }
+  }
+  EXPECT_GT(queued, ConnectionState::kCorkUpTo) << "woken only past the cork's bound";
+  d.Pump();
+  EXPECT_FALSE(d.state.EndCork()) << "the transport sent it";
+  EXPECT_EQ(d.wire.size(), queued);
+}
+
+TEST(ConnectionOutputTest, CloseDuringACorkSendsTheAnswersThenTheFin) {
+  Driver d;
+  d.state.BeginCork();
+  ASSERT_TRUE(d.state.BeginWrite({"bye"}).status.ok());
+  d.Carry(d.state.Close(kT0));
+  EXPECT_EQ(d.fins, 0) << "the answer is not sent yet";
+  ASSERT_TRUE(d.state.EndCork());
+  ASSERT_TRUE(d.state.ContinueAsWriter());
+  std::string_view views[2];
+  ASSERT_EQ(d.state.PeekOutput(absl::MakeSpan(views)), 1u);
+  d.wire.append(views[0]);
+  d.Carry(d.state.OnSent(views[0].size(), kT0));
+  EXPECT_FALSE(d.state.ContinueAsWriter());
+  d.Carry(d.state.EndWriterClaim(kT0));
+  EXPECT_EQ(d.wire, "bye");
+  EXPECT_EQ(d.fins, 1);
+}
+
 // Many writers, direct sends of random lengths, transport sends of random lengths, random
 // handovers: the wire always carries exactly the accepted writes, in order (promises 3 and 6).
 TEST(ConnectionOutputTest, RandomInterleavingsKeepEveryAcceptedByteInOrder) {
@@ -452,9 +536,40 @@ TEST(ConnectionOutputTest, RandomInterleavingsKeepEveryAcceptedByteInOrder) {
     Driver d(limits);
     std::string accepted;
     int counter = 0;
+    // The claiming writer sends the queue while ContinueAsWriter says so, the socket taking a
+    // random part each time, then ends its claim.
+    auto SendAsWriter = [&] {
+      while (d.state.ContinueAsWriter()) {
+        std::string_view views[4];
+        const size_t n = d.state.PeekOutput(absl::MakeSpan(views));
+        std::string seen;
+        for (size_t i = 0; i < n; ++i) seen.append(views[i]);
+        const size_t take =
+            static_cast<size_t>(UniformInt(rng, 0, static_cast<int64_t>(seen.size())));
+        d.wire += seen.substr(0, take);
+        d.Carry(d.state.OnSent(take, kT0));
+      }
+      d.Carry(d.state.EndWriterClaim(kT0));
+    };
     for (int step = 0; step < 300; ++step) {
-      const int64_t what = UniformInt(rng, 0, 2);
-      if (what == 0) {
+      const int64_t what = UniformInt(rng, 0, 3);
+      if (what == 3) {
+        // A corked delivery: the reader's handler answers (small writes, queued), then the
+        // reader sends them as the writer, the socket taking a random part.
+        d.state.BeginCork();
+        const int answers = static_cast<int>(UniformInt(rng, 0, 3));
+        for (int k = 0; k < answers; ++k) {
+          std::string o = "[" + std::to_string(counter++) + "]";
+          ConnectionState::WriteStart start = d.state.BeginWrite({o});
+          if (!start.status.ok()) continue;
+          accepted += o;
+          ASSERT_FALSE(start.send_direct) << seed;
+          d.Carry(start.actions);
+        }
+        if (d.state.EndCork()) {
+          SendAsWriter();
+        }
+      } else if (what == 0) {
         std::string a = std::to_string(counter++) + ",";
         std::string b(static_cast<size_t>(UniformInt(rng, 0, 20)),
                       static_cast<char>('a' + step % 26));
@@ -476,17 +591,7 @@ TEST(ConnectionOutputTest, RandomInterleavingsKeepEveryAcceptedByteInOrder) {
         const size_t sent = static_cast<size_t>(UniformInt(rng, 0, static_cast<int64_t>(total)));
         d.wire += (a + b).substr(0, sent);
         d.state.OnDirectSent(w, sent);
-        while (d.state.ContinueAsWriter()) {
-          std::string_view views[4];
-          const size_t n = d.state.PeekOutput(absl::MakeSpan(views));
-          std::string seen;
-          for (size_t i = 0; i < n; ++i) seen.append(views[i]);
-          const size_t take =
-              static_cast<size_t>(UniformInt(rng, 0, static_cast<int64_t>(seen.size())));
-          d.wire += seen.substr(0, take);
-          d.Carry(d.state.OnSent(take, kT0));
-        }
-        d.Carry(d.state.EndWriterClaim(kT0));
+        SendAsWriter();
       } else if (what == 1) {
         d.Pump(static_cast<size_t>(UniformInt(rng, 1, 16)));
       }

@@ -209,6 +209,22 @@ struct ReadFixture {
   Connection* handle = &connection;
   NoLock lock;
   std::string driver_buffer = std::string(16, '\0');
+  // The driver's send path: what it sent, and in how many sends.
+  std::string wire;
+  int sends = 0;
+  auto Writer() {
+    return DriverWriter{
+        [this](absl::Span<const std::string_view> pieces, std::optional<CloseReason>&) {
+          ++sends;
+          size_t n = 0;
+          for (std::string_view p : pieces) {
+            wire.append(p);
+            n += p.size();
+          }
+          return n;
+        },
+        [](const ConnectionState::Actions&) {}, [] { return absl::UnixEpoch(); }};
+  }
   // One ReadAndReceive whose read writes `bytes` (or returns `result` if bytes is empty); `during`
   // runs between the handler's InputBuffer and the read, as another thread could.
   ptrdiff_t Read(std::string bytes, ptrdiff_t result = -1, std::function<void()> during = {}) {
@@ -222,8 +238,40 @@ struct ReadFixture {
           std::copy_n(bytes.data(), n, into.data());
           return static_cast<ptrdiff_t>(n);
         },
-        filled);
+        Writer(), filled);
   }
+};
+
+// A connection whose writes go through the fixture's state and send path, as a backend's do.
+class StateConnection final : public Connection {
+ public:
+  explicit StateConnection(ReadFixture& f) : f_(f) {}
+  absl::Status WriteV(absl::Span<const std::string_view> pieces) override {
+    auto writer = f_.Writer();
+    return WriteThroughClaim(f_.lock, f_.state, pieces, writer.send, writer.carry, writer.now);
+  }
+  bool IsOpen() const override { return f_.state.IsOpen(); }
+  std::shared_ptr<ConnectionHandler> SetHandler(std::shared_ptr<ConnectionHandler> h) override {
+    return f_.state.SetHandler(std::move(h));
+  }
+  void Close() override {}
+  void Abort() override {}
+  size_t QueuedOutputBytes() const override { return f_.state.output_bytes(); }
+  Address local_address() const override { return Address::HostName("local", 1); }
+  Address peer_address() const override { return Address::HostName("peer", 1); }
+
+ private:
+  ReadFixture& f_;
+};
+
+// Answers every input with two writes ("<input>" and "."), as a server answering requests does.
+class AnsweringHandler : public ConnectionHandler {
+ public:
+  void InputData(Connection& c, std::string_view data) override {
+    ASSERT_TRUE(c.Write("<" + std::string(data) + ">").ok());
+    ASSERT_TRUE(c.Write(".").ok());
+  }
+  void ConnectionClosed(Connection&, const CloseReason&) override {}
 };
 
 TEST(ReadAndReceiveTest, ReadsIntoTheHandlersBufferWhenItOffersOneElseIntoTheDrivers) {
@@ -294,6 +342,22 @@ TEST(ReadAndReceiveTest, NoBufferIsAskedForWhileInputWaitsForAHandler) {
   EXPECT_EQ(f.Read("def"), 3);
   EXPECT_EQ(handler->asked, 0) << "input waits: the next goes behind it, not into the handler";
   EXPECT_THAT(handler->log, ElementsAre("in:abcdef"));
+}
+
+TEST(ReadAndReceiveTest, AnswersWrittenDuringADeliveryLeaveTogetherInOneSendWhenItReturns) {
+  ReadFixture f;
+  StateConnection connection(f);
+  f.handle = &connection;
+  f.state.SetHandler(std::make_shared<AnsweringHandler>());
+  EXPECT_EQ(f.Read("ab"), 2);
+  EXPECT_EQ(f.wire, "<ab>.");
+  EXPECT_EQ(f.sends, 1) << "both answers in one gather send";
+  EXPECT_FALSE(f.state.corked());
+  EXPECT_EQ(f.state.sender(), ConnectionState::Sender::kNone) << "the claim ended";
+  // Outside a delivery a write is sent at once, by its own send.
+  ASSERT_TRUE(connection.Write("x").ok());
+  EXPECT_EQ(f.wire, "<ab>.x");
+  EXPECT_EQ(f.sends, 2);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "netlayer/core/connection_state.h"
 #include "netlayer/posix/env.h"
 #include "netlayer/posix/posix.h"
 #include "netlayer/posix/sys.h"
@@ -148,6 +149,39 @@ class ConnectionTest : public ::testing::Test {
   FaultSys sys_;
   PosixOptions options_ = testing::WithSys(&sys_);
 };
+
+// ConnectionState's cork (core) is keyed by the delivering thread; a core test cannot start a
+// second thread (the guard), so this one lives here.
+TEST(ConnectionStateCorkTest, ACorkHoldsOnlyTheDeliveringThreadsWrites) {
+  ConnectionState state;
+  const absl::Time now = absl::Now();
+  state.BeginCork();
+  bool direct = false;
+  std::thread other([&] {
+    const std::string_view piece = "other";
+    ConnectionState::WriteStart start = state.BeginWrite(absl::MakeConstSpan(&piece, 1));
+    direct = start.send_direct;
+    if (direct) {
+      state.OnDirectSent(absl::MakeConstSpan(&piece, 1), piece.size());
+      state.EndWriterClaim(now);
+    }
+  });
+  other.join();
+  EXPECT_TRUE(direct) << "another thread's write is sent directly as usual";
+  const std::string_view mine = "mine";
+  ConnectionState::WriteStart start = state.BeginWrite(absl::MakeConstSpan(&mine, 1));
+  EXPECT_FALSE(start.send_direct) << "the delivering thread's own answer waits for EndCork";
+  EXPECT_FALSE(start.actions.wake_transport);
+  ASSERT_TRUE(state.EndCork());
+  EXPECT_EQ(state.sender(), ConnectionState::Sender::kWriter);
+  ASSERT_TRUE(state.ContinueAsWriter());
+  std::string_view views[2];
+  ASSERT_EQ(state.PeekOutput(absl::MakeSpan(views)), 1u);
+  EXPECT_EQ(views[0], "mine");
+  state.OnSent(views[0].size(), now);
+  state.EndWriterClaim(now);
+  EXPECT_FALSE(state.HasOutput());
+}
 
 TEST_F(ConnectionTest, EchoesBothWaysAndReportsPeerClose) {
   RawPair p = UnixPair();

@@ -67,7 +67,9 @@ class Connection {
       std::shared_ptr<ConnectionHandler> handler) = 0;
 
   // Queues the concatenation of `pieces` for sending, atomically with respect to other writers
-  // (so one frame written from several threads never interleaves). Never blocks.
+  // (so one frame written from several threads never interleaves). Never blocks. Small writes a
+  // handler makes from inside InputData may wait until InputData returns, so that the answers
+  // to one read leave together (posix and sim; ConnectionState::BeginCork).
   // Errors: FailedPrecondition once closed; ResourceExhausted if the output queue's bound would
   // be exceeded (nothing is queued then; the connection stays open).
   virtual absl::Status WriteV(absl::Span<const std::string_view> pieces) = 0;

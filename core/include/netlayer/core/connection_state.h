@@ -25,6 +25,8 @@
 //     While it holds the claim it may go on sending the queue (ContinueAsWriter, a few rounds).
 //   - kTransport: the backend's own sender (posix: the output thread; sim: the network pump)
 //     claims with ClaimTransport, sends PeekOutput's views, reports OnSent.
+// A delivery's answers go out together (BeginCork/EndCork, below): small writes the handler makes
+// while its input is delivered are queued and sent in one gather when the delivery returns.
 //
 // Close sequence (local): Close(now) -> kClosing: output is flushed for at most close_linger
 // (OnDeadline after it: abort, the peer sees a reset) -> all sent: Actions::shutdown_write (FIN),
@@ -44,6 +46,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -187,6 +190,26 @@ class ConnectionState {
   // REQUIRES: the writer claim. Ends it; output still queued goes to the transport sender.
   Actions EndWriterClaim(absl::Time now);
 
+  // Coalescing a delivery's answers (like Redis answering a whole read of pipelined commands
+  // with one write). A request/response peer answers inside InputData, and one read often holds
+  // several requests (many callers sharing the connection): a send per answer costs a system call
+  // and a wake-up of the peer each. While the reader delivers (BeginCork .. EndCork), a write
+  // made by the delivering thread itself of at most kCorkWriteUpTo bytes is queued instead of
+  // sent, and the transport is not woken while at most kCorkUpTo bytes wait; EndCork then hands
+  // the reader the writer claim to send them all in one gather, so an answer leaves no later
+  // than its delivery's end (a slow handler delays the answers made before it in the same read;
+  // every answer is still sent before the next read is delivered). Writes from other threads are
+  // unaffected, and a larger write with nothing queued is sent directly as usual (no copy).
+  static constexpr size_t kCorkWriteUpTo = size_t{16} << 10;
+  static constexpr size_t kCorkUpTo = size_t{64} << 10;
+  // The calling thread is about to deliver input. REQUIRES: no cork.
+  void BeginCork();
+  // The delivery returned. True: output waits and no one is sending, and the caller now holds the
+  // writer claim as a direct writer whose own bytes all went: it sends the queue (ContinueAsWriter
+  // rounds; SendQueuedAsWriter) and ends the claim. False: nothing to send, or a sender has it.
+  bool EndCork();
+  bool corked() const { return cork_thread_ != std::thread::id(); }
+
   // Local close. Undelivered events are dropped, including a remote close that was seen but not
   // yet delivered: after Close() the handler is called no more. If the stream is open, output is
   // flushed (bounded by close_linger), then the write side is shut. Idempotent.
@@ -293,9 +316,10 @@ class ConnectionState {
   template <typename Lock>
   friend void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
                            std::string_view data);
-  template <typename Lock, typename GetConnection, typename Read>
+  template <typename Lock, typename GetConnection, typename Read, typename Writer>
   friend ptrdiff_t ReadAndReceive(Lock& lock, ConnectionState& state, absl::Span<char> buffer,
-                                  GetConnection&& connection, Read&& read, bool& filled);
+                                  GetConnection&& connection, Read&& read, Writer&& writer,
+                                  bool& filled);
 
   void Append(absl::Span<const std::string_view> pieces, size_t total);
   // An empty chunk able to hold `total` bytes: a spare one if one is large enough.
@@ -341,9 +365,10 @@ class ConnectionState {
   bool discard_pinned_ = false;
   size_t peeked_bytes_ = 0;  // bytes in the pinned views
   Sender sender_ = Sender::kNone;
-  size_t claim_bytes_ = 0;    // kWriter: its bytes not yet sent or queued (counted in the bound)
-  bool writer_whole_ = true;  // kWriter: every send of this claim went out whole
-  int writer_rounds_ = 0;     // kWriter: ContinueAsWriter rounds
+  size_t claim_bytes_ = 0;       // kWriter: its bytes not yet sent or queued (counted in the bound)
+  bool writer_whole_ = true;     // kWriter: every send of this claim went out whole
+  int writer_rounds_ = 0;        // kWriter: ContinueAsWriter rounds
+  std::thread::id cork_thread_;  // the thread delivering between BeginCork and EndCork, or none
   bool transport_done_ = false;
   bool released_ = false;
 };
@@ -379,6 +404,42 @@ void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
   }
 }
 
+// Pieces a writer sends at once while it holds the claim (ContinueAsWriter rounds).
+inline constexpr size_t kWriterMaxPieces = 64;
+
+// REQUIRES: the writer claim, `lock` locked. Sends the queue while ContinueAsWriter says so (the
+// socket taking it whole, a few rounds), then ends the claim (what is left goes to the
+// transport sender). `send`, `carry` and `now` as for WriteThroughClaim below.
+template <typename Lock, typename Send, typename Carry, typename Now>
+void SendQueuedAsWriter(Lock& lock, ConnectionState& state, Send&& send, Carry&& carry,
+                        Now&& now) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  while (state.ContinueAsWriter()) {
+    std::string_view views[kWriterMaxPieces];
+    const size_t count = state.PeekOutput(absl::MakeSpan(views));
+    lock.unlock();
+    std::optional<CloseReason> error;
+    const size_t n = send(absl::MakeConstSpan(views, count), error);
+    lock.lock();
+    if (error.has_value()) {
+      carry(state.OnSendError(std::move(*error)));
+      break;
+    }
+    carry(state.OnSent(n, now()));
+  }
+  carry(state.EndWriterClaim(now()));
+}
+
+// A threaded driver's send path, as ReadAndReceive takes it: `send`, `carry` and `now` as for
+// WriteThroughClaim.
+template <typename Send, typename Carry, typename Now>
+struct DriverWriter {
+  Send send;
+  Carry carry;
+  Now now;
+};
+template <typename Send, typename Carry, typename Now>
+DriverWriter(Send, Carry, Now) -> DriverWriter<Send, Carry, Now>;
+
 // One read of a threaded driver's reader, delivered as ReceiveInput delivers it: into the
 // handler's own buffer when it offers one (ConnectionHandler::InputBuffer: a large message's
 // payload is read where the handler keeps it, not copied), else into `buffer`. The driver
@@ -388,12 +449,14 @@ void ReceiveInput(Lock& lock, ConnectionState& state, Connection& connection,
 //   ptrdiff_t read(absl::Span<char> into): reads what the stream holds now into `into`, without
 //     blocking and without the lock: > 0 the bytes read; otherwise the driver's own result (0 at
 //     the end of stream, < 0 an error or nothing to read, the driver keeping its errno).
+//   DriverWriter writer: the driver's send path. The answers the handler writes while the read
+//     is delivered are corked (BeginCork) and sent together when the delivery returns.
 // Returns what `read` returned; `filled` tells whether it filled `into` (more may be waiting).
 // Ends of stream and errors are the driver's to report (OnEndOfStream, OnRemoteClosed).
 // REQUIRES and ensures: `lock` locked.
-template <typename Lock, typename GetConnection, typename Read>
+template <typename Lock, typename GetConnection, typename Read, typename Writer>
 ptrdiff_t ReadAndReceive(Lock& lock, ConnectionState& state, absl::Span<char> buffer,
-                         GetConnection&& connection, Read&& read,
+                         GetConnection&& connection, Read&& read, Writer&& writer,
                          bool& filled) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Connection* c = connection();
   std::shared_ptr<ConnectionHandler> claimed = c != nullptr ? state.ClaimInputBuffer() : nullptr;
@@ -427,7 +490,9 @@ ptrdiff_t ReadAndReceive(Lock& lock, ConnectionState& state, absl::Span<char> bu
   }
   const ConnectionState::Dispatch dispatch{*c};
   if (!data.empty() && state.IsOpen()) {
+    state.BeginCork();
     state.deliveries_.DeliverDirect(lock, std::move(claimed), data, dispatch);
+    if (state.EndCork()) SendQueuedAsWriter(lock, state, writer.send, writer.carry, writer.now);
   } else {
     // Nothing read, or the connection closed meanwhile (input after a close is discarded):
     // deliver what was queued behind the claim (a close, say) and end it.
@@ -455,9 +520,6 @@ std::shared_ptr<ConnectionHandler> SetHandlerAndDeliver(
   actions |= state.TakeRoomMade();
   return previous;
 }
-
-// Pieces a writer sends at once while it holds the claim (ContinueAsWriter rounds).
-inline constexpr size_t kWriterMaxPieces = 64;
 
 // Write for a threaded driver: the one write path of posix and asio. BeginWrite; with the writer
 // claim, `send` sends the caller's pieces without the lock and without blocking, then (while
@@ -488,20 +550,7 @@ absl::Status WriteThroughClaim(Lock& lock, ConnectionState& state,
   }
   // Send what others queued meanwhile too, while the socket takes it whole: on a busy connection
   // this saves handing every write to the transport sender.
-  while (state.ContinueAsWriter()) {
-    std::string_view views[kWriterMaxPieces];
-    const size_t count = state.PeekOutput(absl::MakeSpan(views));
-    lock.unlock();
-    error.reset();
-    const size_t n = send(absl::MakeConstSpan(views, count), error);
-    lock.lock();
-    if (error.has_value()) {
-      carry(state.OnSendError(std::move(*error)));
-      break;
-    }
-    carry(state.OnSent(n, now()));
-  }
-  carry(state.EndWriterClaim(now()));
+  SendQueuedAsWriter(lock, state, send, carry, now);
   return status;
 }
 
