@@ -47,8 +47,8 @@ absl::StatusOr<std::vector<X509Ptr>> ReadCertificates(const std::string& pem, co
   if (ERR_GET_REASON(last) == PEM_R_NO_START_LINE && !certs.empty()) {
     ERR_clear_error();
   } else if (last != 0 || certs.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": no valid PEM certificate (", internal::DrainOpenSslErrors(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": no valid PEM certificate (", internal::DrainOpenSslErrors(), ")"));
   }
   return certs;
 }
@@ -75,6 +75,13 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(Role role, TlsOptions options) {
+  // No atexit clean-up: connection threads are detached (posix) and may still be inside OpenSSL
+  // while the process exits; OpenSSL freeing its locks and tables under them would be a
+  // use-after-free at exit (TSan saw the lock freed under a finishing connect thread). Only the
+  // first initialisation in a process decides; later calls are cheap no-ops.
+  OPENSSL_init_ssl(
+      OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS,
+      nullptr);
   std::shared_ptr<TlsContext> context(new TlsContext(role, std::move(options)));
   if (absl::Status s = context->Init(); !s.ok()) return s;
   return context;
@@ -143,19 +150,19 @@ absl::Status TlsContext::Init() {
         ReadCertificates(*chain_pem, "TlsOptions.certificate_chain");
     if (!chain.ok()) return chain.status();
     if (SSL_CTX_use_certificate(ctx_, (*chain)[0].get()) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("TlsOptions.certificate_chain: ",
-                                                     internal::DrainOpenSslErrors()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("TlsOptions.certificate_chain: ", internal::DrainOpenSslErrors()));
     }
     for (size_t i = 1; i < chain->size(); ++i) {
       if (SSL_CTX_add1_chain_cert(ctx_, (*chain)[i].get()) != 1) {
-        return absl::InvalidArgumentError(absl::StrCat("TlsOptions.certificate_chain: ",
-                                                       internal::DrainOpenSslErrors()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("TlsOptions.certificate_chain: ", internal::DrainOpenSslErrors()));
       }
     }
     // The key lives in this context's library context, so signing draws its randomness there.
     BioPtr bio = MemBio(*key_pem);
-    EVP_PKEY* key =
-        PEM_read_bio_PrivateKey_ex(bio.get(), nullptr, nullptr, nullptr, crypto_->libctx(), nullptr);
+    EVP_PKEY* key = PEM_read_bio_PrivateKey_ex(bio.get(), nullptr, nullptr, nullptr,
+                                               crypto_->libctx(), nullptr);
     if (key == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("TlsOptions.private_key: ", internal::DrainOpenSslErrors()));
@@ -176,13 +183,11 @@ absl::Status TlsContext::Init() {
     if (!file.ok()) return file.status();
     ca_pem += "\n" + *file;
   }
-  const bool verifies =
-      role_ == Role::kClient ? o.verify_peer : o.client_auth != ClientAuth::kNone;
+  const bool verifies = role_ == Role::kClient ? o.verify_peer : o.client_auth != ClientAuth::kNone;
   if (verifies && ca_pem.empty()) {
     return absl::InvalidArgumentError(
-        role_ == Role::kClient
-            ? "TlsOptions: verify_peer needs a CA bundle (ca_pem or ca_file)"
-            : "TlsOptions: client_auth needs a CA bundle (ca_pem or ca_file)");
+        role_ == Role::kClient ? "TlsOptions: verify_peer needs a CA bundle (ca_pem or ca_file)"
+                               : "TlsOptions: client_auth needs a CA bundle (ca_pem or ca_file)");
   }
   if (!ca_pem.empty()) {
     absl::StatusOr<std::vector<X509Ptr>> cas = ReadCertificates(ca_pem, "TlsOptions.ca");
