@@ -58,6 +58,8 @@ ConnectionState::WriteStart ConnectionState::BeginWrite(absl::Span<const std::st
     return start;
   }
   // The delivering thread's own small writes wait for the end of its delivery (EndCork).
+  // NOLINT(determinism): only the caller's thread identity is compared (no thread is started, no
+  // clock or system call); in the simulator every call is on the world's one thread.
   const bool by_corked_thread =
       cork_thread_ != std::thread::id() && cork_thread_ == std::this_thread::get_id();
   if (sender_ == Sender::kNone && output_bytes_ == 0 &&

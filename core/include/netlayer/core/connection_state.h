@@ -46,7 +46,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <thread>  // NOLINT(determinism): std::thread::id only (the cork's owner)
 #include <utility>
 #include <vector>
 
