@@ -2,18 +2,23 @@
 // mix, a well-behaved reconnecting client calling it, and two hosts that keep opening connections
 // that misbehave in one of the hostile ways (drawn from the seed): garbage before the hello, a
 // 64 MiB header, a slow drip, silence before or after the hello, a truncated frame, a malformed
-// envelope, a flood of calls past max_inflight_calls, a peer that never reads its replies.
+// envelope, a flood of calls past max_inflight_calls, a peer that never reads its replies, a
+// large partial frame (1..6 MiB announced, most of it sent, then silence).
 //
 // Safety, checked as events happen:
 //   - the server never holds more than max_sessions sessions (the rest are refused at once);
 //   - a connection that has not completed its handshake is gone by the handshake deadline (a
 //     drip cannot extend it): checked every 100 ms against each session's start;
+//   - the server-wide memory budget (memory_budget_bytes, 8 MiB here, so that a few large
+//     partial frames spend it) holds: the bytes charged for partial frames (ServerStats'
+//     frame_buffer_bytes, and its peak) never pass it, checked every 100 ms and whenever a
+//     session ends; a frame past it closes only its own session;
 //   - every call of the good client completes at most once, with its own reply or with
 //     kUnavailable / kDeadlineExceeded, never after its deadline (hostile peers never make it
 //     fail otherwise, e.g. never kResourceExhausted: the bounds are per session).
 // Liveness, after faults stop (the hostile hosts stop opening connections): the server is rid of
-// every hostile connection by itself (handshake deadline, idle timeout, output bound), and the
-// good client completes new calls.
+// every hostile connection by itself (handshake deadline, idle timeout, output bound), every byte
+// charged to the budget is released, and the good client completes new calls.
 // Plant "protections-off" runs the server without its protections: the invariants catch it.
 #include <map>
 #include <memory>
@@ -39,6 +44,7 @@ constexpr size_t kMaxSessions = 12;
 constexpr int kOpenPerHostileHost = 10;  // two hosts: more than max_sessions at times
 const absl::Duration kHandshakeTimeout = absl::Seconds(2);
 const absl::Duration kIdleTimeout = absl::Seconds(4);
+constexpr size_t kMemoryBudget = size_t{8} << 20;
 
 enum class Behaviour {
   kGarbage,
@@ -50,6 +56,7 @@ enum class Behaviour {
   kMalformed,
   kFloodCalls,
   kNeverReads,
+  kLargePartialFrame,
   kCount,
 };
 
@@ -72,6 +79,15 @@ struct HostilePeer : ConnectionHandler {
 
 class HostilePeers final : public sim::Scenario {
  public:
+  std::vector<sim::Plant> Plants() const override {
+    return {{kProtectionsOff,
+             "the server runs without its protections (handshake deadline, idle timeout, "
+             "max_sessions, hello and in-flight bounds)"},
+            {kCloseAfterLocalClose,
+             "core's ConnectionState reports a peer's close that arrives after a local Close() "
+             "(promise 4)"}};
+  }
+
   absl::Duration LivenessBound() const override { return absl::Seconds(25); }
 
   // Planted in core's connection path (every connection of the world): the world's promise
@@ -113,6 +129,13 @@ class HostilePeers final : public sim::Scenario {
         [this] { return HostileSessions() == 0; },
         [this] { return absl::StrCat(HostileSessions(), " hostile sessions still open"); });
     ctx.Eventually(
+        "every byte charged to the memory budget is released",
+        [this] { return server_->stats().frame_buffer_bytes == 0; },
+        [this] {
+          return absl::StrCat(server_->stats().frame_buffer_bytes,
+                              " bytes still charged for partial frames");
+        });
+    ctx.Eventually(
         "the good client completes new calls", [this] { return ok_ >= ok_at_heal_ + 5; },
         [this] {
           return absl::StrCat(ok_ - ok_at_heal_, " of 5 calls succeeded; last error ",
@@ -126,9 +149,13 @@ class HostilePeers final : public sim::Scenario {
                      world_->Now() + absl::Seconds(10));
     ctx.Check(outstanding_.empty(), "every call completes",
               [&] { return absl::StrCat(outstanding_.size(), " calls never completed"); });
-    world_->Note(server_host_, absl::StrCat("hostile connections ", hostile_opened_, ", refused ",
-                                            server_->refused_connections(), ", good calls ok ", ok_,
-                                            " failed ", failed_));
+    const rpc::ServerStats st = server_->stats();
+    world_->Note(server_host_,
+                 absl::StrCat("hostile connections ", hostile_opened_, ", refused ",
+                              server_->refused_connections(), ", good calls ok ", ok_, " failed ",
+                              failed_, ", partial-frame bytes at most ", st.peak_frame_buffer_bytes,
+                              " of ", st.memory_budget_bytes, ", budget refusals ",
+                              st.budget_refusals, budget_refused_ ? "" : " (none)"));
   }
 
   void TearDown(ScenarioContext&) override {
@@ -158,6 +185,8 @@ class HostilePeers final : public sim::Scenario {
     options.idle_timeout = kIdleTimeout;
     options.max_sessions = kMaxSessions;
     options.max_inflight_calls = 16;
+    options.memory_budget_bytes = kMemoryBudget;
+    options.on_session_closed = [this](rpc::Session&, const CloseReason&) { CheckBudget(); };
     if (ctx_->planted(kProtectionsOff)) {
       options.handshake_timeout = absl::Hours(1);
       options.idle_timeout = absl::ZeroDuration();
@@ -195,11 +224,27 @@ class HostilePeers final : public sim::Scenario {
     }
   }
 
-  // Every 100 ms: no session is still handshaking past its deadline.
+  // The budget as an invariant, from the server's own byte accounting (not from memory use).
+  void CheckBudget() {
+    if (server_ == nullptr || ctx_->planted(kProtectionsOff)) return;
+    const rpc::ServerStats st = server_->stats();
+    ctx_->Check(st.memory_budget_bytes == kMemoryBudget &&
+                    st.frame_buffer_bytes <= st.memory_budget_bytes &&
+                    st.peak_frame_buffer_bytes <= st.memory_budget_bytes,
+                "the bytes held for partial frames never pass the server's memory budget", [&] {
+                  return absl::StrCat(st.frame_buffer_bytes, " bytes charged now, ",
+                                      st.peak_frame_buffer_bytes, " at most, budget ",
+                                      st.memory_budget_bytes);
+                });
+    if (st.budget_refusals > 0) budget_refused_ = true;
+  }
+
+  // Every 100 ms: no session is still handshaking past its deadline; the memory budget holds.
   void ScheduleDeadlineCheck() {
     Env& env = world_->env(server_host_);
     env.RunAt(env.Now() + absl::Milliseconds(100), [this] {
       if (stopping_ || ctx_->failed()) return;
+      CheckBudget();
       std::erase_if(served_, [](const Served& s) { return s.session.expired(); });
       for (const Served& s : served_) {
         auto session = s.session.lock();
@@ -263,10 +308,12 @@ class HostilePeers final : public sim::Scenario {
     ctx_->Check(it != outstanding_.end(), "every call completes at most once",
                 [&] { return absl::StrCat("call #", number, " completed again"); });
     if (it == outstanding_.end()) return;
-    // On the client's own clock, where its deadline is; a freeze or clock step of the client
-    // meanwhile may make it late by as much.
+    // On the client's own clock, where its deadline is: its timer fires at most kHostTimerSlack
+    // past it (a drifting clock may skip the exact nanosecond), and a freeze or clock step of the
+    // client meanwhile may make it late by as much.
     const absl::Time deadline = it->second.deadline;
-    const absl::Duration allowed = (world_->FrozenTime(client_host_) - it->second.frozen_at) +
+    const absl::Duration allowed = sim::kHostTimerSlack +
+                                   (world_->FrozenTime(client_host_) - it->second.frozen_at) +
                                    (world_->ClockStepped(client_host_) - it->second.stepped_at);
     outstanding_.erase(it);
     const absl::Time now = world_->HostNow(client_host_);
@@ -384,6 +431,18 @@ class HostilePeers final : public sim::Scenario {
         c->SetHandler(nullptr);  // reads nothing from now on
         break;
       }
+      case Behaviour::kLargePartialFrame: {
+        // A frame of 1..6 MiB announced after the hello, 50..99% of it sent, then nothing: its
+        // buffer grows with the bytes (and is charged to the budget) until the idle timeout, or
+        // the budget refuses it.
+        const size_t size = static_cast<size_t>(UniformInt(world_->generator(), 1 << 20, 6 << 20));
+        const size_t sent =
+            size / 100 * static_cast<size_t>(UniformInt(world_->generator(), 50, 99));
+        const auto header = smac::EncodeHeader(size);
+        (void)c->Write(Hello() + std::string(header.data(), header.size()) +
+                       std::string(sent, 'L'));
+        break;
+      }
       case Behaviour::kCount:
         break;
     }
@@ -411,6 +470,7 @@ class HostilePeers final : public sim::Scenario {
   bool hostile_active_ = true;
   bool stopping_ = false;
   uint64_t hostile_opened_ = 0;
+  bool budget_refused_ = false;  // the budget refused a frame or a reply at least once
   struct Outstanding {
     absl::Time deadline;  // on the client's clock
     absl::Duration frozen_at, stepped_at;

@@ -45,6 +45,12 @@ constexpr uint16_t kPort = 7000;
 
 class ReconnectBackoff final : public sim::Scenario {
  public:
+  std::vector<sim::Plant> Plants() const override {
+    return {{kRestartScheduleOnDrop,
+             "the rpc client restarts its reconnect schedule after every drop, even before a "
+             "handshake completed"}};
+  }
+
   absl::Duration FaultPhase() const override { return absl::Seconds(30); }
   absl::Duration LivenessBound() const override { return absl::Seconds(40); }
 

@@ -17,7 +17,8 @@
 //     replies that fill the server's bounded output queue ("bulk") end the same way; a handler
 //     that answers twice ("twice") gets an error Status for the second answer and the client
 //     sees one; a handler that answers after the deadline ("late") is ignored by the client.
-// "Never after its deadline" allows kCallbackSlack for the callback's scheduling; it holds for
+// "Never after its deadline" allows sim::kHostTimerSlack (a drifting clock may step over the
+// deadline's exact nanosecond) and the client's freezes and clock steps meanwhile; it holds for
 // calls made in any state of the client: connected, handshaking or reconnecting.
 // Liveness, after faults stop: every client is connected again and completes new calls, and an
 // oversized reply comes back as a clear error (kResourceExhausted), not as silence.
@@ -35,6 +36,7 @@
 #include "builtin.h"
 #include "netlayer/rpc/client.h"
 #include "netlayer/rpc/server.h"
+#include "netlayer/sim/draw.h"
 #include "schedule_bound.h"
 #include "testing_plants.h"
 
@@ -57,16 +59,31 @@ constexpr size_t kFrameLimit = size_t{64} << 10;
 constexpr size_t kMaxOutputBytes = size_t{256} << 10;
 constexpr size_t kBulkReply = size_t{24} << 10;
 constexpr absl::Duration kCallDeadline = absl::Seconds(3);
-// A callback scheduled at the deadline may run this much later (0 on the simulator today).
-constexpr absl::Duration kCallbackSlack = absl::Milliseconds(1);
 
 class RpcFaults final : public sim::Scenario {
  public:
+  std::vector<sim::Plant> Plants() const override {
+    return {{kKeepCallsOnClose,
+             "the client does not fail the calls of a connection that closes (they end at their "
+             "deadline)"},
+            {kNoDeadlineWhileConnecting,
+             "a call made while the client is not connected gets no deadline timer"},
+            {kLoseReplyOnSendFailure, "the server drops a reply it cannot send, silently"}};
+  }
+
   absl::Duration LivenessBound() const override { return absl::Seconds(15); }
 
-  void ConfigureWorld(const sim::ScenarioOptions&, sim::WorldOptions& world) override {
-    world.connection_limits.max_output_bytes = kMaxOutputBytes;
+  // The connection limits are drawn per seed (sim/draw.h): output bounds from 64 KiB (a bulk
+  // reply's error path and the output-full refusal become common) to 256 KiB, lingers from
+  // 100 ms (a close to a partitioned or stalled peer ends on its linger) to 10 s.
+  void ConfigureWorld(const sim::ScenarioOptions& options, sim::WorldOptions& world) override {
+    ConnectionLimits base = world.connection_limits;
+    base.max_output_bytes = kMaxOutputBytes;
+    Xoshiro256 gen = sim::OptionsGenerator(options.seed);
+    world.connection_limits = sim::DrawConnectionLimits(gen, base, kFrameLimit);
+    drawn_ = sim::DescribeConnectionLimits(world.connection_limits);
   }
+  std::string DrawnOptions() const override { return drawn_; }
 
   void Setup(ScenarioContext& ctx) override {
     ctx_ = &ctx;
@@ -145,6 +162,7 @@ class RpcFaults final : public sim::Scenario {
   }
 
  private:
+  std::string drawn_;
   struct Outstanding {
     std::string payload;
     absl::Time deadline;
@@ -341,7 +359,7 @@ class RpcFaults final : public sim::Scenario {
     const bool made_connected = it->second.made_connected;
     // On the client's own clock, where its deadline is; a freeze or clock step of the client
     // meanwhile may make it late by as much.
-    const absl::Duration allowed = kCallbackSlack +
+    const absl::Duration allowed = sim::kHostTimerSlack +
                                    (world_->FrozenTime(c.host) - it->second.frozen_at) +
                                    (world_->ClockStepped(c.host) - it->second.stepped_at);
     c.outstanding.erase(it);
@@ -403,8 +421,10 @@ class RpcFaults final : public sim::Scenario {
     if (c.ready) {
       for (const auto& [number, call] : c.outstanding) {
         ctx_->Check(call.connection != c.connection,
-                    "a call on a connection that closed fails when the close is seen", [&] {
-                      return absl::StrCat(c.name, " call #", number, " (", call.payload,
+                    "a call on a connection that closed fails when the close is seen",
+                    // Named copies: clang 14 cannot capture structured bindings.
+                    [&, n = number, &payload = call.payload] {
+                      return absl::StrCat(c.name, " call #", n, " (", payload,
                                           ") still pending after the close: ", reason.ToString());
                     });
       }

@@ -102,6 +102,12 @@ class DropFirstByteOfSplitFrame final : public Connection {
 
 class SmacStress final : public sim::Scenario {
  public:
+  std::vector<sim::Plant> Plants() const override {
+    return {{kDropFirstByteOfSplitFrame,
+             "the receiver drops the first byte of a frame split across reads"},
+            {kAbort, "the run aborts at its first event (a sweep must report a crashed run)"}};
+  }
+
   sim::FaultProfile Profile(uint64_t seed) override {
     // The seed's network shape (chunking, short writes, buffers, latency), and for half of the
     // seeds connection resets; no partitions or crashes (two hosts: nothing to route around).
@@ -386,6 +392,10 @@ const sim::ScenarioRegistry& BuiltinScenarios() {
                   "the ZEO-like object store: clients with caches running conflicting "
                   "transactions under faults and server crash-restarts; invalidations, epochs",
                   MakeObjstore});
+    (void)r->Add({"lock",
+                  "a lock service on rpc with leases and fencing tokens: three clients and a "
+                  "storage host under server crashes, freezes, partitions and skewed clocks",
+                  MakeLock});
     return r;
   }();
   return *registry;

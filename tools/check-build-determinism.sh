@@ -11,7 +11,8 @@ release=${2:?usage: $0 DEBUG_NETLAYER_SIM RELEASE_NETLAYER_SIM [A..B]}
 range=${3:-1..5}
 first=${range%..*}
 last=${range#*..}
-mapfile -t scenarios < <("$release" list | awk 'NF && $1 !~ /:$/ {print $1}')
+# Scenario lines only: a scenario's "--plant NAME" lines are not scenarios.
+mapfile -t scenarios < <("$release" list | awk 'NF && $1 !~ /:$/ && $1 !~ /^-/ {print $1}')
 [ "${#scenarios[@]}" -gt 0 ] || { echo "no scenarios listed by $release" >&2; exit 1; }
 hash_of() {  # BINARY SCENARIO SEED -> the trace hash (a failing run still prints one)
   "$1" run "$2" --seed "$3" 2>/dev/null | sed -n 's/^trace hash: \([0-9a-f]*\).*/\1/p' | head -n1

@@ -48,10 +48,40 @@ grep -q 'tid 2: greeting$' "$dir/watch.out" || fail "watch printed the invalidat
 grep -q '"commits":2' "$dir/stats.out" || fail "stats count the commits"
 grep -q '"calls_by_method":{.*"load":' "$dir/stats.out" || fail "stats count calls by method"
 
+# A watcher says when its connection is lost and when it is back, and gives up after --timeout
+# without one, naming why.
+"$bin" watch --server "$addr" --timeout 3 >"$dir/watch2.out" 2>"$dir/watch2.err" &
+watcher=$!
+wait_for() {  # FILE PATTERN WHAT
+  i=0
+  until grep -q "$2" "$1"; do
+    i=$((i + 1)); [ $i -lt 400 ] || fail "$3"
+    sleep 0.05
+  done
+}
+wait_for "$dir/watch2.out" '^watching' "watcher did not sync"
+
 kill -TERM $server
 status=0; wait $server || status=$?
 [ $status -eq 0 ] || fail "server exit status $status"
 grep -q '^stopped: OK' "$dir/serve.out" || fail "graceful stop"
+wait_for "$dir/watch2.out" '^connection lost: peer closed' "watch prints the loss"
+"$bin" serve --listen "$addr" >"$dir/serve2.out" 2>"$dir/serve2.err" &
+server=$!
+wait_for "$dir/watch2.out" '^connection back$' "watch prints that the connection is back"
+kill -TERM $server
+wait $server || fail "second server exit status"
+status=0; wait $watcher || status=$?
+watcher=
+[ $status -eq 1 ] || fail "a watch without a server exits 1 after --timeout, got $status"
+grep -q "cannot reach the objstore server at $addr: timed out after 3 s: connect to $addr: connection refused" \
+  "$dir/watch2.err" || fail "watch names why it gave up"
+
+# A dead port: the error names the last loss.
+status=0; "$bin" get --server "$addr" greeting >/dev/null 2>"$dir/refused.err" || status=$?
+[ $status -eq 1 ] || fail "get from a dead port exits 1, got $status"
+grep -q "cannot reach the objstore server at $addr: connect to $addr: connection refused (gave up after 3 rounds)" \
+  "$dir/refused.err" || fail "get names the refused connection"
 echo "objstore cli ok ($addr)"
 
 # ---- TLS ----
@@ -99,10 +129,14 @@ status=0
 [ $status -eq 1 ] || fail "a client without a certificate exits 1, got $status"
 grep -q "TLS with the objstore server at $addr failed: tls no-peer-certificate" \
   "$dir/tls-nocert.err" || fail "a client without a certificate is told why"
+[ "$(grep '^netlayer-objstore: ' "$dir/tls-nocert.err" | grep -o no-peer-certificate | wc -l)" -eq 1 ] ||
+  fail "the rejection is reported once in the error"
 # A plaintext client gets nowhere with a TLS server.
 status=0
 "$bin" get --server "$addr" --timeout 2 greeting >/dev/null 2>"$dir/tls-plain.err" || status=$?
 [ $status -eq 1 ] || fail "a plaintext client of a TLS server exits 1, got $status"
+grep -q "the objstore server at $addr did not answer: timed out after 2 s: connected to $addr .* ago, but the server did not answer the rpc handshake (no hello); it may be speaking TLS or another protocol" \
+  "$dir/tls-plain.err" || fail "a plaintext client of a TLS server is told it may be speaking TLS"
 # A TLS server needs its certificate and key; a TLS client needs the CA: usage errors.
 status=0; "$bin" serve --listen 127.0.0.1:0 --tls-ca "$pki/ca.pem" >/dev/null 2>&1 || status=$?
 [ $status -eq 2 ] || fail "serve with --tls-ca only exits 2, got $status"

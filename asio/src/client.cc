@@ -170,7 +170,13 @@ class Attempt : public std::enable_shared_from_this<Attempt> {
     timer_.cancel();
     schedule_.OnAttemptSucceeded(absl::Now());
     lock.unlock();
-    Finish(internal::StartConnection(runtime_, std::move(socket), options_));
+    absl::StatusOr<std::shared_ptr<Connection>> connection =
+        internal::StartConnection(runtime_, std::move(socket), options_);
+    if (connection.status().code() == absl::StatusCode::kAborted) {
+      // Reset at once by the server: a failed connect as before, not a cancelled one.
+      connection = absl::UnavailableError(connection.status().message());
+    }
+    Finish(std::move(connection));
   }
 
   // REQUIRES: mu_ held. The attempt at target_ failed.

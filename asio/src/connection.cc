@@ -25,6 +25,7 @@
 #include "netlayer/core/assert.h"
 #include "netlayer/core/connection_state.h"
 #include "netlayer/core/log.h"
+#include "netlayer/threaded/memory.h"
 #include "netlayer/threaded/threaded.h"
 
 namespace netlayer::asio::internal {
@@ -123,7 +124,9 @@ struct Core : std::enable_shared_from_this<Core> {
         options(opts),
         socket(std::move(s)),
         timer(std::in_place, runtime->io),
-        state(opts.limits) {}
+        state(opts.limits) {
+    threaded::UseMappedLargeBuffers();  // large input buffers never stay resident once freed
+  }
 
   // REQUIRES: mu held. Carries out what the state returned; nothing here blocks.
   void Carry(const Actions& a);
@@ -170,6 +173,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::optional<::asio::steady_timer> timer;  // the reader's deadline; reset at release
   ConnectionState state;
   bool reader_busy = false;      // OnReadable is reading; it re-plans when done
+  size_t received = 0;           // bytes read, for ReleaseFreedMemory when the reader finishes
   bool wait_pending = false;     // an async_wait for readability is outstanding
   bool reader_stopped = false;   // PlanRead said kStop; FinishReader is posted
   bool reader_finished = false;  // FinishReader delivered what was left
@@ -323,6 +327,7 @@ void Core::OnReadable(const std::error_code& ec) {
     if (rec == ::asio::error::interrupted) continue;
     if (WouldBlock(rec)) break;
     if (!rec && n > 0) {
+      received += n;
       // If a handler drops the last reference here, the destructor runs inside it and removes
       // the handler, so the delivery loop touches the handle no more. Input after a local close
       // is discarded by the state; with the handle gone it is discarded here.
@@ -352,6 +357,12 @@ void Core::FinishReader() {
   if (handle != nullptr) DeliverEvents(lock, state, *handle);
   reader_finished = true;
   MaybeTransportDone();
+  // The buffers of a connection that received much were freed (a smac handler frees its partial
+  // frame on ConnectionClosed): give the memory back.
+  if (received >= threaded::kReleaseMemoryAfterInputBytes) {
+    lock.unlock();
+    threaded::ReleaseFreedMemory();
+  }
 }
 
 void Core::StartSend() {
@@ -433,6 +444,11 @@ absl::StatusOr<std::shared_ptr<Connection>> StartConnection(
   const Endpoint local = socket.local_endpoint(ec);
   if (ec) return ErrorStatus("getsockname", ec);
   const Endpoint peer = socket.remote_endpoint(ec);
+  // A peer that connected and reset before its connection was accepted (a connect/close burst):
+  // this one connection is gone, nothing is wrong with the listener (StartConnection's callers
+  // take kAborted as "drop it and go on").
+  if (ec == ::asio::error::not_connected)
+    return absl::AbortedError("getpeername: the peer is gone");
   if (ec) return ErrorStatus("getpeername", ec);
   if (IsTcp(local)) socket.set_option(::asio::ip::tcp::no_delay(true), ec);
   auto core = std::make_shared<Core>(runtime, std::move(socket), options);

@@ -12,7 +12,8 @@
 namespace netlayer::asio::internal {
 
 // Starts a connection on a connected socket of `runtime`'s io_context: non-blocking mode,
-// TCP_NODELAY for TCP, and its reader. Takes the socket (closed on failure).
+// TCP_NODELAY for TCP, and its reader. Takes the socket (closed on failure). kAborted: the peer
+// reset the connection already (getpeername: not connected); any other error is the socket's.
 absl::StatusOr<std::shared_ptr<Connection>> StartConnection(
     const std::shared_ptr<RuntimeImpl>& runtime, Socket socket, const AsioOptions& options);
 

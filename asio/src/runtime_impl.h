@@ -16,6 +16,7 @@
 
 #include "absl/time/time.h"
 #include "netlayer/core/env.h"
+#include "netlayer/threaded/file_system.h"
 #include "netlayer/core/timer_queue.h"
 
 namespace netlayer::asio::internal {
@@ -30,6 +31,8 @@ class AsioEnv final : public Env {
   TimerId RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) override;
   bool CancelTimer(TimerId id) override;
   std::unique_ptr<Notification> NewNotification() override;
+  // The real file system (threaded/file_system.h), shared with posix.
+  FileSystem& fs() override { return threaded::PosixFileSystem::Default(); }
   // Drops every pending timer; RunAt schedules nothing from then on (returns 0).
   void Shutdown();
 

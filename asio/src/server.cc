@@ -147,6 +147,14 @@ class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
     lock.lock();
     if (closed_) return;
     if (!connection.ok()) {
+      if (connection.status().code() == absl::StatusCode::kAborted) {
+        // The peer reset before the accept completed: drop it and accept the next at once (a
+        // pause here let a connect/reset burst stall every new client for 100 ms at a time).
+        Log(LogLayer::kAsio)
+            .debug("listener {}: {}", address_.ToString(), connection.status().ToString());
+        AcceptNext();
+        return;
+      }
       PauseAfter(connection.status().ToString());
       return;
     }

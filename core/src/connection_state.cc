@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
+#include "netlayer/core/probe.h"
 
 namespace netlayer {
 namespace {
@@ -52,6 +53,7 @@ ConnectionState::WriteStart ConnectionState::BeginWrite(absl::Span<const std::st
   const size_t max = limits_.max_output_bytes;
   const size_t in_flight = output_bytes_ + claim_bytes_;
   if (total > max - std::min(max, in_flight)) {
+    NETLAYER_REACHABLE("core.write.output-full");
     start.status = absl::ResourceExhaustedError(
         absl::StrCat("output queue full: ", in_flight, " bytes queued or being sent, writing ",
                      total, " more would pass the limit of ", max));
@@ -62,6 +64,9 @@ ConnectionState::WriteStart ConnectionState::BeginWrite(absl::Span<const std::st
   // clock or system call); in the simulator every call is on the world's one thread.
   const bool by_corked_thread =
       cork_thread_ != std::thread::id() && cork_thread_ == std::this_thread::get_id();
+  NETLAYER_SOMETIMES(
+      by_corked_thread && sender_ == Sender::kNone && output_bytes_ + total > kCorkUpTo,
+      "core.cork.flushed-past-bound");
   if (sender_ == Sender::kNone && output_bytes_ == 0 &&
       !(by_corked_thread && total <= kCorkWriteUpTo)) {
     // Nothing queued and no one sending: the writer sends its own bytes (no copy, no hand-off).
@@ -146,6 +151,7 @@ void ConnectionState::OnDirectSent(absl::Span<const std::string_view> pieces, si
   NETLAYER_ASSERT(sent <= claim_bytes_, "a direct send sends at most its own bytes");
   const size_t rest = claim_bytes_ - sent;
   claim_bytes_ = 0;
+  NETLAYER_SOMETIMES(rest > 0, "core.write.direct-cut-short");
   if (rest == 0) return;
   writer_whole_ = false;
   if (phase_ == Phase::kClosed) return;  // the stream ended meanwhile: dropped with the output
@@ -434,12 +440,14 @@ ConnectionState::ReadPlan ConnectionState::PlanRead() const {
 ConnectionState::Actions ConnectionState::OnDeadline(absl::Time now) {
   Actions a;
   if (closed_locally_ && phase_ == Phase::kClosing && now >= linger_deadline_) {
+    NETLAYER_REACHABLE("core.close.linger-expired");
     Log(LogLayer::kCore)
         .warn("close: {} bytes not flushed within close_linger ({}); resetting the connection",
               output_bytes_ + claim_bytes_, absl::FormatDuration(limits_.close_linger));
     a |= AbortStream();
   }
   if (fin_sent_ && !peer_eof_ && !drain_over_ && now >= drain_deadline_) {
+    NETLAYER_REACHABLE("core.close.drain-timed-out");
     drain_over_ = true;
     a.wake_reader = true;
   }

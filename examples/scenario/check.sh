@@ -10,7 +10,7 @@ src=$(cd "$(dirname "$0")" && pwd)
 work="$build/example-scenario-check"
 rm -rf "$work"
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+"$src/../../tests/support/configure-outside.sh" "$build" "$src" "$work/build" "$work/prefix"
 cmake --build "$work/build" >/dev/null
 cd "$work/build"
 step() { echo "--- $*"; }
@@ -50,5 +50,19 @@ grep -q '<svg' t.html && grep -q '"title":"kv seed 3"' t.html
 
 step "check-determinism in fresh processes"
 ./kv-sim check-determinism kv --seeds 1..2 | tail -1 | grep -x "2 passed, 0 failed"
+
+step "explore: a repeatable exploration finds the planted bug (a package built with preset explore), or exits 2 saying what to install"
+set +e
+./kv-sim explore kv --plant lose-on-resize --seed 1 --runs 200 --corpus explore-kv >explore.out 2>explore.err
+rc=$?
+set -e
+case $rc in
+  1) grep -q '^FINDING 1 ' explore.out
+     replay=$(sed -n 's/^  replay:  //p' explore.out | head -1)
+     if $replay >explore-replay.out 2>/dev/null; then echo "the explore replay passed"; exit 1; fi
+     grep -q "invariant: an acknowledged update is never lost" explore-replay.out ;;
+  2) grep -q "explore needs libFuzzer" explore.err ;;
+  *) echo "explore exited $rc"; cat explore.out explore.err; exit 1 ;;
+esac
 
 echo "example scenario ok"

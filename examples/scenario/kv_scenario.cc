@@ -37,6 +37,9 @@ constexpr uint16_t kPort = 7000;
 
 class KvScenario final : public netlayer::sim::Scenario {
  public:
+  std::vector<netlayer::sim::Plant> Plants() const override {
+    return {{kLoseOnResize, "the store's resize skips its last bucket (lost updates)"}};
+  }
   absl::Duration FaultPhase() const override { return absl::Seconds(10); }
   absl::Duration LivenessBound() const override { return absl::Seconds(20); }
 

@@ -19,6 +19,7 @@
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
 #include "netlayer/posix/env.h"
+#include "netlayer/threaded/memory.h"
 #include "socket_util.h"
 
 namespace netlayer::posix {
@@ -331,6 +332,7 @@ void Core::InputLoop() {
   // The last read filled the buffer, or was large (kReadAgainAfter): more is likely waiting, so
   // read again before waiting.
   bool read_again = false;
+  size_t received = 0;  // for ReleaseFreedMemory at the end
   for (;;) {
     ReadPlan plan;
     {
@@ -376,12 +378,18 @@ void Core::InputLoop() {
         Writer(), read_again);
     // A stream in full flow (loopback hands over up to 64 KiB at a time).
     if (n >= static_cast<ptrdiff_t>(kReadAgainAfter)) read_again = true;
+    if (n > 0) received += static_cast<size_t>(n);
     if (n > 0 || (n < 0 && (err == EINTR || err == EAGAIN || err == EWOULDBLOCK))) continue;
     Carry(n == 0 ? state.OnEndOfStream() : state.OnRemoteClosed(ErrnoCloseReason("recv", err)));
   }
-  // ConnectionClosed, unless no handler is set yet (SetHandler delivers it then).
-  MutexLock lock(mu);
-  if (handle != nullptr) DeliverEvents(lock, state, *handle);
+  {
+    // ConnectionClosed, unless no handler is set yet (SetHandler delivers it then). A smac
+    // handler frees its partial frame there.
+    MutexLock lock(mu);
+    if (handle != nullptr) DeliverEvents(lock, state, *handle);
+  }
+  // The buffers of a connection that received much were freed: give the memory back.
+  if (received >= threaded::kReleaseMemoryAfterInputBytes) threaded::ReleaseFreedMemory();
 }
 
 }  // namespace
@@ -398,6 +406,7 @@ bool WaitForConnectionThreads(absl::Time deadline) {
 namespace internal {
 
 absl::StatusOr<std::shared_ptr<Connection>> StartConnection(int fd, const PosixOptions& options) {
+  threaded::UseMappedLargeBuffers();  // large input buffers never stay resident once freed
   Sys& sys = options.system();
   const int wake = NewWakeFd(sys);
   if (wake < 0) {

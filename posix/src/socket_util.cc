@@ -21,7 +21,10 @@ std::string ErrnoText(std::string_view what, int err) {
   char buf[128];
   // GNU strerror_r returns the message (maybe not in buf).
   const char* text = ::strerror_r(err, buf, sizeof buf);
-  return absl::StrCat(std::string(what), ": ", text);
+  // Lower case, as the simulator's and every other reason: "connect to ...: connection refused".
+  std::string lower = text;
+  if (!lower.empty() && lower[0] >= 'A' && lower[0] <= 'Z') lower[0] = static_cast<char>(lower[0] - 'A' + 'a');
+  return absl::StrCat(std::string(what), ": ", lower);
 }
 
 absl::Status ErrnoStatus(std::string_view what, int err) {

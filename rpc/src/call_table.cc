@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
+#include "netlayer/core/probe.h"
 #include "wire.h"
 
 namespace netlayer::rpc {
@@ -54,6 +55,7 @@ absl::StatusOr<CallTable::Started> CallTable::StartCall(std::string_view method,
   PendingCall& call = it->second;
   call.method = std::string(method);
   call.done = std::move(done);
+  call.started = now;
   Started started{id, link_ == Link::kOpen};
   if (started.send_now) {
     // Registered before it is sent, so the reply always finds it.
@@ -119,7 +121,8 @@ std::vector<OutgoingMessage> CallTable::TakeUnsent(uint64_t generation) {
 
 CallTable::Completion CallTable::Finish(std::map<uint64_t, PendingCall>::iterator it,
                                         CallResult result) {
-  Completion c{it->first, std::move(it->second.done), it->second.timer, std::move(result)};
+  Completion c{it->first,         std::move(it->second.done),   it->second.timer,
+               std::move(result), std::move(it->second.method), it->second.started};
   pending_.erase(it);
   return c;
 }
@@ -137,6 +140,7 @@ std::optional<CallTable::Completion> CallTable::OnReply(uint64_t generation, uin
   auto it = pending_.find(id);
   // A reply to a call that expired, or was never sent on this connection.
   if (it == pending_.end() || it->second.generation == 0 || it->second.generation != generation) {
+    NETLAYER_REACHABLE("rpc.client.reply-to-finished-call");
     return std::nullopt;
   }
   return Finish(it, std::move(result));
@@ -168,6 +172,7 @@ CallTable::Completions CallTable::ConnectionLost(uint64_t generation, const absl
       ++it;
     }
   }
+  NETLAYER_SOMETIMES(!out.empty(), "rpc.client.calls-failed-at-close");
   link_ = Link::kWaiting;
   CheckInvariants();
   return out;

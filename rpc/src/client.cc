@@ -8,6 +8,7 @@
 #include "netlayer/core/assert.h"
 #include "netlayer/core/connect_schedule.h"
 #include "netlayer/core/log.h"
+#include "netlayer/core/probe.h"
 #include "netlayer/rpc/handshake.h"
 #include "send.h"
 #include "testing_plants.h"
@@ -24,6 +25,13 @@ struct CallbackScope {
 };
 
 void AssertMayBlock(const char* what) { NETLAYER_ASSERT(t_callback_depth == 0, what); }
+
+// A connection whose server never said hello: it may speak TLS (a plaintext client of a TLS
+// server: both wait for the other to speak) or something else.
+std::string SilentServerText() {
+  return "the server did not answer the rpc handshake (no hello); it may be speaking TLS or "
+         "another protocol";
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -123,6 +131,14 @@ absl::Status ValidateClientOptions(const ClientOptions& o) {
   }
   if (o.handshake_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("rpc client: handshake_timeout must be positive");
+  }
+  {
+    smac::MessageOptions framing = o.message_options;
+    framing.max_first_message_size = 0;  // replaced by max_hello_size
+    if (absl::Status s = smac::ValidateMessageOptions(framing, o.connection_max_output_bytes);
+        !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("rpc client: ", s.message()));
+    }
   }
   if (o.max_hello_size != 0 && o.max_hello_size < 10 + o.protocol.size()) {
     return absl::InvalidArgumentError(
@@ -232,6 +248,11 @@ void Client::Perform(uint64_t epoch, ConnectSchedule::Action action) {
       one.jitter = 0;
       one.attempt_timeout = std::max(action.attempt_deadline - env_.Now(), absl::Nanoseconds(1));
       const Address& address = addresses_[action.address_index];
+      {
+        MutexLock lock(mu_);
+        phase_since_ = env_.Now();
+        attempt_address_ = address.ToString();
+      }
       absl::StatusOr<std::shared_ptr<ConnectAttempt>> attempt = factory_->Connect(
           {address}, one, std::make_shared<ConnectCallbacks>(weak_from_this(), epoch, address));
       if (!attempt.ok()) {
@@ -296,6 +317,7 @@ void Client::OnAttemptFailed(uint64_t epoch, const absl::Status& reason) {
 
 void Client::OnConnectFailed(const absl::Status& status) {
   CallTable::Completions completions;
+  absl::Status why;
   {
     MutexLock lock(mu_);
     if (phase_ == Phase::kClosed) return;
@@ -307,8 +329,13 @@ void Client::OnConnectFailed(const absl::Status& status) {
         absl::UnavailableError(absl::StrCat("rpc client gave up connecting: ", status.message()));
     completions = table_.Close(last_error_);
     WakeReadyWaitersLocked();
+    why = last_error_;
   }
   Complete(std::move(completions));
+  if (options_.on_gave_up) {
+    CallbackScope scope;
+    options_.on_gave_up(why);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,6 +354,9 @@ void Client::Attach(std::shared_ptr<Connection> connection, std::optional<uint64
                     "a client attaches one connection at a time");
     attempt_.reset();
     generation = ++generation_;
+    phase_since_ = env_.Now();
+    attempt_address_ = connection->peer_address().ToString();
+    hello_received_ = false;
     smac::MessageOptions message_options = options_.message_options;
     message_options.max_first_message_size = options_.max_hello_size;
     mc = smac::MessageConnection::Create(std::move(connection), message_options);
@@ -366,9 +396,8 @@ void Client::OnPeerTimer(uint64_t generation) {
     MutexLock lock(mu_);
     if (generation != generation_ || !peer_) return;
     peer_timer_.Fired();
-    const bool may_ping = peer_->phase() == PeerSession::Phase::kReady &&
-                          options_.heartbeat_interval > absl::ZeroDuration();
-    step = peer_->OnTimer(env_.Now(), may_ping ? table_.NextId() : 0);
+    const absl::Time now = env_.Now();
+    step = peer_->OnTimer(now, peer_->PingDue(now) ? table_.NextId() : 0);
     ArmPeerTimerLocked();
     conn = conn_;
   }
@@ -385,6 +414,7 @@ void Client::OnMessage(uint64_t generation, std::string_view message) {
     MutexLock lock(mu_);
     if (generation != generation_ || !peer_) return;  // an old connection
     conn = conn_;
+    hello_received_ = true;
     step = peer_->OnMessage(env_.Now(), message);
     if (step.ready) {
       NETLAYER_ASSERT(phase_ == Phase::kHandshaking, "a handshake completes once");
@@ -452,6 +482,8 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
   CallTable::Completions completions;
   bool reconnect = false;
   std::optional<uint64_t> failed_attempt;  // the schedule's epoch, if it closed in the handshake
+  bool silent_server = false;              // closed in the handshake before the server's hello
+  std::string address;
   {
     MutexLock lock(mu_);
     if (generation != generation_ || conn_ == nullptr) return;
@@ -460,6 +492,10 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
       failed_attempt = schedule_epoch_;
     }
     if (phase_ == Phase::kReady) ++disconnects_;
+    if (phase_ == Phase::kHandshaking) counters_.AddClose(true, KindName(reason.kind()));
+    silent_server = phase_ == Phase::kHandshaking && !hello_received_ &&
+                    reason.kind() != CloseReason::Kind::kProtocolError;
+    address = attempt_address_;
     conn_.reset();
     peer_.reset();
     peer_timer_.Cancel();
@@ -486,11 +522,19 @@ void Client::OnClosed(uint64_t generation, const CloseReason& reason) {
   }
   if (!reconnect) return;
   if (failed_attempt) {
+    if (reason.permanent() && !options_.retry_permanent_failures) {
+      // Retrying would fail the same way: end here, naming the reason once.
+      OnConnectFailed(absl::UnavailableError(absl::StrCat(
+          address, ": ", reason.ToString(),
+          " (a permanent failure: not retried; ClientOptions::retry_permanent_failures)")));
+      return;
+    }
     // Never healthy: a failed attempt of the same schedule (it backs off, max_attempts counts).
-    OnAttemptFailed(*failed_attempt, absl::UnavailableError(absl::StrCat(
-                                         "the connection closed before the rpc handshake "
-                                         "completed: ",
-                                         reason.ToString())));
+    OnAttemptFailed(
+        *failed_attempt,
+        absl::UnavailableError(absl::StrCat(
+            "the connection closed before the rpc handshake completed: ",
+            silent_server ? absl::StrCat(SilentServerText(), ": ") : "", reason.ToString())));
   } else {
     StartConnecting();
   }
@@ -553,7 +597,7 @@ uint64_t Client::StartCall(std::string_view method, std::string_view payload, ab
     }
   }
   if (!started.ok()) {
-    counters_.AddStatus(started.status().code());
+    counters_.AddAnswer(method, started.status().code());
     if (done) {
       CallbackScope scope;
       std::move(done)(CallResult(started.status()));
@@ -626,9 +670,11 @@ void Client::Expire(uint64_t id) {
 }
 
 void Client::Complete(CallTable::Completions completions) {
+  if (completions.empty()) return;
+  const absl::Time now = env_.Now();
   for (CallTable::Completion& c : completions) {
     if (c.timer) env_.CancelTimer(*c.timer);
-    counters_.AddStatus(c.result.status().code());
+    counters_.AddAnswer(c.method, c.result.status().code(), now - c.started);
   }
   CallbackScope scope;
   for (CallTable::Completion& c : completions) {
@@ -684,6 +730,21 @@ size_t Client::pending_calls() const {
 
 absl::Status Client::last_error() const {
   MutexLock lock(mu_);
+  if (phase_ == Phase::kHandshaking) {
+    // Connected, waiting for the server's hello: say so, with the loss before it if any.
+    std::string text = absl::StrCat("connected to ", attempt_address_, " ",
+                                    absl::FormatDuration(env_.Now() - phase_since_), " ago, but ",
+                                    SilentServerText());
+    if (!last_error_.ok()) absl::StrAppend(&text, "; before: ", last_error_.message());
+    return absl::UnavailableError(text);
+  }
+  if (phase_ == Phase::kConnecting && last_error_.ok()) {
+    return absl::UnavailableError(
+        attempt_address_.empty()
+            ? std::string("not connected yet")
+            : absl::StrCat("connecting to ", attempt_address_, ": no connection yet after ",
+                           absl::FormatDuration(env_.Now() - phase_since_)));
+  }
   return last_error_;
 }
 
@@ -713,6 +774,9 @@ ClientStats Client::stats() const {
   // Asked outside mu_: the connection takes its own lock.
   if (conn != nullptr) out.queued_output_bytes = conn->QueuedOutputBytes();
   counters_.Fill(out.calls_by_method, out.calls_by_status, out.bytes_in, out.bytes_out);
+  counters_.FillMethods(out.methods);
+  std::map<std::string, uint64_t> closes;  // a client's ready closes are `disconnects`
+  counters_.FillCloses(out.handshake_failures, closes);
   return out;
 }
 

@@ -1,10 +1,12 @@
 #include "netlayer/rpc/peer_session.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
+#include "netlayer/core/probe.h"
 
 namespace netlayer::rpc {
 
@@ -46,6 +48,7 @@ std::string PeerSession::Control(MessageKind kind, uint64_t id) const {
 
 PeerSession::Step PeerSession::Handshake(absl::Time now, std::string_view message) {
   absl::Status ok;
+  bool hello_decoded = false;  // a well-formed hello that did not match: permanent
   if (options_.role == Role::kClient) {
     absl::StatusOr<ServerHello> hello = DecodeServerHello(message);
     absl::StatusOr<uint16_t> version =
@@ -54,17 +57,21 @@ PeerSession::Step PeerSession::Handshake(absl::Time now, std::string_view messag
             : absl::StatusOr<uint16_t>(hello.status());
     if (version.ok()) version_ = *version;
     ok = version.status();
+    hello_decoded = hello.ok();
   } else {
     absl::StatusOr<ClientHello> hello = DecodeClientHello(message);
     ok = hello.ok() ? CheckClientHello(*hello, ServerHello{options_.protocol, options_.min_version,
                                                            options_.max_version})
                     : hello.status();
     if (ok.ok()) version_ = hello->version;
+    hello_decoded = hello.ok();
   }
   if (!ok.ok()) {
     Log(LogLayer::kRpc)
         .warn("rpc {}: {}", options_.role == Role::kClient ? "client" : "session", ok.ToString());
-    return Close(CloseReason(CloseReason::Kind::kProtocolError, std::string(ok.message())));
+    // Another protocol or no version in common: retrying would meet the same server.
+    return Close(CloseReason(CloseReason::Kind::kProtocolError, std::string(ok.message()))
+                     .set_permanent(hello_decoded));
   }
   Step step;
   if (options_.role == Role::kClient) {
@@ -72,12 +79,29 @@ PeerSession::Step PeerSession::Handshake(absl::Time now, std::string_view messag
   }
   phase_ = Phase::kReady;
   step.ready = version_;
-  if (options_.ping_interval > absl::ZeroDuration()) {
-    next_check_ = now + options_.ping_interval;
-  } else if (options_.silence_limit > absl::ZeroDuration()) {
-    next_check_ = now + options_.silence_limit;
-  }
+  if (options_.ping_interval > absl::ZeroDuration()) next_ping_ = now + options_.ping_interval;
+  ScheduleCheck();
   return step;
+}
+
+void PeerSession::ScheduleCheck() {
+  // The next ping, or the moment the silence limit runs out if nothing arrives before it,
+  // whichever comes first. last_received_ only grows until the timer fires, so a check armed
+  // here is never late; one that finds a message arrived meanwhile just re-arms.
+  next_check_ = next_ping_;
+  if (options_.silence_limit > absl::ZeroDuration()) {
+    next_check_ = std::min(next_check_, last_received_ + options_.silence_limit);
+  }
+}
+
+bool PeerSession::PingDue(absl::Time now) const {
+  return phase_ == Phase::kReady && now >= next_check_ && now >= next_ping_ &&
+         !SilenceExceeded(now);
+}
+
+bool PeerSession::SilenceExceeded(absl::Time now) const {
+  return options_.silence_limit > absl::ZeroDuration() &&
+         now - last_received_ >= options_.silence_limit;
 }
 
 PeerSession::Step PeerSession::OnMessage(absl::Time now, std::string_view message) {
@@ -134,13 +158,23 @@ PeerSession::Step PeerSession::OnTimer(absl::Time now, uint64_t ping_id) {
   if (phase_ == Phase::kClosed) return {};
   if (phase_ == Phase::kHandshaking) {
     if (now < handshake_deadline_) return {};
+    if (options_.role == Role::kServer) {
+      NETLAYER_REACHABLE("rpc.server.handshake-deadline");
+    } else {
+      NETLAYER_REACHABLE("rpc.client.handshake-deadline");
+    }
     return Close(CloseReason(CloseReason::Kind::kTimeout,
                              absl::StrCat("rpc handshake: no ", peer_name(), " hello within ",
                                           absl::FormatDuration(options_.handshake_timeout))));
   }
   if (now < next_check_) return {};
-  const absl::Duration silent = now - last_received_;
-  if (options_.silence_limit > absl::ZeroDuration() && silent >= options_.silence_limit) {
+  if (SilenceExceeded(now)) {
+    const absl::Duration silent = now - last_received_;
+    if (options_.role == Role::kServer) {
+      NETLAYER_REACHABLE("rpc.server.idle-timeout");
+    } else {
+      NETLAYER_REACHABLE("rpc.client.heartbeat-timeout");
+    }
     return Close(
         CloseReason(CloseReason::Kind::kTimeout,
                     options_.role == Role::kClient
@@ -152,12 +186,16 @@ PeerSession::Step PeerSession::OnTimer(absl::Time now, uint64_t ping_id) {
                                        absl::FormatDuration(options_.silence_limit), ")")));
   }
   Step step;
-  if (options_.ping_interval > absl::ZeroDuration()) {
-    step.send.push_back(Control(MessageKind::kPing, ping_id));
-    next_check_ = now + options_.ping_interval;
-  } else {
-    next_check_ = last_received_ + options_.silence_limit;
+  if (now >= next_ping_) {
+    NETLAYER_ASSERT(ping_id != 0, "a ping needs an id (PingDue said so)");
+    // BUGGIFY: a heartbeat skipped (as if lost): the peer's silence limit must allow for it.
+    if (!NETLAYER_BUGGIFY("rpc.buggify.skip-heartbeat")) {
+      step.send.push_back(Control(MessageKind::kPing, ping_id));
+    }
+    next_ping_ = now + options_.ping_interval;
   }
+  ScheduleCheck();
+  NETLAYER_ASSERT(next_check_ > now, "a liveness check is always armed for later");
   return step;
 }
 

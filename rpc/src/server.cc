@@ -4,9 +4,11 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
+#include "netlayer/core/probe.h"
 #include "send.h"
 #include "testing_plants.h"
 
@@ -15,6 +17,9 @@ namespace netlayer::rpc {
 namespace internal {
 struct ServerShared {
   StatsCounters counters;
+  // ServerOptions::memory_budget_bytes (nullptr: none), shared with every session's decoder.
+  std::shared_ptr<smac::MemoryBudget> budget;
+  std::atomic<uint64_t> reply_refusals{0};  // replies the budget turned into error replies
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> pushes{0};
 };
@@ -97,6 +102,7 @@ Session::Session(std::weak_ptr<Server> server, std::shared_ptr<const ServerOptio
       peer_host_(std::move(peer_host)),
       conn_(std::move(conn)),
       plants_(std::move(plants)),
+      peer_identity_(conn_->connection().peer_identity()),
       peer_(PeerSession::Options{
           .role = PeerSession::Role::kServer,
           .protocol = options_->protocol,
@@ -136,8 +142,10 @@ void Session::OnPeerTimer() {
     MutexLock lock(mu_);
     if (closed_) return;
     peer_timer_.Fired();
+    const bool handshaking = peer_.phase() != PeerSession::Phase::kReady;
     step = peer_.OnTimer(env_.Now(), /*ping_id=*/0);
     ArmPeerTimerLocked();
+    if (step.close) CountCloseLocked(handshaking, *step.close);  // before the peer sees it
   }
   internal::SendControl(*conn_, step.send, &shared_->counters);
   if (step.close) conn_->CloseWithReason(std::move(*step.close));
@@ -153,17 +161,39 @@ absl::Status Session::Answer(uint64_t id, const absl::Status& status, std::strin
 }
 
 absl::Status Session::SendAnswer(uint64_t id, const absl::Status& status, std::string_view payload,
-                                 bool abandoning) {
+                                 bool abandoning, std::string counted, absl::Duration latency) {
   if (!abandoning) {
     MutexLock lock(mu_);
     if (abandoned_.erase(id) > 0) {
       return absl::FailedPreconditionError(absl::StrCat(
           "rpc server: call ", id, " was answered UNAVAILABLE at the shutdown deadline"));
     }
-    inflight_.erase(id);
+    if (auto it = inflight_.find(id); it != inflight_.end()) {
+      counted = std::move(it->second.method);
+      latency = env_.Now() - it->second.since;
+      inflight_.erase(it);
+    }
   }
   absl::Status sent;
-  if (status.ok()) {
+  if (status.ok() && shared_->budget != nullptr && payload.size() > smac::kUnbudgetedBytes) {
+    // A large reply counts against the server's memory budget with every session's queued
+    // output and the partial frames' buffers.
+    size_t queued = 0;
+    if (std::shared_ptr<Server> server = server_.lock()) queued = server->QueuedOutputTotal();
+    const size_t held = shared_->budget->charged();
+    const size_t limit = shared_->budget->limit();
+    if (held > limit || queued > limit - held || payload.size() > limit - held - queued) {
+      shared_->reply_refusals.fetch_add(1, std::memory_order_relaxed);
+      shared_->counters.AddRefusal(Refusal::kMemoryBudgetReply);
+      sent = absl::ResourceExhaustedError(absl::StrCat(
+          "the server's memory budget (", limit, " bytes) is spent: ", held,
+          " bytes held for partial frames and ", queued, " bytes of queued output, a reply of ",
+          payload.size(), " bytes would pass it"));
+    }
+  }
+  if (!sent.ok()) {
+    // Refused above: answered with an error reply below.
+  } else if (status.ok()) {
     Envelope e;
     e.kind = MessageKind::kReply;
     e.id = id;
@@ -173,12 +203,19 @@ absl::Status Session::SendAnswer(uint64_t id, const absl::Status& status, std::s
     sent = internal::SendEnvelope(*conn_, *options_->codec, ErrorEnvelope(id, status),
                                   &shared_->counters);
   }
-  if (sent.ok()) shared_->counters.AddStatus(status.code());
+  if (sent.ok()) shared_->counters.AddAnswer(counted, status.code(), latency);
   // Closed: the client fails the call itself (kUnavailable) when it sees the close.
   if (sent.ok() || sent.code() == absl::StatusCode::kFailedPrecondition) return sent;
   if (plants_ != nullptr && plants_->lose_reply_on_send_failure) return sent;  // planted bug
   // InvalidArgument (over the frame limit) or ResourceExhausted (output queue full): answer with
   // a small error reply instead, or close, so the caller never waits for its deadline.
+  if (sent.code() == absl::StatusCode::kResourceExhausted) {
+    NETLAYER_REACHABLE("rpc.server.reply-output-full");
+    shared_->counters.AddRefusal(Refusal::kReplyOutputFull);
+  } else {
+    NETLAYER_REACHABLE("rpc.server.reply-over-frame-limit");
+    shared_->counters.AddRefusal(Refusal::kReplyOverFrameLimit);
+  }
   const absl::Status instead = absl::ResourceExhaustedError(
       absl::StrCat("rpc server: the ", status.ok() ? "reply" : "error reply", " to call ", id,
                    " could not be sent: ", sent.message()));
@@ -188,7 +225,7 @@ absl::Status Session::SendAnswer(uint64_t id, const absl::Status& status, std::s
            .ok()) {
     conn_->CloseWithReason(CloseReason(CloseReason::Kind::kError, std::string(instead.message())));
   } else {
-    shared_->counters.AddStatus(instead.code());
+    shared_->counters.AddAnswer(counted, instead.code(), latency);
   }
   return instead;
 }
@@ -201,13 +238,18 @@ size_t Session::InflightCalls() const {
 }
 
 void Session::AbandonInflight(const absl::Status& status) {
-  std::set<uint64_t> ids;
+  std::map<uint64_t, Inflight> calls;
+  absl::Time now;
   {
     MutexLock lock(mu_);
-    ids.swap(inflight_);
-    abandoned_.insert(ids.begin(), ids.end());  // a handler's answer from now on is dropped
+    calls.swap(inflight_);
+    // A handler's answer from now on is dropped.
+    for (const auto& [id, call] : calls) abandoned_.insert(id);
+    now = env_.Now();
   }
-  for (uint64_t id : ids) (void)SendAnswer(id, status, {}, /*abandoning=*/true);
+  for (auto& [id, call] : calls) {
+    (void)SendAnswer(id, status, {}, /*abandoning=*/true, std::move(call.method), now - call.since);
+  }
 }
 
 absl::Status Session::Push(std::string_view method, std::string_view payload) {
@@ -240,7 +282,8 @@ void Session::OnMessage(std::string_view message) {
   {
     MutexLock lock(mu_);
     if (closed_) return;
-    step = peer_.OnMessage(env_.Now(), message);
+    const absl::Time now = env_.Now();
+    step = peer_.OnMessage(now, message);
     if (step.ready) ArmPeerTimerLocked();  // the handshake deadline becomes the idle check
     if (step.message && step.message->kind == MessageKind::kCall) {
       const uint64_t id = step.message->id;
@@ -258,7 +301,7 @@ void Session::OnMessage(std::string_view message) {
                  inflight_.size() >= options_->max_inflight_calls) {
         refuse = true;
       } else {
-        inflight_.insert(id);
+        inflight_.emplace(id, Inflight{std::string(step.message->method), now});
       }
     }
   }
@@ -271,11 +314,14 @@ void Session::OnMessage(std::string_view message) {
   if (!step.message) return;
   if (step.message->kind == MessageKind::kOneWay && shared_->draining.load()) return;
   if (draining) {
+    shared_->counters.AddRefusal(Refusal::kShuttingDownCall);
     (void)SendAnswer(step.message->id,
                      absl::UnavailableError("rpc server: the server is shutting down"), {});
     return;
   }
   if (refuse) {
+    NETLAYER_REACHABLE("rpc.server.max-inflight-calls");
+    shared_->counters.AddRefusal(Refusal::kMaxInflightCalls);
     (void)Answer(step.message->id,
                  absl::ResourceExhaustedError(absl::StrCat(
                      "rpc server: too many calls in flight on this connection (max_inflight_calls ",
@@ -297,6 +343,11 @@ void Session::OnMessage(std::string_view message) {
     if (one_way) {
       Log(LogLayer::kRpc).warn("rpc session {}: one-way call to {} dropped", id_, why);
     } else {
+      {
+        // Counted under "(unknown)", as its call (the rare path: a second lock is fine here).
+        MutexLock lock(mu_);
+        if (auto it = inflight_.find(e.id); it != inflight_.end()) it->second.method = "(unknown)";
+      }
       (void)Answer(e.id, absl::UnimplementedError(why), {});
     }
     return;
@@ -305,10 +356,22 @@ void Session::OnMessage(std::string_view message) {
   (*handler)(request, Responder(weak_from_this(), e.id, one_way));
 }
 
+void Session::CountCloseLocked(bool handshaking, const CloseReason& reason) {
+  if (std::exchange(close_counted_, true)) return;
+  shared_->counters.AddClose(handshaking, KindName(reason.kind()));
+  if (reason.kind() == CloseReason::Kind::kTimeout) {
+    shared_->counters.AddRefusal(handshaking ? Refusal::kHandshakeTimeout : Refusal::kIdleTimeout);
+  } else if (reason.kind() == CloseReason::Kind::kProtocolError &&
+             absl::StrContains(reason.detail(), "exceeds the limit of")) {
+    shared_->counters.AddRefusal(handshaking ? Refusal::kHelloTooLarge : Refusal::kFrameTooLarge);
+  }
+}
+
 void Session::OnClosed(const CloseReason& reason) {
   {
     MutexLock lock(mu_);
     if (closed_) return;
+    CountCloseLocked(peer_.phase() != PeerSession::Phase::kReady, reason);
     closed_ = true;
     peer_.OnClosed();
     peer_timer_.Cancel();
@@ -365,6 +428,14 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.idle_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("rpc server: idle_timeout must not be negative");
   }
+  {
+    smac::MessageOptions framing = o.message_options;
+    framing.max_first_message_size = 0;  // replaced by max_hello_size
+    if (absl::Status s = smac::ValidateMessageOptions(framing, o.connection_max_output_bytes);
+        !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("rpc server: ", s.message()));
+    }
+  }
   if (o.max_hello_size != 0 && o.max_hello_size < 8 + o.protocol.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("rpc server: max_hello_size ", o.max_hello_size,
@@ -378,6 +449,9 @@ Server::Server(Env& env, ServerOptions options)
     : env_(env),
       options_(std::make_shared<const ServerOptions>(std::move(options))),
       shared_(std::make_shared<internal::ServerShared>()) {
+  if (options_->memory_budget_bytes > 0) {
+    shared_->budget = std::make_shared<smac::MemoryBudget>(options_->memory_budget_bytes);
+  }
   if (absl::Status s = ValidateServerOptions(*options_); !s.ok()) {
     // An application's mistake: the server serves nothing, and says why; nothing aborts.
     Log(LogLayer::kRpc).error("{}; the server is closed", s.ToString());
@@ -410,6 +484,7 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
   std::string host = peer.kind() == Address::Kind::kUnix ? "unix" : peer.host();
   smac::MessageOptions message_options = options_->message_options;
   message_options.max_first_message_size = options_->max_hello_size;
+  message_options.budget = shared_->budget;
   auto conn = smac::MessageConnection::Create(std::move(connection), message_options);
   std::shared_ptr<Session> session;
   std::string refused;
@@ -421,15 +496,19 @@ std::shared_ptr<Session> Server::Serve(std::shared_ptr<Connection> connection) {
     }
     if (shared_->draining.load()) {
       ++refused_;
+      shared_->counters.AddRefusal(Refusal::kShuttingDown);
       conn->Close();
       return nullptr;
     }
     const size_t from_host = per_host_.contains(host) ? per_host_[host] : 0;
     if (options_->max_sessions != 0 && sessions_.size() >= options_->max_sessions) {
+      NETLAYER_REACHABLE("rpc.server.max-sessions");
+      shared_->counters.AddRefusal(Refusal::kMaxSessions);
       refused = absl::StrCat(sessions_.size(), " sessions are open (max_sessions ",
                              options_->max_sessions, ")");
     } else if (options_->max_sessions_per_host != 0 &&
                from_host >= options_->max_sessions_per_host) {
+      shared_->counters.AddRefusal(Refusal::kMaxSessionsPerHost);
       refused =
           absl::StrCat(from_host, " sessions from ", host, " are open (max_sessions_per_host ",
                        options_->max_sessions_per_host, ")");
@@ -607,6 +686,17 @@ void Server::FinishShutdown(const absl::Status& outcome) {
   for (auto& callback : callbacks) callback(outcome);
 }
 
+size_t Server::QueuedOutputTotal() const {
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [id, s] : sessions_) sessions.push_back(s);
+  }
+  size_t total = 0;
+  for (const auto& s : sessions) total += s->QueuedOutputBytes();
+  return total;
+}
+
 ServerStats Server::stats() const {
   ServerStats out;
   std::vector<std::shared_ptr<Session>> sessions;
@@ -621,9 +711,21 @@ ServerStats Server::stats() const {
     out.inflight_calls += s->InflightCalls();
     out.queued_output_bytes += s->QueuedOutputBytes();
   }
+  if (shared_->budget != nullptr) {
+    out.memory_budget_bytes = shared_->budget->limit();
+    out.frame_buffer_bytes = shared_->budget->charged();
+    out.peak_frame_buffer_bytes = shared_->budget->peak_charged();
+    out.budget_refusals = shared_->budget->refusals() + shared_->reply_refusals.load();
+  }
   out.pushes = shared_->pushes.load();
   out.shutting_down = shared_->draining.load();
   shared_->counters.Fill(out.calls_by_method, out.calls_by_status, out.bytes_in, out.bytes_out);
+  shared_->counters.FillMethods(out.methods);
+  shared_->counters.FillRefusals(out.refusals);
+  if (shared_->budget != nullptr) {
+    out.refusals[RefusalName(Refusal::kMemoryBudgetFrame)] += shared_->budget->refusals();
+  }
+  shared_->counters.FillCloses(out.handshake_failures, out.session_closes);
   return out;
 }
 

@@ -6,7 +6,7 @@
 #include "netlayer/core/assert.h"
 #include "network.h"
 #include "sim_connection.h"
-#include "world_impl.h"
+#include "world_parts.h"
 
 namespace netlayer::sim {
 
@@ -40,7 +40,7 @@ absl::StatusOr<std::shared_ptr<PendingConnect>> Connector::StartConnect(
       ConnectSchedule::Create(addresses, options, &w_.generator);
   if (!schedule.ok()) return schedule.status();
   Host& h = w_.host(from);
-  if (!h.up) {
+  if (h.Admits(HostWork::kStart) == Admission::kNever) {
     return absl::FailedPreconditionError(absl::StrCat("sim: host '", h.name, "' is down"));
   }
   const uint64_t id = next_connect_id++;
@@ -180,7 +180,10 @@ void Connector::SynArrive(const std::shared_ptr<PendingConnect>& pc, uint64_t tr
   Network& net = w_.net;
   const HostId from = pc->host;
   const HostId to = pc->target;
-  if (!w_.host(to).up) return SynLost(pc, try_no, "host down");
+  // A powered-off host answers nothing; a crashed process's kernel refuses (no listener).
+  if (w_.host(to).Admits(HostWork::kAnswerSyn) == Admission::kNever) {
+    return SynLost(pc, try_no, "host down");
+  }
   if (net.Blocked(from, to)) return SynLost(pc, try_no, "partition");
   if (const absl::Time until = net.ClogEnd(from, to); until > now) {
     w_.loop.Schedule(until, kNoHost, false, [this, pc, try_no]() { SynArrive(pc, try_no); });
@@ -303,7 +306,7 @@ void Connector::Cancel(PendingConnect& pc) {
 }
 
 void PendingConnect::Cancel() {
-  if (World::Impl* w = *world) w->connector.Cancel(*this);
+  if (WorldParts* w = *world) w->connector.Cancel(*this);
 }
 
 namespace {

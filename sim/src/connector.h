@@ -54,7 +54,7 @@ class PendingConnect final : public ConnectAttempt {
 
 class SimClientFactory final : public ClientConnectionFactory {
  public:
-  SimClientFactory(World::Impl* world, HostId host) : world_(world), host_(host) {}
+  SimClientFactory(WorldParts* world, HostId host) : world_(world), host_(host) {}
   absl::StatusOr<std::shared_ptr<ConnectAttempt>> Connect(
       std::vector<Address> addresses, ConnectOptions options,
       std::shared_ptr<ConnectHandler> handler) override;
@@ -62,13 +62,13 @@ class SimClientFactory final : public ClientConnectionFactory {
                                                               ConnectOptions options) override;
 
  private:
-  World::Impl* world_;
+  WorldParts* world_;
   HostId host_;
 };
 
 class Connector {
  public:
-  explicit Connector(World::Impl& w) : w_(w) {}
+  explicit Connector(WorldParts& w) : w_(w) {}
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
 
@@ -96,7 +96,7 @@ class Connector {
     return !pc.finished && pc.trying && pc.try_no == try_no;
   }
 
-  World::Impl& w_;
+  WorldParts& w_;
 };
 
 }  // namespace netlayer::sim

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
-#include "world_impl.h"
+#include "world_parts.h"
 
 namespace netlayer::sim {
 
@@ -56,12 +56,14 @@ void EventLoop::RunOne() {
 void EventLoop::Run(uint64_t id, Event event) {
   if (w_.ValidHost(event.host)) {
     Host& owner = w_.hosts[event.host.value];
-    // The owner crashed since this was scheduled: the process that wanted it is gone.
-    if (event.incarnation != owner.incarnation) return;
-    // The owner's process is stopped: the event waits for it to resume.
-    if (owner.frozen) {
-      owner.held.push_back(Host::Held{id, std::move(event)});
-      return;
+    switch (owner.AdmitsEvent(event.incarnation)) {
+      case Admission::kNow:
+        break;
+      case Admission::kLater:
+        owner.held.push_back(Host::Held{id, std::move(event)});
+        return;
+      case Admission::kNever:
+        return;
     }
   }
   if (event.timer) {
@@ -78,6 +80,7 @@ bool EventLoop::RunUntil(const std::function<bool()>& pred, absl::Time deadline)
                   "a blocking simulator call (ConnectBlocking, Accept, WaitUntil, RunUntil, "
                   "RunFor) was made from inside a callback run by the world: it could never "
                   "return");
+  const ScopedProbeSink probe_scope(probes);
   while (!pred()) {
     if (!halted.ok()) return false;
     // An event at the infinite future (a timer set for "never") never runs.

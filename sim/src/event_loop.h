@@ -15,6 +15,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "netlayer/core/probe.h"
 #include "netlayer/core/timer_queue.h"
 #include "sim_types.h"
 
@@ -32,7 +33,7 @@ class EventLoop {
     std::optional<absl::Time> local_when;
   };
 
-  explicit EventLoop(World::Impl& w) : w_(w) {}
+  explicit EventLoop(WorldParts& w) : w_(w) {}
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -59,9 +60,10 @@ class EventLoop {
   bool destroying = false;  // in ~Impl: nothing may be scheduled any more
   int depth = 0;            // callbacks being run by the world (nested: SetHandler deliveries)
   absl::Status halted;
+  ProbeSink* probes = nullptr;  // the world's: installed for the thread while events run
 
  private:
-  World::Impl& w_;
+  WorldParts& w_;
 };
 
 // Counts a callback being run by the world, so blocking calls inside it are caught.

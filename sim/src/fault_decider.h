@@ -37,7 +37,8 @@ struct FaultPick {
     kStallConnection,  // one end of a live stream stops reading
     kStallHost,        // every connection of a host stops reading
     kFreeze,           // a freezable host stops
-    kClockStep         // a skewable host's clock jumps forward
+    kClockStep,        // a skewable host's clock jumps forward
+    kPowerOff          // a crashable host loses power (nothing leaves it)
   };
   Kind kind = Kind::kNone;
   // kClog: from -> to for `duration`.
@@ -48,7 +49,7 @@ struct FaultPick {
   absl::Duration duration;
   // kReset: the index of the stream in id order among the live ones.
   size_t link_index = 0;
-  // kCrash, kStallHost, kFreeze, kClockStep: the host. kStallConnection: the stream's `side`.
+  // kCrash, kPowerOff, kStallHost, kFreeze, kClockStep: the host. kStallConnection: the stream's `side`.
   HostId host;
   int side = 0;
   // kStallConnection, kStallHost, kFreeze (InfiniteDuration: until the liveness phase),
@@ -57,7 +58,8 @@ struct FaultPick {
 
 class FaultDecider {
  public:
-  FaultDecider(Generator& gen, const FaultProfile& profile) : gen_(gen), profile_(profile) {}
+  // REQUIRES: `profile` is valid (FaultProfile::Validate; the world checks it first).
+  FaultDecider(Generator& gen, const FaultProfile& profile);
 
   // Set once the liveness phase starts: decisions that inject a fault then say "none".
   void set_stopped(bool stopped) { stopped_ = stopped; }
@@ -80,11 +82,21 @@ class FaultDecider {
     double drift_ppm = 0;
   };
   std::optional<ClockPlan> HostClock();
-  // How long a randomly crashed host stays down.
+  // How long a randomly crashed (or powered-off) host stays down.
   absl::Duration DownTime();
 
  private:
   double TotalRate() const;
+  FaultPick DrawPick(size_t hosts, size_t links, const std::vector<HostId>& crashable,
+                     const std::vector<HostId>& freezable, const std::vector<HostId>& skewable);
+  // The decider's model (asserted on every pick): a pick names only what exists and may suffer
+  // it (a crash or power loss a crashable host, a freeze a freezable one, a clock step a
+  // skewable one, a reset or stall an existing stream and side, a clog two distinct hosts, a
+  // partition two non-empty disjoint sides covering every host), for a duration that is not
+  // negative; no kind whose rate is 0 is picked; nothing once stopped.
+  void CheckPick(const FaultPick& pick, size_t hosts, size_t links,
+                 const std::vector<HostId>& crashable, const std::vector<HostId>& freezable,
+                 const std::vector<HostId>& skewable) const;
 
   Generator& gen_;
   const FaultProfile& profile_;

@@ -9,9 +9,10 @@
 #include "connector.h"
 #include "listener.h"
 #include "netlayer/core/assert.h"
+#include "netlayer/core/probe.h"
 #include "network.h"
 #include "sim_connection.h"
-#include "world_impl.h"
+#include "world_parts.h"
 
 namespace netlayer::sim {
 
@@ -48,11 +49,25 @@ void Faults::Clog(HostId from, HostId to, absl::Duration d, const char* how) {
   w_.net.ScheduleKick(until);
 }
 
-void Faults::Crash(HostId h, const char* how) {
+void Faults::Kill(HostId h, HostDeath death, const char* how) {
   Host& hh = w_.host(h);
-  hh.up = false;
+  NETLAYER_ASSERT(hh.up(), "Kill: the host is up");
+  hh.life = death == HostDeath::kPowerOff ? Host::Life::kPoweredOff : Host::Life::kCrashed;
   ++hh.incarnation;
-  w_.Record(h, TraceKind::kHost, absl::StrCat(how, " crash"));
+  w_.Record(h, TraceKind::kHost,
+            absl::StrCat(how, death == HostDeath::kPowerOff ? " power off" : " crash"));
+  // Its streams are left to its kernel: FIN or RST (a crash), or silence (a power loss). First,
+  // so that what the destructors below write (of held events, timers, handlers) fails like a
+  // write after close instead of leaving the dead process.
+  w_.net.BreakHost(h, death);
+  if (hh.disk != nullptr) {
+    // A crash keeps the page cache (the kernel survives); a power loss keeps what was synced.
+    if (death == HostDeath::kPowerOff) {
+      hh.disk->OnPowerLoss(hh.disk->generator());
+    } else {
+      hh.disk->OnProcessCrash();
+    }
+  }
   // A stopped process can be killed too: what it held dies with it; the next one runs and reads.
   if (hh.frozen && !hh.thaw_scheduled) hh.frozen_total += w_.loop.now - hh.frozen_since;
   hh.frozen = false;
@@ -67,52 +82,26 @@ void Faults::Crash(HostId h, const char* how) {
   // Timers of the dead process.
   w_.loop.events.CancelIf(
       [h](const EventLoop::Event& event) { return event.timer && event.host == h; });
-  // Listeners vanish.
-  std::vector<std::shared_ptr<SimListener>> listeners;
-  for (const auto& [port, l] : hh.listeners) listeners.push_back(l);
-  for (const auto& l : listeners) w_.listeners.Close(*l, "gone: host crashed");
-  // Pending connects of the dead process.
+  // Pending connects of the dead process. A stream made at the listener (the SYN-ACK on its way)
+  // is the network's now: its end dies with the others below.
   std::vector<std::shared_ptr<PendingConnect>> pcs;
   for (const auto& [id, pc] : w_.connector.connects) {
     if (pc->host == h) pcs.push_back(pc);
   }
   for (const auto& pc : pcs) {
-    if (pc->link != nullptr) {
-      std::shared_ptr<Link> link = std::move(pc->link);
-      w_.net.ResetLink(*link, "host crashed during the handshake");
-    }
-    w_.Record(h, TraceKind::kConnect, absl::StrCat("connect#", pc->id, " ended: host crashed"));
+    pc->link = nullptr;
+    w_.Record(h, TraceKind::kConnect,
+              absl::StrCat("connect#", pc->id, " ended: ",
+                           death == HostDeath::kPowerOff ? "host lost power" : "process crashed"));
     w_.connector.Finish(pc);
     if (pc->blocking) {
       pc->handler->FailedConnection(
           absl::UnavailableError(absl::StrCat("sim: host '", hh.name, "' crashed")));
     }
   }
-  // Connections break.
-  std::vector<std::shared_ptr<Link>> broken;
-  for (const auto& [id, link] : w_.net.links) {
-    if (link->host[0] == h || link->host[1] == h) broken.push_back(link);
-  }
-  for (const auto& link : broken) {
-    w_.RecordStream(h, TraceKind::kReset, absl::StrCat("conn#", link->id, " broken: host crashed"),
-                    *link);
-    std::array<std::shared_ptr<SimConnection>, 2> ends = link->end;
-    w_.net.Teardown(*link);
-    if (PromiseChecker* checker = ends[0]->checker()) checker->OnBroken();
-    for (int side = 0; side < 2; ++side) {
-      ConnectionState& state = ends[side]->state();
-      if (link->host[side] == h) {
-        // The process is dead: its handlers are never called again.
-        state.SetHandler(nullptr);
-        state.OnRemoteClosed(CloseReason(CloseReason::Kind::kHostDown, "host crashed"));
-      } else if (state
-                     .OnRemoteClosed(CloseReason(CloseReason::Kind::kReset,
-                                                 absl::StrCat("peer host ", hh.name, " crashed")))
-                     .wake_reader) {
-        w_.net.ScheduleDeliverPending(ends[side]);
-      }
-    }
-  }
+  // Listeners vanish (the streams still in their queues died with the others).
+  w_.listeners.DropHost(
+      h, death == HostDeath::kPowerOff ? "gone: host lost power" : "gone: process crashed");
   // Every end the dead process still holds, including streams that ended just before (a reset
   // at the same instant, its notification still queued): its handlers are never called again.
   std::vector<std::shared_ptr<SimConnection>> own;
@@ -125,10 +114,12 @@ void Faults::Crash(HostId h, const char* how) {
 
 void Faults::Restart(HostId h, const char* how) {
   Host& hh = w_.host(h);
-  hh.up = true;
+  NETLAYER_ASSERT(!hh.up(), "Restart: the host is down");
+  hh.life = Host::Life::kUp;
   w_.Record(h, TraceKind::kHost, absl::StrCat(how, " restart"));
+  w_.net.RestartHost(h);
   w_.loop.Schedule(w_.loop.now, h, false, [this, h]() {
-    if (!w_.host(h).up) return;
+    if (!w_.host(h).up()) return;
     if (std::function<void()> hook = w_.host(h).restart_hook) hook();
   });
 }
@@ -147,7 +138,8 @@ void Faults::Stop() {
   HealAll("liveness");
   for (uint32_t i = 0; i < w_.hosts.size(); ++i) {
     Host& h = w_.hosts[i];
-    if (!h.up) Restart(HostId{i}, "liveness");
+    if (!h.up()) Restart(HostId{i}, "liveness");
+    if (h.disk != nullptr) h.disk->StopFaults();
     if (h.frozen && !h.thaw_scheduled) Resume(HostId{i}, "liveness");
     if (h.not_reading) ResumeReading(HostId{i}, "liveness");
     if (h.flap.kind != Flap::Kind::kOff) {
@@ -164,7 +156,7 @@ void Faults::Stop() {
 
 void Faults::Freeze(HostId h, absl::Duration d, const char* how) {
   Host& hh = w_.host(h);
-  NETLAYER_ASSERT(hh.up && !hh.frozen, "Freeze: the host is up and running");
+  NETLAYER_ASSERT(hh.up() && !hh.frozen, "Freeze: the host is up and running");
   hh.frozen = true;
   hh.thaw_scheduled = false;
   hh.frozen_since = w_.loop.now;
@@ -324,7 +316,6 @@ void Faults::RemapTimers(HostId h) {
       loop.events.IdsIf([h](const EventLoop::Event& e) { return e.host == h && e.timer; });
   for (TimerId id : ids) {
     const EventLoop::Event* e = loop.events.Find(id);
-    // A timer set while the clock was not skewed stays at its world time.
     if (e == nullptr || !e->local_when.has_value()) continue;
     loop.events.Reschedule(id, std::max(loop.now, clock.WorldTime(*e->local_when)));
   }
@@ -392,8 +383,8 @@ TapeEntry Faults::RandomFault() {
   std::vector<HostId> crashable, freezable, skewable;
   for (uint32_t i = 0; i < w_.hosts.size(); ++i) {
     const Host& h = w_.hosts[i];
-    if (h.up && h.crashable) crashable.push_back(HostId{i});
-    if (h.up && h.freezable && !h.frozen) freezable.push_back(HostId{i});
+    if (h.up() && h.crashable) crashable.push_back(HostId{i});
+    if (h.up() && h.freezable && !h.frozen) freezable.push_back(HostId{i});
     if (h.skewable) skewable.push_back(HostId{i});
   }
   const FaultPick pick =
@@ -450,6 +441,11 @@ TapeEntry Faults::RandomFault() {
       e.host = name(pick.host);
       e.duration = w_.decider.DownTime();
       break;
+    case FaultPick::Kind::kPowerOff:
+      e.kind = "power-off";
+      e.host = name(pick.host);
+      e.duration = w_.decider.DownTime();
+      break;
   }
   return e;
 }
@@ -461,15 +457,23 @@ void Faults::Apply(const TapeEntry& e) {
     if (link == nullptr) return;
     if (e.kind == "reset") {
       std::shared_ptr<Link> keep = w_.net.links.at(link->id);
-      w_.Record(kNoHost, TraceKind::kFault, absl::StrCat("random reset of conn#", keep->id));
-      w_.net.ResetLink(*keep, "connection reset by peer (injected)");
+      // The drawn end resets the stream (its RST crosses the network); if its process is gone,
+      // the other end does; a stream only kernels hold is left to them.
+      int side = e.side == 0 ? 0 : 1;
+      if (keep->end[side]->fate() != SimConnection::Fate::kLive) side = 1 - side;
+      if (keep->end[side]->fate() != SimConnection::Fate::kLive) return;
+      NETLAYER_REACHABLE("sim.fault.reset-live-stream");
+      w_.Record(
+          kNoHost, TraceKind::kFault,
+          absl::StrCat("random reset of conn#", keep->id, " by ", w_.Label(keep->host[side])));
+      w_.net.ResetFrom(*keep, side, "injected");
     } else {
       StopReading(*link->end[e.side == 0 ? 0 : 1], e.duration, "random");
     }
   } else if (e.kind == "stall-host") {
     if (host) StopReading(*host, e.duration, "random");
   } else if (e.kind == "freeze") {
-    if (host && w_.host(*host).up && !w_.host(*host).frozen) Freeze(*host, e.duration, "random");
+    if (host && w_.host(*host).up() && !w_.host(*host).frozen) Freeze(*host, e.duration, "random");
   } else if (e.kind == "clock-step") {
     if (host) StepClock(*host, e.duration, "random");
   } else if (e.kind == "clog") {
@@ -499,14 +503,14 @@ void Faults::Apply(const TapeEntry& e) {
                                  Group(side_b), " healed"));
           w_.net.Kick();
         });
-  } else if (e.kind == "crash") {
-    if (!host || !w_.host(*host).up) return;
+  } else if (e.kind == "crash" || e.kind == "power-off") {
+    if (!host || !w_.host(*host).up()) return;
     const HostId h = *host;
-    Crash(h, "random");
+    Kill(h, e.kind == "crash" ? HostDeath::kProcessCrash : HostDeath::kPowerOff, "random");
     // Only this crash's restart: a later scripted restart and crash must not be cut short.
     const uint64_t incarnation = w_.host(h).incarnation;
     w_.loop.Schedule(w_.loop.now + e.duration, kNoHost, false, [this, h, incarnation]() {
-      if (!w_.decider.stopped() && !w_.host(h).up && w_.host(h).incarnation == incarnation) {
+      if (!w_.decider.stopped() && !w_.host(h).up() && w_.host(h).incarnation == incarnation) {
         Restart(h, "random");
       }
     });

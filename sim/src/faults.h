@@ -1,5 +1,5 @@
 // Faults: the random fault process and the faults a scenario scripts (partitions, clogs,
-// resets, crashes and restarts, heal-all, the liveness phase).
+// resets, process crashes, power losses and restarts, heal-all, the liveness phase).
 //
 // The random process wakes at exponential intervals (the sum of the profile's rates), asks the
 // FaultDecider what to do, and carries it out. Every fault is traced as kind "fault" (or "host"
@@ -21,14 +21,17 @@ namespace netlayer::sim {
 
 class Faults {
  public:
-  explicit Faults(World::Impl& w) : w_(w) {}
+  explicit Faults(WorldParts& w) : w_(w) {}
   Faults(const Faults&) = delete;
   Faults& operator=(const Faults&) = delete;
 
   absl::Status CheckGroups(const std::vector<HostId>& a, const std::vector<HostId>& b) const;
   std::string Group(const std::vector<HostId>& g) const;
   void Clog(HostId from, HostId to, absl::Duration d, const char* how);
-  void Crash(HostId h, const char* how);
+  // The host dies as `death` says (DESIGN.md §12): its process's timers, work, connects and
+  // listeners vanish; its streams are left to its kernel (Network::BreakHost). REQUIRES: up.
+  void Kill(HostId h, HostDeath death, const char* how);
+  // The host runs again as a new incarnation; its restart hook runs. REQUIRES: down.
   void Restart(HostId h, const char* how);
   void HealAll(const char* how);
   // Starts the random fault process (a no-op when the profile has none).
@@ -69,7 +72,7 @@ class Faults {
   // After a host clock changed: its pending timers move to when the clock reaches their time.
   void RemapTimers(HostId h);
 
-  World::Impl& w_;
+  WorldParts& w_;
   uint64_t wakeups_ = 0;                        // recording: the next wake-up's ordinal
   std::vector<const TapeEntry*> replay_order_;  // replaying: the tape's wake-ups by time
   size_t next_replay_ = 0;

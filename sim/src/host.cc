@@ -3,7 +3,7 @@
 #include "connector.h"
 #include "listener.h"
 #include "netlayer/core/assert.h"
-#include "world_impl.h"
+#include "world_parts.h"
 
 namespace netlayer::sim {
 
@@ -14,7 +14,7 @@ Host& Host::operator=(Host&&) noexcept = default;
 
 bool SimNotification::WaitUntil(absl::Time deadline) {
   if (notified_) return true;
-  World::Impl* w = *world_;
+  WorldParts* w = *world_;
   if (w == nullptr) return false;
   return w->loop.RunUntil([this]() { return notified_; }, deadline);
 }
@@ -45,15 +45,24 @@ absl::Time HostClock::WorldTime(absl::Time local) const {
   Nanos e = target * kBillion / (kBillion + drift_ppb);
   while (f(e) < target) ++e;
   while (e > 0 && f(e - 1) >= target) --e;
-  return anchor_world + absl::Nanoseconds(static_cast<int64_t>(e));
+  const absl::Time world = anchor_world + absl::Nanoseconds(static_cast<int64_t>(e));
+  // The contract every host timer relies on: the first world tick at which the clock reads
+  // `local` or later, so a timer fires neither before its host-time deadline nor after that tick.
+  NETLAYER_ASSERT(Local(world) >= local, "a host timer never fires before its host-clock time");
+  NETLAYER_ASSERT(world == anchor_world || Local(world - absl::Nanoseconds(1)) < local,
+                  "a host timer fires at the first world tick its clock reaches its time");
+  NETLAYER_ASSERT(Local(world) - local <= kHostTimerSlack,
+                  "a host clock reads at most kHostTimerSlack past a time it reaches");
+  return world;
 }
 
 absl::Time HostEnv::Now() const { return world_->host(host_).clock.Local(world_->loop.now); }
 
 TimerId HostEnv::RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) {
   const HostClock& clock = world_->host(host_).clock;
-  if (!clock.skewed) return world_->loop.Schedule(when, host_, true, std::move(fn));
-  // The world time at which this host's clock reaches `when`; kept so a clock step can move it.
+  // The world time at which this host's clock reaches `when`. The host-clock time is kept even
+  // while the clock is the world's, so a later SetClock or step moves the timer with the clock
+  // (a timer never fires after the first world tick at which its host's clock reaches it).
   const absl::Time at = when <= Now() ? world_->loop.now : clock.WorldTime(when);
   return world_->loop.Schedule(at, host_, true, std::move(fn), when);
 }

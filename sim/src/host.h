@@ -20,6 +20,7 @@
 
 #include "event_loop.h"
 #include "netlayer/core/env.h"
+#include "netlayer/sim/disk.h"
 #include "sim_types.h"
 
 namespace netlayer::sim {
@@ -56,15 +57,32 @@ struct HostClock {
 
 class HostEnv final : public Env {
  public:
-  HostEnv(World::Impl* world, HostId host) : world_(world), host_(host) {}
+  HostEnv(WorldParts* world, HostId host) : world_(world), host_(host) {}
   absl::Time Now() const override;
   TimerId RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) override;
   bool CancelTimer(TimerId id) override;
   std::unique_ptr<Notification> NewNotification() override;
+  FileSystem& fs() override;  // the host's SimDisk (disk.cc)
 
  private:
-  World::Impl* world_;
+  WorldParts* world_;
   HostId host_;
+};
+
+// Work a host is asked to do, for Host::Admits: the one place that decides what a frozen host
+// and a dead host (crashed process, machine powered off) do.
+enum class HostWork {
+  kSend,       // its process moves bytes from a stream's output queue into the network
+  kRead,       // its process reads a stream's input (an end with a live process: Fate::kLive)
+  kAccept,     // its process hears of a stream its listener accepted (the accept callback)
+  kAnswerSyn,  // its kernel answers a SYN (accepts into a listener's queue, or refuses)
+  kStart,      // its process starts something new: a connect, a listen
+};
+// Host::Admits's answer.
+enum class Admission {
+  kNow,    // done now
+  kLater,  // held: done when the host's process resumes (it is frozen)
+  kNever,  // never: nobody is there to do it (the caller drops it, or reports the host down)
 };
 
 struct Host {
@@ -73,8 +91,45 @@ struct Host {
   Host(Host&&) noexcept;
   Host& operator=(Host&&) noexcept;
 
+  // How the host lives (DESIGN.md §12): its process runs (kUp), its process died on a live
+  // machine whose kernel still answers for its sockets (kCrashed), or the machine lost power and
+  // nothing of it answers (kPoweredOff). Transitions: kUp -> kCrashed | kPoweredOff (Faults::Kill,
+  // a new incarnation), kCrashed | kPoweredOff -> kUp (Faults::Restart).
+  enum class Life { kUp, kCrashed, kPoweredOff };
+
+  bool up() const { return life == Life::kUp; }
+
+  // ---- What a frozen or dead host does: decided here only ----
+  // An event the host owns (a timer, a connect step, a delivery to its process, the restart
+  // hook) comes due; it was scheduled in `event_incarnation`. kNever: the process that wanted it
+  // died since (even if the host is up again); kLater: the process is frozen, the event waits
+  // in `held`, in order.
+  Admission AdmitsEvent(uint64_t event_incarnation) const {
+    if (event_incarnation != incarnation) return Admission::kNever;
+    return frozen ? Admission::kLater : Admission::kNow;
+  }
+  // Work of the host's process or kernel (HostWork). A dead host's streams are answered for by
+  // each end's fate (SimConnection::Fate: its kernel, or nobody), set when it dies; kSend and
+  // kRead are asked only for an end with a live process.
+  Admission Admits(HostWork what) const {
+    switch (what) {
+      case HostWork::kSend:
+      case HostWork::kRead:
+      case HostWork::kAccept:
+        // A stopped process moves nothing, reads nothing, hears of nothing until it resumes.
+        return frozen ? Admission::kLater : Admission::kNow;
+      case HostWork::kAnswerSyn:
+        // A powered-off machine answers nothing (the SYN is lost); a crashed process's kernel
+        // refuses (no listener); a frozen process's kernel still accepts into the queue.
+        return life == Life::kPoweredOff ? Admission::kNever : Admission::kNow;
+      case HostWork::kStart:
+        return up() ? Admission::kNow : Admission::kNever;
+    }
+    return Admission::kNever;
+  }
+
   std::string name;
-  bool up = true;
+  Life life = Life::kUp;
   bool crashable = false;
   // Bumped by each crash: an event owned by the host (a timer, a connect step, the restart
   // hook, a delivery to one of its connections) is dropped if the host crashed after it was
@@ -86,6 +141,7 @@ struct Host {
   std::unique_ptr<HostEnv> env;
   std::unique_ptr<SimClientFactory> client;
   std::unique_ptr<SimServerFactory> server;
+  std::unique_ptr<SimDisk> disk;  // made on first use (World::disk, HostEnv::fs; disk.cc)
 
   // ---- Faults on the host ----
   bool freezable = false;

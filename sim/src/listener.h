@@ -34,6 +34,7 @@ class SimListener final : public Listener, public std::enable_shared_from_this<S
   HostId host() const { return host_; }
   const AcceptCallback& callback() const { return callback_; }
   std::deque<std::shared_ptr<SimConnection>>& queue() { return queue_; }
+  const std::deque<std::shared_ptr<SimConnection>>& queue() const { return queue_; }
   void MarkClosed() { open_ = false; }
 
  private:
@@ -47,19 +48,19 @@ class SimListener final : public Listener, public std::enable_shared_from_this<S
 
 class SimServerFactory final : public ServerConnectionFactory {
  public:
-  SimServerFactory(World::Impl* world, HostId host) : world_(world), host_(host) {}
+  SimServerFactory(WorldParts* world, HostId host) : world_(world), host_(host) {}
   absl::StatusOr<std::shared_ptr<Listener>> Listen(const Address& address) override;
   absl::StatusOr<std::shared_ptr<Listener>> Listen(const Address& address,
                                                    AcceptCallback on_accept) override;
 
  private:
-  World::Impl* world_;
+  WorldParts* world_;
   HostId host_;
 };
 
 class Listeners {
  public:
-  explicit Listeners(World::Impl& w) : w_(w) {}
+  explicit Listeners(WorldParts& w) : w_(w) {}
   Listeners(const Listeners&) = delete;
   Listeners& operator=(const Listeners&) = delete;
 
@@ -68,9 +69,17 @@ class Listeners {
   // A new stream's accepting end arrives at `l`: queued for Accept or given to the callback.
   void Arrive(SimListener& l, const std::shared_ptr<SimConnection>& end);
   void Close(SimListener& l, const char* why);
+  // The host died: its listeners vanish. The streams in their accept queues are not reset here:
+  // they died with the host's other streams (Network::BreakHost), as its kernel said.
+  void DropHost(HostId host, const char* why);
+  // The listener model, asserted at each change of a listener: it is in its host's table (at
+  // its port) exactly while it is open; a closed listener and a callback listener queue
+  // nothing; the accept queue holds at most accept_backlog streams, each an accepting end
+  // (side 1) on the listener's host.
+  void CheckInvariants(const SimListener& l) const;
 
  private:
-  World::Impl& w_;
+  WorldParts& w_;
 };
 
 }  // namespace netlayer::sim

@@ -4,9 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
+#include "netlayer/core/probe.h"
 #include "netlayer/sim/promise_checker.h"
 #include "sim_connection.h"
-#include "world_impl.h"
+#include "world_parts.h"
 
 namespace netlayer::sim {
 
@@ -20,8 +21,12 @@ absl::Duration Network::Latency() {
 }
 
 void Network::CheckAccounting(const Pipe& p) {
-  NETLAYER_ASSERT(p.delivered + p.discarded + p.bytes == p.sent,
-                  "per direction, bytes delivered + discarded + in the pipe == bytes sent");
+  NETLAYER_ASSERT(p.delivered + p.discarded + p.lost + p.bytes == p.sent,
+                  "per direction, bytes delivered + discarded + lost + in the pipe == bytes sent");
+  NETLAYER_ASSERT(p.lost == 0 || p.aborted,
+                  "bytes are lost while a stream lives only when aborted");
+  NETLAYER_ASSERT(!p.aborted || (p.bytes == 0 && p.segments.empty()),
+                  "an aborted direction holds nothing");
 }
 
 std::string Network::Stream(const Link& l, int from_side) const {
@@ -56,7 +61,7 @@ std::shared_ptr<Link> Network::NewLink(HostId from, HostId to, const Address& cl
     checker = std::make_shared<PromiseChecker>(
         link->id, std::array<std::string, 2>{w_.Label(from), w_.Label(to)},
         [r = w_.ref, end_hosts = link->host](int side, absl::Status why) {
-          if (World::Impl* w = *r) w->PromiseBroken(end_hosts[side], std::move(why));
+          if (WorldParts* w = *r) w->PromiseBroken(end_hosts[side], std::move(why));
         });
   }
   for (const auto& end : link->end) {
@@ -97,12 +102,13 @@ void Network::Carry(SimConnection& conn, ConnectionState::Actions a) {
   if (link != nullptr && !link->dead) {
     if (a.wake_transport && state.HasOutput()) SchedulePump(*link, conn.side());
     if (a.shutdown_write) SendFin(*link, conn.side());
-    if (a.reset) {
+    // An end its kernel already forgot (it reset the stream before) has no RST left to send.
+    if (a.reset && conn.fate() == SimConnection::Fate::kLive) {
       w_.RecordStream(
           link->host[conn.side()], TraceKind::kClose,
           absl::StrCat("conn#", link->id, " aborted by ", w_.Label(link->host[conn.side()])),
           *link);
-      ResetLink(*link, "connection reset by peer (abort)");
+      ResetFrom(*link, conn.side(), "abort");
     }
   }
   if (!a.wake_reader && !a.release) return;
@@ -113,8 +119,9 @@ void Network::Carry(SimConnection& conn, ConnectionState::Actions a) {
     // for good. Unread input then resets the stream, as a real close() does.
     state.OnTransportDone();
     link = conn.link();
-    if (link != nullptr && !link->dead && link->pipe[1 - conn.side()].bytes > 0) {
-      ResetLink(*link, "connection reset by peer (closed with unread data)");
+    if (link != nullptr && !link->dead && conn.fate() == SimConnection::Fate::kLive &&
+        link->pipe[1 - conn.side()].bytes > 0) {
+      ResetFrom(*link, conn.side(), "closed with unread data");
     }
     return;
   }
@@ -134,6 +141,8 @@ size_t Network::Transmit(Link& link, int side, absl::Span<const std::string_view
   const FaultProfile& prof = w_.options.profile;
   NETLAYER_ASSERT(p.bytes <= prof.send_buffer_bytes, "a pipe holds at most its send buffer");
   NETLAYER_ASSERT(!p.fin, "no data after a FIN");
+  NETLAYER_ASSERT(!p.aborted && link.end[side]->fate() == SimConnection::Fate::kLive,
+                  "only a live end sends data, never into an aborted direction");
   size_t available = 0;
   for (std::string_view v : views) available += v.size();
   most = std::min({most, available, prof.send_buffer_bytes - p.bytes, prof.max_write_chunk});
@@ -165,12 +174,13 @@ size_t Network::Transmit(Link& link, int side, absl::Span<const std::string_view
       flap.dropped = true;
       std::shared_ptr<Link> keep = links.at(link.id);
       w_.loop.Schedule(arrive, kNoHost, false, [this, keep, side]() {
-        if (keep->dead) return;
+        // A server end whose process died meanwhile is its kernel's: nobody drops it.
+        if (keep->dead || keep->end[side]->fate() != SimConnection::Fate::kLive) return;
         w_.RecordStream(keep->host[side], TraceKind::kFault,
                         absl::StrCat("flapping server drops conn#", keep->id, " after ",
                                      keep->end[side]->flap.answers, " round trips"),
                         *keep);
-        ResetLink(*keep, "connection reset by peer (flapping server)");
+        ResetFrom(*keep, side, "flapping server");
       });
     }
   }
@@ -182,7 +192,9 @@ void Network::DirectSend(SimConnection& conn, absl::Span<const std::string_view>
   Link* link = conn.link();
   NETLAYER_ASSERT(link != nullptr && !link->dead, "an open connection has a live stream");
   Pipe& p = link->pipe[conn.side()];
-  const size_t sent = Transmit(*link, conn.side(), pieces, SIZE_MAX);
+  // BUGGIFY: a direct send cut short (the socket took one byte); the rest is queued.
+  const size_t sent = Transmit(*link, conn.side(), pieces,
+                               NETLAYER_BUGGIFY("sim.buggify.direct-send-short") ? 1 : SIZE_MAX);
   state.OnDirectSent(pieces, sent);
   if (p.bytes >= w_.options.profile.send_buffer_bytes) p.sender_waiting = true;
   Carry(conn, state.EndWriterClaim(w_.loop.now));
@@ -212,9 +224,11 @@ void Network::SchedulePump(Link& link, int side) {
 void Network::Pump(const std::shared_ptr<Link>& link, int side) {
   Pipe& p = link->pipe[side];
   p.pump_scheduled = false;
-  if (link->dead || p.fin) return;
-  if (w_.host(link->host[side]).frozen) {
-    // The sending process is stopped: it moves nothing from its output queue.
+  if (link->dead || p.fin || p.aborted) return;
+  // A dead end's output queue died with its process.
+  if (link->end[side]->fate() != SimConnection::Fate::kLive) return;
+  if (w_.host(link->host[side]).Admits(HostWork::kSend) != Admission::kNow) {
+    // The sending process is stopped: it moves nothing from its output queue until it resumes.
     p.pump_held = true;
     return;
   }
@@ -236,7 +250,7 @@ void Network::Pump(const std::shared_ptr<Link>& link, int side) {
 
 void Network::SendFin(Link& link, int side) {
   Pipe& p = link.pipe[side];
-  if (p.fin || link.dead) return;
+  if (p.fin || p.aborted || link.dead) return;
   p.fin = true;
   p.fin_at = std::max(w_.loop.now + Latency(), p.last_arrival);
   p.last_arrival = p.fin_at;
@@ -255,8 +269,17 @@ void Network::ScheduleDelivery(Link& link, int side, absl::Time at) {
 }
 
 bool Network::Reading(const SimConnection& rx) const {
+  switch (rx.fate()) {
+    case SimConnection::Fate::kLive:
+      break;
+    case SimConnection::Fate::kClosedByKernel:
+    case SimConnection::Fate::kForgotten:
+      return true;  // the kernel answers for it, whatever the host's process does
+    case SimConnection::Fate::kSilent:
+      return false;  // nothing of a powered-off host reads
+  }
   const Host& h = w_.hosts[rx.host().value];
-  return !h.frozen && !h.not_reading && !rx.not_reading;
+  return h.Admits(HostWork::kRead) == Admission::kNow && !h.not_reading && !rx.not_reading;
 }
 
 void Network::Release() {
@@ -267,7 +290,7 @@ void Network::Release() {
         p.wait = Pipe::Wait::kNone;
         ScheduleDelivery(*link, side, w_.loop.now);
       }
-      if (p.pump_held && !w_.host(link->host[side]).frozen) {
+      if (p.pump_held && w_.host(link->host[side]).Admits(HostWork::kSend) == Admission::kNow) {
         p.pump_held = false;
         SchedulePump(*link, side);
       }
@@ -297,24 +320,37 @@ void Network::Deliver(const std::shared_ptr<Link>& link, int side) {
   const absl::Time now = w_.loop.now;
   const HostId from = link->host[side];
   const HostId to = link->host[1 - side];
-  // A crash ends every stream of the host (Faults::Crash tears them down): a live stream's
-  // ends are of the incarnations it was made with.
-  NETLAYER_ASSERT(w_.host(to).incarnation == link->incarnation[1 - side] &&
-                      w_.host(from).incarnation == link->incarnation[side],
-                  "no delivery to or from a crashed host's incarnation");
+  std::shared_ptr<SimConnection> rx = link->end[1 - side];
+  const SimConnection::Fate tx_fate = link->end[side]->fate();
+  // A host's death leaves its ends to its kernel (BreakHost): a live end is of the incarnation
+  // the stream was made with; a dead sender is a crashed process's kernel flushing its bytes and
+  // FIN, or has nothing left to send.
+  NETLAYER_ASSERT(rx->fate() != SimConnection::Fate::kLive ||
+                      w_.host(to).incarnation == link->incarnation[1 - side],
+                  "a live end belongs to the incarnation that made the stream");
+  NETLAYER_ASSERT(tx_fate == SimConnection::Fate::kLive ||
+                      tx_fate == SimConnection::Fate::kClosedByKernel || p.aborted,
+                  "only a live end or a closing kernel sends");
+  if (p.aborted) return;
   if (Blocked(from, to)) {
+    NETLAYER_REACHABLE("sim.fault.partition-stalls-stream");
     p.wait = Pipe::Wait::kStalled;
     return;
   }
   if (const absl::Time until = ClogEnd(from, to); until > now) {
+    NETLAYER_REACHABLE("sim.fault.clog-stalls-stream");
     p.wait = Pipe::Wait::kStalled;
     ScheduleKick(until);
     return;
   }
-  std::shared_ptr<SimConnection> rx = link->end[1 - side];
+  if (rx->fate() != SimConnection::Fate::kLive && Reading(*rx)) {
+    AnswerDeadEnd(link, side);
+    return;
+  }
   ConnectionState& state = rx->state();
   if (!Reading(*rx) && (!p.segments.empty() || p.fin)) {
     // The kernel keeps the bytes (they count against the send buffer); nobody reads them.
+    NETLAYER_REACHABLE("sim.fault.reader-holds-stream");
     p.wait = Pipe::Wait::kHeld;
     return;
   }
@@ -341,7 +377,7 @@ void Network::Deliver(const std::shared_ptr<Link>& link, int side) {
   const FaultProfile& prof = w_.options.profile;
   if (state.released()) {
     // The socket is closed for good: data for it resets the stream, as TCP does.
-    ResetLink(*link, "connection reset by peer (data after close)");
+    ResetFrom(*link, 1 - side, "data after close");
     return;
   }
   if (state.phase() != ConnectionState::Phase::kOpen) {
@@ -400,7 +436,7 @@ void Network::Deliver(const std::shared_ptr<Link>& link, int side) {
           to, TraceKind::kFault,
           absl::StrCat("flapping server drops conn#", link->id, " after ", flap.received, " bytes"),
           *link);
-      ResetLink(*link, "connection reset by peer (flapping server)");
+      ResetFrom(*link, 1 - side, "flapping server");
     }
   }
   if (p.sender_waiting && !link->dead) {
@@ -413,6 +449,226 @@ void Network::Deliver(const std::shared_ptr<Link>& link, int side) {
   } else if (p.fin) {
     ScheduleDelivery(*link, side, std::max(w_.loop.now, p.fin_at));
   }
+}
+
+// ---- Hosts that die and come back ----
+
+void Network::BreakHost(HostId h, HostDeath how) {
+  std::vector<std::shared_ptr<Link>> affected;
+  for (const auto& [id, link] : links) {
+    if (link->host[0] == h || link->host[1] == h) affected.push_back(link);
+  }
+  for (const auto& link : affected) {
+    for (int side = 0; side < 2; ++side) {
+      if (link->dead) break;
+      if (link->host[side] == h && link->end[side]->fate() == SimConnection::Fate::kLive) {
+        KillEnd(link, side, how);
+      }
+    }
+    if (!link->dead) MaybeTeardown(*link);
+  }
+}
+
+void Network::KillEnd(const std::shared_ptr<Link>& link, int side, HostDeath how) {
+  SimConnection& end = *link->end[side];
+  Pipe& out = link->pipe[side];
+  Pipe& in = link->pipe[1 - side];
+  const char* what = how == HostDeath::kPowerOff ? "host lost power" : "process crashed";
+  if (PromiseChecker* checker = end.checker()) checker->OnLocalClose(side);
+  // The process is dead: its output queue is gone and its handlers are never called again.
+  // The end closes first, so what a handler's destructor writes (an error reply for a call it
+  // held) fails like any write after close instead of reaching the wire from a dead process.
+  ConnectionState& state = end.state();
+  (void)state.OnRemoteClosed(CloseReason(CloseReason::Kind::kHostDown, what));
+  state.SetHandler(nullptr);
+  if (link->dead) return;  // a handler's destructor ended the stream
+  const bool unread = !in.segments.empty() && in.segments.front().arrive <= w_.loop.now;
+  if (how == HostDeath::kPowerOff) {
+    NETLAYER_REACHABLE("sim.fault.power-off-silences-stream");
+    end.set_fate(SimConnection::Fate::kSilent);
+    w_.RecordStream(link->host[side], TraceKind::kFault,
+                    absl::StrCat("conn#", link->id, " silent: host lost power (nothing leaves it)"),
+                    *link);
+    AbortDirection(*link, side);
+  } else if (unread) {
+    NETLAYER_REACHABLE("sim.fault.crash-resets-stream");
+    end.set_fate(SimConnection::Fate::kForgotten);
+    const size_t dropped = DiscardArrived(in);
+    AbortDirection(*link, side);
+    SendRst(*link, side,
+            absl::StrCat(w_.Label(link->host[side]), "'s process crashed with ", dropped,
+                         " unread bytes"));
+  } else {
+    NETLAYER_REACHABLE("sim.fault.crash-closes-stream");
+    end.set_fate(SimConnection::Fate::kClosedByKernel);
+    w_.RecordStream(link->host[side], TraceKind::kClose,
+                    absl::StrCat("conn#", link->id, " closed by the kernel: process crashed"),
+                    *link);
+    SendFin(*link, side);
+  }
+  if (PromiseChecker* checker = end.checker()) {
+    checker->OnWriterDied(side, out.delivered + out.discarded + out.bytes);
+  }
+  // What waited for the dead end now meets its kernel (or, powered off, nobody).
+  if (!link->dead && (in.wait == Pipe::Wait::kHeld || in.wait == Pipe::Wait::kReadBlocked)) {
+    in.wait = Pipe::Wait::kNone;
+    ScheduleDelivery(*link, 1 - side, w_.loop.now);
+  }
+}
+
+void Network::RestartHost(HostId h) {
+  for (auto& [id, link] : links) {
+    for (int side = 0; side < 2; ++side) {
+      SimConnection& end = *link->end[side];
+      if (link->host[side] != h || end.fate() != SimConnection::Fate::kSilent) continue;
+      end.set_fate(SimConnection::Fate::kForgotten);
+      Pipe& in = link->pipe[1 - side];
+      if (in.wait == Pipe::Wait::kHeld) {
+        in.wait = Pipe::Wait::kNone;
+        ScheduleDelivery(*link, 1 - side, w_.loop.now);
+      }
+    }
+  }
+}
+
+void Network::AbortDirection(Link& link, int side) {
+  Pipe& p = link.pipe[side];
+  p.aborted = true;
+  p.lost += p.bytes;
+  p.bytes = 0;
+  p.segments.clear();
+  CheckAccounting(p);
+}
+
+size_t Network::DiscardArrived(Pipe& p) {
+  size_t n = 0;
+  while (!p.segments.empty() && p.segments.front().arrive <= w_.loop.now) {
+    n += p.segments.front().data.size() - p.segments.front().offset;
+    p.segments.pop_front();
+  }
+  p.bytes -= n;
+  p.discarded += n;
+  CheckAccounting(p);
+  return n;
+}
+
+void Network::AnswerDeadEnd(const std::shared_ptr<Link>& link, int side) {
+  Pipe& p = link->pipe[side];
+  const HostId from = link->host[side];
+  const HostId to = link->host[1 - side];
+  SimConnection& rx = *link->end[1 - side];
+  const absl::Time now = w_.loop.now;
+  const bool data_due = !p.segments.empty() && p.segments.front().arrive <= now;
+  const bool fin_due = p.segments.empty() && p.fin && p.fin_at <= now;
+  if (!data_due && !fin_due) {
+    if (!p.segments.empty()) {
+      ScheduleDelivery(*link, side, p.segments.front().arrive);
+    } else if (p.fin) {
+      ScheduleDelivery(*link, side, p.fin_at);
+    }
+    return;
+  }
+  if (fin_due && rx.fate() == SimConnection::Fate::kClosedByKernel) {
+    // A FIN for a socket its kernel closed: acknowledged; nothing more comes either way.
+    w_.RecordStream(to, TraceKind::kClose,
+                    absl::StrCat(Stream(*link, side), " FIN absorbed by the kernel"), *link);
+    MaybeTeardown(*link);
+    return;
+  }
+  if (Blocked(to, from)) {
+    // The answer would be lost; the sender retransmits: this waits for the heal.
+    w_.RecordStream(to, TraceKind::kReset,
+                    absl::StrCat(Stream(*link, side),
+                                 " segment for a dead socket, its RST lost "
+                                 "(partition); the sender retransmits"),
+                    *link);
+    p.wait = Pipe::Wait::kStalled;
+    return;
+  }
+  const size_t n = DiscardArrived(p);
+  const bool forgotten = rx.fate() == SimConnection::Fate::kForgotten;
+  NETLAYER_REACHABLE("sim.fault.rst-answers-dead-socket");
+  if (!forgotten) {
+    rx.set_fate(SimConnection::Fate::kForgotten);
+    AbortDirection(*link, 1 - side);
+    if (PromiseChecker* checker = rx.checker()) {
+      const Pipe& out = link->pipe[1 - side];
+      checker->OnWriterDied(1 - side, out.delivered + out.discarded + out.bytes);
+    }
+  }
+  SendRst(*link, 1 - side,
+          absl::StrCat(n, n == 1 ? " byte" : " bytes", fin_due ? " and a FIN" : "", " arrived for ",
+                       forgotten ? "a stream " : "a closed socket of ", w_.Label(to),
+                       forgotten ? " does not know" : ""));
+  if (!p.segments.empty()) {
+    ScheduleDelivery(*link, side, p.segments.front().arrive);
+  } else if (p.fin && !fin_due) {
+    ScheduleDelivery(*link, side, p.fin_at);
+  }
+}
+
+void Network::ResetFrom(Link& link, int side, const std::string& why) {
+  if (link.dead) return;
+  SimConnection& end = *link.end[side];
+  NETLAYER_ASSERT(end.fate() == SimConnection::Fate::kLive, "only a live end resets its stream");
+  std::shared_ptr<Link> keep = links.at(link.id);
+  std::shared_ptr<SimConnection> keep_end = link.end[side];
+  w_.RecordStream(
+      link.host[side], TraceKind::kReset,
+      absl::StrCat("conn#", link.id, " reset by ", w_.Label(link.host[side]), ": ", why), link);
+  // Both directions stop counting as deliverable: what the reader's state holds is all it gets.
+  if (PromiseChecker* checker = end.checker()) checker->OnBroken();
+  // The socket is gone: what arrived for it unread is dropped, what it had in flight is lost.
+  DiscardArrived(link.pipe[1 - side]);
+  AbortDirection(link, side);
+  // The resetting end closes now (nothing if it was closed locally already: an abort, a close).
+  const ConnectionState::Actions a = end.state().OnRemoteClosed(
+      CloseReason(CloseReason::Kind::kReset, absl::StrCat("connection reset (", why, ")")));
+  if (a.wake_reader) ScheduleDeliverPending(keep_end);
+  // Its kernel knows the stream no more: what reaches it later is answered with an RST.
+  end.set_fate(SimConnection::Fate::kForgotten);
+  SendRst(link, side, why);
+  // What waited for the end's reader now meets its kernel.
+  Pipe& in = link.pipe[1 - side];
+  if (!link.dead && (in.wait == Pipe::Wait::kHeld || in.wait == Pipe::Wait::kReadBlocked)) {
+    in.wait = Pipe::Wait::kNone;
+    ScheduleDelivery(link, 1 - side, w_.loop.now);
+  }
+  MaybeTeardown(link);
+}
+
+void Network::SendRst(Link& link, int side, std::string why) {
+  const HostId from = link.host[side];
+  const HostId to = link.host[1 - side];
+  if (Blocked(from, to)) {
+    NETLAYER_REACHABLE("sim.fault.rst-lost-in-partition");
+    w_.RecordStream(from, TraceKind::kReset,
+                    absl::StrCat(Stream(link, side), " RST lost (partition): ", why), link);
+    return;
+  }
+  w_.RecordStream(from, TraceKind::kReset, absl::StrCat(Stream(link, side), " RST: ", why), link);
+  std::shared_ptr<Link> keep = links.at(link.id);
+  w_.loop.Schedule(w_.loop.now + Latency(), kNoHost, false,
+                   [this, keep, side, why = std::move(why)]() { RstArrive(keep, side, why); });
+}
+
+void Network::RstArrive(const std::shared_ptr<Link>& link, int side, const std::string& why) {
+  if (link->dead) return;
+  const HostId from = link->host[side];
+  const HostId to = link->host[1 - side];
+  if (Blocked(from, to)) {
+    w_.RecordStream(to, TraceKind::kReset,
+                    absl::StrCat(Stream(*link, side), " RST lost (partition): ", why), *link);
+    return;
+  }
+  if (const absl::Time until = ClogEnd(from, to); until > w_.loop.now) {
+    std::shared_ptr<Link> keep = link;
+    w_.loop.Schedule(until, kNoHost, false,
+                     [this, keep, side, why]() { RstArrive(keep, side, why); });
+    return;
+  }
+  if (link->end[1 - side]->fate() == SimConnection::Fate::kSilent) return;  // nobody hears it
+  ResetLink(*link, absl::StrCat("connection reset by peer (", why, ")"));
 }
 
 void Network::MaybeTeardown(Link& link) {

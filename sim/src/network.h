@@ -6,13 +6,24 @@
 // duplicate or reorder bytes inside a live stream. Partitions (counted per direction) and clogs
 // (per direction, until a time) stall deliveries; Kick resumes stalled pipes.
 //
+// A host that dies leaves its ends to its kernel (BreakHost; SimConnection::Fate): a crashed
+// process's kernel sends a FIN behind the bytes in flight (it waits out partitions: the kernel
+// retransmits it), or an RST where input was unread; a powered-off host sends and reads
+// nothing. A dead end answers the bytes that reach it with an RST. An RST is a segment too: it
+// takes one latency, a partition in its way loses it (it is never retransmitted), a clog delays
+// it; when it arrives the stream ends at once for both ends (ResetLink). A live end that resets
+// (an abort, a close with unread input, the reset fault, a flapping server: ResetFrom) closes at
+// once and its RST travels the same way.
+//
 // Invariants asserted as the model runs (NETLAYER_ASSERT, on in release builds):
-//   - per direction: bytes delivered + discarded + queued in the pipe == bytes sent (nothing
-//     duplicated, nothing lost while the stream lives); the pipe never holds more than the
-//     send buffer;
+//   - per direction: bytes delivered + discarded + lost + queued in the pipe == bytes sent
+//     (nothing duplicated); bytes are lost while the stream lives only in a direction whose
+//     sender's kernel aborted it (an RST, a power loss), and only then; the pipe never holds more
+//     than the send buffer;
 //   - the FIN is delivered only after every byte of its direction;
-//   - no byte is sent after the FIN of its direction;
-//   - nothing is delivered to an end whose host crashed since the stream was made.
+//   - no byte is sent after the FIN of its direction, nor into an aborted direction;
+//   - a live end belongs to the host incarnation the stream was made with; only a live end, or a
+//     crashed process's kernel flushing its bytes and FIN, sends.
 //
 // Thread rules: the world's single thread.
 #pragma once
@@ -61,8 +72,11 @@ struct Pipe {
   // + bytes == sent while the stream lives; `lost` counts what a reset or crash threw away).
   uint64_t sent = 0;
   uint64_t delivered = 0;
-  uint64_t discarded = 0;  // arrived for an end closed locally (never read)
+  uint64_t discarded = 0;  // arrived for an end closed locally or dead (never read)
   uint64_t lost = 0;
+  // The sender's kernel aborted this direction (an RST, a power loss): what it held is lost and
+  // nothing more is delivered from it.
+  bool aborted = false;
 };
 
 // A stream between two ends: end[0] is the connecting side, end[1] the accepting side;
@@ -79,7 +93,7 @@ struct Link {
 
 class Network {
  public:
-  explicit Network(World::Impl& w) : w_(w) {}
+  explicit Network(WorldParts& w) : w_(w) {}
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
@@ -117,7 +131,16 @@ class Network {
   void SendFin(Link& link, int side);
   void MaybeTeardown(Link& link);
   void Teardown(Link& link);
+  // The stream ends at once for both ends (the RST arrived, or a kernel-only stream is dropped):
+  // each end not closed yet gets ConnectionClosed(kReset, detail).
   void ResetLink(Link& link, const std::string& detail);
+  // End `side` (live) resets the stream: an abort, a close with unread input, the reset fault, a
+  // flapping server, data for a socket closed for good. That end closes now (kReset, unless it
+  // was closed locally), its unread input and its bytes in flight are lost, its kernel forgets
+  // the stream (Fate::kForgotten: what reaches it later is answered with an RST), and one RST
+  // travels to the other end like any segment (SendRst: one latency, lost in a partition,
+  // delayed by a clog). The other end learns of the reset only when an RST reaches it.
+  void ResetFrom(Link& link, int side, const std::string& why);
   void DeliverPending(const std::shared_ptr<SimConnection>& conn);
   void ScheduleDeliverPending(const std::shared_ptr<SimConnection>& conn);
   void ResumeRead(SimConnection& conn);
@@ -135,6 +158,15 @@ class Network {
   bool Reading(const SimConnection& rx) const;
   // Resumes deliveries and sends held back for ends that read (or hosts that run) again.
   void Release();
+  // ---- Hosts that die and come back ----
+  // Every live end of `h` is left to its kernel (SimConnection::Fate): a crash closes each (a FIN
+  // behind its bytes in flight, or an RST where input was unread), a power loss silences each.
+  // The process's handlers are never called again; its output queues are gone.
+  void BreakHost(HostId h, HostDeath how);
+  // `h` runs again, as a new incarnation: its silent ends are forgotten (the new kernel answers
+  // what arrives for them with an RST), and what waited for them is delivered.
+  void RestartHost(HostId h);
+
   // Carries out what a connection's state returned (the sim's mapping of ConnectionState
   // actions: a send event, a FIN, a reset, a deadline check, a release).
   void Carry(SimConnection& conn, ConnectionState::Actions actions);
@@ -148,8 +180,19 @@ class Network {
  private:
   // Asserts the byte accounting of one direction.
   static void CheckAccounting(const Pipe& p);
+  // End `side` of `link` dies as `how` says (BreakHost).
+  void KillEnd(const std::shared_ptr<Link>& link, int side, HostDeath how);
+  // The kernel of end `side` aborts its own direction: what is in flight is lost.
+  void AbortDirection(Link& link, int side);
+  // Discards the bytes of pipe `side` that have arrived by now; returns how many.
+  size_t DiscardArrived(Pipe& p);
+  // A dead (not silent) end received pipe `side`'s segments: answered with an RST, or absorbed.
+  void AnswerDeadEnd(const std::shared_ptr<Link>& link, int side);
+  // End `side`'s kernel sends an RST toward the other end (lost if a partition is in the way).
+  void SendRst(Link& link, int side, std::string why);
+  void RstArrive(const std::shared_ptr<Link>& link, int side, const std::string& why);
 
-  World::Impl& w_;
+  WorldParts& w_;
 };
 
 }  // namespace netlayer::sim

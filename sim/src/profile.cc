@@ -1,6 +1,7 @@
 #include "netlayer/sim/profile.h"
 
 #include "absl/strings/str_cat.h"
+#include "netlayer/core/assert.h"
 #include "netlayer/core/generator.h"
 
 namespace netlayer::sim {
@@ -43,7 +44,7 @@ double UniformIn(Generator& gen, double lo, double hi) {
 
 bool FaultProfile::HasRandomFaults() const {
   return connect_fail_probability > 0 || clog_rate > 0 || partition_rate > 0 || reset_rate > 0 ||
-         crash_rate > 0 || flap_probability > 0 || stall_rate > 0 || freeze_rate > 0 ||
+         crash_rate > 0 || power_off_rate > 0 || flap_probability > 0 || stall_rate > 0 || freeze_rate > 0 ||
          clock_offset_max > absl::ZeroDuration() || clock_drift_ppm > 0 || clock_step_rate > 0;
 }
 
@@ -68,7 +69,8 @@ absl::Status FaultProfile::Validate() const {
        {std::pair{"clog_rate", clog_rate}, std::pair{"partition_rate", partition_rate},
         std::pair{"reset_rate", reset_rate}, std::pair{"crash_rate", crash_rate},
         std::pair{"stall_rate", stall_rate}, std::pair{"freeze_rate", freeze_rate},
-        std::pair{"clock_step_rate", clock_step_rate}}) {
+        std::pair{"clock_step_rate", clock_step_rate},
+        std::pair{"power_off_rate", power_off_rate}}) {
     if (absl::Status s = CheckNonNegative(name, r); !s.ok()) return s;
   }
   for (auto [name, d] :
@@ -101,7 +103,8 @@ std::string FaultProfile::ToString() const {
       absl::FormatDuration(clog_mean), ") partition_rate=", partition_rate, "/s partition=exp(",
       absl::FormatDuration(partition_mean), ") one_way_p=", one_way_probability,
       " reset_rate=", reset_rate, "/s crash_rate=", crash_rate, "/s down=exp(",
-      absl::FormatDuration(down_mean), ")", NewKindsString());
+      absl::FormatDuration(down_mean), ")", NewKindsString(),
+      power_off_rate > 0 ? absl::StrCat(" power_off_rate=", power_off_rate, "/s") : "");
 }
 
 // The kinds added after the first ones, only when one is on: the trace's first line (and so
@@ -120,7 +123,7 @@ std::string FaultProfile::NewKindsString() const {
                       "/s step=exp(", absl::FormatDuration(clock_step_mean), ")");
 }
 
-std::string FaultProfile::Describe() const {
+std::string FaultProfile::Describe(const FaultScope& scope) const {
   auto rate = [](double r) { return r > 0 ? absl::StrCat(r, "/s") : std::string("off"); };
   auto prob = [](double p) { return p > 0 ? absl::StrCat(p) : std::string("off"); };
   std::string clock = "off";
@@ -133,8 +136,11 @@ std::string FaultProfile::Describe() const {
       " latency=", absl::FormatDuration(latency_min), "+exp(", absl::FormatDuration(latency_mean),
       ") tail=", prob(tail_probability), " connect_fail=", prob(connect_fail_probability),
       " clog=", rate(clog_rate), " partition=", rate(partition_rate), " reset=", rate(reset_rate),
-      " crash=", rate(crash_rate), " flap=", prob(flap_probability), " stall=", rate(stall_rate),
-      " freeze=", rate(freeze_rate), " clock=", clock);
+      scope.crash ? absl::StrCat(" crash=", rate(crash_rate), " power_off=", rate(power_off_rate))
+                  : std::string(),
+      " flap=", prob(flap_probability), " stall=", rate(stall_rate),
+      scope.freeze ? absl::StrCat(" freeze=", rate(freeze_rate)) : std::string(),
+      scope.clock ? absl::StrCat(" clock=", clock) : std::string());
 }
 
 FaultProfile DrawNetworkProfile(uint64_t seed) {
@@ -156,6 +162,8 @@ FaultProfile DrawNetworkProfile(uint64_t seed) {
   p.tail_probability = Bernoulli(gen, 0.5) ? UniformIn(gen, 0.0002, 0.002) : 0.0;
   p.tail_mean = UniformMicros(gen, 5'000, 100'000);
   p.accept_backlog = static_cast<size_t>(UniformInt(gen, 4, 128));
+  NETLAYER_ASSERT(p.Validate().ok(), "a drawn network profile is valid");
+  NETLAYER_ASSERT(!p.HasRandomFaults(), "a network profile draws the network's shape only");
   return p;
 }
 
@@ -196,6 +204,12 @@ FaultProfile DrawFaultProfile(uint64_t seed) {
     p.clock_step_rate = Bernoulli(more, 0.5) ? UniformIn(more, 0.01, 0.1) : 0.0;
     p.clock_step_mean = UniformMicros(more, 1'000, 1'000'000);
   }
+  // Power losses, drawn after the others (so their values are as they were): they also need
+  // down_mean, which the crash kind draws; a seed without crashes keeps the default.
+  if (Bernoulli(more, 0.5)) p.power_off_rate = UniformIn(more, 0.005, 0.05);
+  NETLAYER_ASSERT(p.Validate().ok(), "a drawn fault profile is valid");
+  NETLAYER_ASSERT(p.clock_drift_ppm <= 200 && p.clock_offset_max <= absl::Milliseconds(500),
+                  "a drawn clock skew stays within the drawn ranges");
   return p;
 }
 

@@ -109,6 +109,18 @@ void PromiseChecker::OnBroken() {
   }
 }
 
+void PromiseChecker::OnWriterDied(int side, uint64_t reaches) {
+  NETLAYER_ASSERT(side == 0 || side == 1, "a stream has two ends");
+  Direction& d = dir_[side];
+  NETLAYER_ASSERT(reaches >= d.received, "bytes already received did reach the reader");
+  if (reaches >= d.accepted) return;
+  if (d.tracking && !d.broken && reaches >= d.delivered) {
+    const size_t keep = static_cast<size_t>(reaches - d.delivered);
+    if (keep < d.kept.size() - d.kept_offset) d.kept.resize(d.kept_offset + keep);
+  }
+  d.accepted = reaches;
+}
+
 void PromiseChecker::OnLocalClose(int side) {
   NETLAYER_ASSERT(side == 0 || side == 1, "a stream has two ends");
   end_[side].closed_locally = true;

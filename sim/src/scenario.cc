@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -58,8 +59,11 @@ void ScenarioContext::Dispatch(const TraceEvent& event) {
 }
 
 std::string ScenarioResult::ReplayCommand() const {
-  std::string command = absl::StrCat(program, " run ", scenario, " --seed ", seed);
+  std::string command =
+      choices_file.empty() ? absl::StrCat(program, " run ", scenario, " --seed ", seed)
+                           : absl::StrCat(program, " run ", scenario, " --choices ", choices_file);
   if (!planted_bug.empty()) absl::StrAppend(&command, " --plant ", planted_bug);
+  if (!buggify) absl::StrAppend(&command, " --no-buggify");
   return command;
 }
 
@@ -72,7 +76,9 @@ std::string ScenarioResult::Summary() const {
 std::string ScenarioResult::Report() const {
   std::string out = Details();
   if (!passed) {
-    absl::StrAppend(&out, "\n  faults:    ", profile_summary, "\n  replay:    ", ReplayCommand());
+    absl::StrAppend(&out, "\n  faults:    ", profile_summary);
+    if (!drawn_options.empty()) absl::StrAppend(&out, "\n  drawn:     ", drawn_options);
+    absl::StrAppend(&out, "\n  replay:    ", ReplayCommand());
   }
   return out;
 }
@@ -117,14 +123,21 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   world_options.profile = scenario.Profile(options.seed);
   world_options.trace_capacity = std::max<size_t>(options.trace_capacity, options.report_events);
   scenario.ConfigureWorld(options, world_options);
+  world_options.buggify = options.buggify;
   world_options.record_tape = options.record_tape;
   world_options.replay_tape = options.replay_tape;
+  world_options.choices = options.choices;
+  world_options.record_choices = options.record_choices;
   if (options.record_tape != nullptr) {
     *options.record_tape = FaultTape{
         std::string(name), options.seed, options.planted_bug, world_options.profile.Describe(), {}};
   }
   World world(world_options);
   ScenarioContext ctx(world, options);
+  // Probes count from Setup to TearDown (the world installs its sink while it runs events too).
+  // A unique_ptr, not an optional: g++ 12 under -fsanitize=thread warns (maybe-uninitialized,
+  // a false positive) on an optional ScopedProbeSink reset before the end of the scope.
+  auto probe_scope = std::make_unique<ScopedProbeSink>(&world.probes());
   world.trace().SetSink([&](const TraceEvent& event) {
     if (options.trace_sink) options.trace_sink(event);
     ctx.Dispatch(event);
@@ -146,7 +159,10 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   if (!ctx.failed() && !world.status().ok()) {
     // The world halts for its event budget, or when its promise checker saw a broken promise.
     const bool promise = absl::StrContains(world.status().message(), "promise ");
-    ctx.Fail(promise ? "the connection promises hold" : "the world ran within its event budget",
+    const bool unreachable = absl::StartsWith(world.status().message(), "unreachable probe ");
+    ctx.Fail(promise       ? "the connection promises hold"
+             : unreachable ? "no unreachable probe is reached"
+                           : "the world ran within its event budget",
              world.status().ToString());
   }
 
@@ -159,10 +175,18 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   result.scenario = std::string(name);
   result.seed = options.seed;
   result.planted_bug = options.planted_bug;
+  result.buggify = options.buggify;
+  result.choices_file = options.choices_file;
   result.program = options.program;
   result.passed = !ctx.failed();
   result.profile = world.profile().ToString();
-  result.profile_summary = world.profile().Describe();
+  FaultScope scope{false, false, false};
+  for (HostId h : world.Hosts()) {
+    scope.crash = scope.crash || world.IsCrashable(h);
+    scope.freeze = scope.freeze || world.IsFreezable(h);
+    scope.clock = scope.clock || world.IsClockSkewable(h);
+  }
+  result.profile_summary = world.profile().Describe(scope);
   if (ctx.failed()) {
     result.invariant = ctx.failure().invariant;
     result.detail = ctx.failure().detail;
@@ -173,11 +197,17 @@ ScenarioResult RunScenario(std::string_view name, std::unique_ptr<Scenario> owne
   result.trace_events = world.trace().count();
   result.events_run = world.events_run();
   result.simulated = world.Elapsed();
+  result.drawn_options = scenario.DrawnOptions();
   // The application stops while the world still runs; observers belong to the scenario: detach
   // them, then destroy the application objects before the world they run in.
   ctx.EndChecks();
   scenario.TearDown(ctx);
   world.trace().SetSink(nullptr);
+  // Probes reached while the application stops count too (a close's linger, calls failed at a
+  // close); the application is destroyed outside the run.
+  result.probes = world.probes().Hits();
+  result.buggify_sites = world.probes().EnabledBuggifySites();
+  probe_scope.reset();
   owned.reset();
   SetLogStamp(nullptr);
   return result;

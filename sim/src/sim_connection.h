@@ -39,7 +39,11 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
 
   ConnectionState& state() { return state_; }
   Link* link() const { return link_; }
-  void set_link(Link* link) { link_ = link; }
+  // The stream ended (nullptr): this end is no longer in the network.
+  void set_link(Link* link) {
+    link_ = link;
+    CheckInvariants();
+  }
   int side() const { return side_; }
   // The host this end lives on (still known after the stream has ended).
   HostId host() const { return host_; }
@@ -49,6 +53,19 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   // The promise checker watching this end's stream (shared by both ends), or nullptr if off.
   PromiseChecker* checker() const { return checker_.get(); }
   void set_checker(std::shared_ptr<PromiseChecker> checker) { checker_ = std::move(checker); }
+  // Who answers for this end (DESIGN.md §12). Transitions, all one-way except kSilent:
+  //   kLive -> kClosedByKernel   its process died on a live machine; the kernel sent a FIN after
+  //                              the bytes in flight and keeps the socket (FIN_WAIT)
+  //   kLive -> kForgotten        its process died with unread input: the kernel sent an RST
+  //   kLive -> kSilent           its machine lost power: nothing of it is read or answered
+  //   kClosedByKernel -> kForgotten  bytes arrived for the closed socket: answered with an RST
+  //   kSilent -> kForgotten      the machine came back: its new kernel knows no such stream
+  // A kForgotten end answers every segment that reaches it with an RST (Network::AnswerDeadEnd).
+  // Only a kLive end has a process behind it: no other is ever given to a handler again.
+  enum class Fate { kLive, kClosedByKernel, kForgotten, kSilent };
+  Fate fate() const { return fate_; }
+  void set_fate(Fate next);
+  static const char* FateName(Fate f);
   // The time of the pending deadline check (ConnectionState::OnDeadline), if any.
   absl::Time deadline_check = absl::InfiniteFuture();
   // This end's receive side has stopped draining (World::StopReading on the connection).
@@ -64,6 +81,15 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   } flap;
 
  private:
+  // The end's model, asserted at each change of its link, fate or open state: its side is 0 or
+  // 1; while in the network it is its link's end on that side, on that link's host; an end
+  // without a process (fate not kLive) is closed; an end its application closed (Close/Abort)
+  // is not open (and let go of its handler there: ReleaseHandlerAfterLocalClose).
+  void CheckInvariants() const;
+  // Takes the handler out of the state once the application closed this end (returned, to be
+  // released by the caller after its work).
+  std::shared_ptr<ConnectionHandler> ReleaseHandlerAfterLocalClose();
+
   WorldRef world_;
   Link* link_;  // nullptr once the stream has ended
   int side_;
@@ -73,6 +99,8 @@ class SimConnection final : public Connection, public std::enable_shared_from_th
   Address peer_;
   ConnectionState state_;
   std::shared_ptr<PromiseChecker> checker_;
+  Fate fate_ = Fate::kLive;
+  bool closed_by_application_ = false;  // Close() or Abort() was called
 };
 
 }  // namespace netlayer::sim

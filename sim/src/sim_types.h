@@ -9,8 +9,9 @@
 //   listener.h       listeners and the server factory (SimListener, SimServerFactory)
 //   fault_decider.h  every random fault decision, in one place (FaultDecider)
 //   faults.h         the fault processes and scripted faults (Faults)
-//   world_impl.h     World::Impl: the parts composed, and the helpers they share
-// Each part holds a reference to World::Impl to reach the others; no part owns another.
+//   world_parts.h    WorldParts: the parts composed, and the helpers they share
+// Each part holds a reference to WorldParts to reach the others; no part owns another. The
+// public World's Impl (world.cc only) is WorldParts; nothing else in sim/ names it.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@
 
 namespace netlayer::sim {
 
+struct WorldParts;
 class SimConnection;
 class SimListener;
 class PendingConnect;
@@ -28,7 +30,12 @@ struct Host;
 
 // A handle to the world that outlives it: objects handed to the application hold one and find
 // nullptr once the world is gone.
-using WorldRef = std::shared_ptr<World::Impl*>;
+using WorldRef = std::shared_ptr<WorldParts*>;
+
+// How a host dies (DESIGN.md §12): its process crashes on a live machine (the kernel closes its
+// sockets: a FIN per stream, an RST where input was unread), or the machine loses power (nothing
+// leaves it).
+enum class HostDeath { kProcessCrash, kPowerOff };
 
 // The owner of world-level events (not a host's).
 inline constexpr HostId kNoHost{};

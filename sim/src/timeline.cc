@@ -46,7 +46,8 @@ document.getElementById('meta').textContent = 'trace hash ' + r.hash + ' | ' + r
 document.getElementById('legend').innerHTML = Object.keys(colors).map(k =>
   '<span><i style="background:' + colors[k] + '"></i>' + k + '</span>').join('') +
   '<span><b style="background:#fb6a4a"></b>partitioned</span><span><b style="background:#fec44f">' +
-  '</b>clogged</span><span>| lines: deliveries, from the sender\'s lane</span>';
+  '</b>clogged</span><span><b style="background:#9e9ac8"></b>process crashed</span>' +
+  '<span><b style="background:#252525"></b>powered off</span><span>| lines: deliveries, from the sender\'s lane</span>';
 const hosts = ['-'].concat(D.hosts);
 const lane = {}; hosts.forEach((h, i) => lane[h] = i);
 const deliveries = D.events.filter(e => e.kind === 'deliver').length;
@@ -75,6 +76,24 @@ function draw() {
         Math.max(1, x(e.t + dur) - x(e.t)) + '" height="' + (laneH - 4) + '" fill="' + color +
         '" opacity="0.35"><title>' + esc(e.detail) + '</title></rect>';
     }
+  }
+  // A host that is down (its process crashed, or it lost power): its lane is shaded from the
+  // death to its restart (or the end of the run).
+  for (let i = 0; i < D.events.length; i++) {
+    const e = D.events[i];
+    if (e.kind !== 'host' || !(e.host in lane)) continue;
+    const m = /^(random|scripted) (crash|power off)$/.exec(e.detail);
+    if (!m) continue;
+    let until = tmax;
+    for (let j = i + 1; j < D.events.length; j++) {
+      const f = D.events[j];
+      if (f.kind === 'host' && f.host === e.host && / restart$/.test(f.detail)) { until = f.t; break; }
+    }
+    const color = m[2] === 'crash' ? '#9e9ac8' : '#252525';
+    s += '<rect x="' + x(e.t) + '" y="' + (y(e.host) - laneH / 2 + 2) + '" width="' +
+      Math.max(1, x(until) - x(e.t)) + '" height="' + (laneH - 4) + '" fill="' + color +
+      '" opacity="0.3"><title>' + esc(e.detail + ' (down until ' + (until / 1e9).toFixed(3) + 's)') +
+      '</title></rect>';
   }
   hosts.forEach(h => {
     s += '<line x1="' + left + '" x2="' + width + '" y1="' + y(h) + '" y2="' + y(h) +

@@ -1,5 +1,6 @@
 // World: the public face of the simulator. The parts live in their own files (sim_types.h
-// lists them; docs/SIMULATOR.md describes them); World::Impl (world_impl.h) composes them.
+// lists them; docs/SIMULATOR.md describes them); WorldParts (world_parts.h) composes them;
+// World::Impl, below, is it.
 #include "netlayer/sim/world.h"
 
 #include <algorithm>
@@ -8,12 +9,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "netlayer/core/assert.h"
-#include "world_impl.h"
+#include "world_parts.h"
 
 namespace netlayer::sim {
 
-void World::Impl::RecordStream(HostId h, TraceKind kind, std::string detail, const Link& link,
-                               uint64_t bytes) {
+// The public World's state: its parts, composed (world_parts.h). Only this file names it.
+struct World::Impl final : WorldParts {
+  using WorldParts::WorldParts;
+};
+
+void WorldParts::RecordStream(HostId h, TraceKind kind, std::string detail, const Link& link,
+                              uint64_t bytes) {
   TraceEvent e;
   e.time = loop.now - loop.start;
   e.host = Label(h);
@@ -25,12 +31,12 @@ void World::Impl::RecordStream(HostId h, TraceKind kind, std::string detail, con
   trace.Add(std::move(e));
 }
 
-void World::Impl::PromiseBroken(HostId h, absl::Status why) {
+void WorldParts::PromiseBroken(HostId h, absl::Status why) {
   Record(h, TraceKind::kWorld, std::string(why.message()));
   loop.Halt(std::move(why));
 }
 
-World::Impl::~Impl() {
+WorldParts::~WorldParts() {
   *ref = nullptr;
   // From here on, code run by the destructors below (an application object owned by a
   // closure or a handler, answering or cleaning up as it dies) cannot schedule, cancel, connect
@@ -82,14 +88,25 @@ World::World(WorldOptions options) {
   absl::Status valid = options.profile.Validate();
   NETLAYER_ASSERT(valid.ok(), "World: invalid fault profile (use World::Create for the error)");
   NETLAYER_ASSERT(options.trace_capacity > 0 && options.max_events > 0, "World: bad options");
+  NETLAYER_ASSERT(options.choices == nullptr || ChoiceSeed(*options.choices) == options.seed,
+                  "World: the seed of a choice string is its first 8 bytes");
+  probes_ = std::make_unique<ProbeSink>(options.seed);
+  probes_->set_buggify(options.buggify);
+  probes_->set_unreachable_handler([this](std::string_view name) {
+    Stop(absl::InternalError(absl::StrCat("unreachable probe '", std::string(name), "' reached")));
+  });
   impl_ = std::make_unique<Impl>(std::move(options));
+  impl_->loop.probes = probes_.get();
   impl_->Record(kNoHost, TraceKind::kWorld,
                 absl::StrCat("start seed ", impl_->options.seed, " profile ",
                              impl_->options.profile.ToString()));
   impl_->faults.ScheduleNext();
 }
 
-World::~World() = default;
+World::~World() {
+  // Destructors run below may still reach probes: they count, they stop nothing.
+  probes_->set_unreachable_handler(nullptr);
+}
 
 uint64_t World::seed() const { return impl_->options.seed; }
 const FaultProfile& World::profile() const { return impl_->options.profile; }
@@ -135,7 +152,7 @@ const std::string& World::HostName(HostId host) const {
 }
 bool World::IsUp(HostId host) const {
   NETLAYER_ASSERT(impl_->ValidHost(host), "HostId does not belong to this world");
-  return impl_->hosts[host.value].up;
+  return impl_->hosts[host.value].up();
 }
 std::vector<HostId> World::Hosts() const {
   std::vector<HostId> out;
@@ -238,6 +255,10 @@ absl::Status World::Clog(HostId from, HostId to, absl::Duration d) {
   return absl::OkStatus();
 }
 
+SimDisk& World::disk(HostId host) { return HostDisk(*impl_, host); }
+
+absl::Status World::LosePower(HostId host) { return PowerOff(host); }
+
 absl::Status World::Reset(Connection& c) {
   auto* sc = dynamic_cast<SimConnection*>(&c);
   if (sc == nullptr) return absl::InvalidArgumentError("sim: Reset: not a simulated connection");
@@ -245,29 +266,39 @@ absl::Status World::Reset(Connection& c) {
     return absl::InvalidArgumentError("sim: Reset: a connection of another world");
   }
   Link* link = sc->link();
-  if (link == nullptr) {
+  if (link == nullptr || sc->fate() != SimConnection::Fate::kLive) {
     return absl::FailedPreconditionError(
         absl::StrCat("sim: Reset: conn#", sc->stream_id(), " has already ended"));
   }
   impl_->Record(link->host[sc->side()], TraceKind::kFault,
                 absl::StrCat("scripted reset of conn#", link->id));
-  impl_->net.ResetLink(*link, "connection reset (scripted)");
+  impl_->net.ResetFrom(*link, sc->side(), "scripted");
   return absl::OkStatus();
 }
 
 absl::Status World::Crash(HostId host) {
   if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: Crash: unknown host id");
-  if (!impl_->hosts[host.value].up) {
+  if (!impl_->hosts[host.value].up()) {
     return absl::FailedPreconditionError(
         absl::StrCat("sim: host '", impl_->hosts[host.value].name, "' is already down"));
   }
-  impl_->faults.Crash(host, "scripted");
+  impl_->faults.Kill(host, HostDeath::kProcessCrash, "scripted");
+  return absl::OkStatus();
+}
+
+absl::Status World::PowerOff(HostId host) {
+  if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: PowerOff: unknown host id");
+  if (!impl_->hosts[host.value].up()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sim: host '", impl_->hosts[host.value].name, "' is already down"));
+  }
+  impl_->faults.Kill(host, HostDeath::kPowerOff, "scripted");
   return absl::OkStatus();
 }
 
 absl::Status World::Restart(HostId host) {
   if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: Restart: unknown host id");
-  if (impl_->hosts[host.value].up) {
+  if (impl_->hosts[host.value].up()) {
     return absl::FailedPreconditionError(
         absl::StrCat("sim: host '", impl_->hosts[host.value].name, "' is up"));
   }
@@ -280,13 +311,16 @@ void World::SetRestartHook(HostId host, std::function<void()> hook) {
 }
 
 void World::SetCrashable(HostId host, bool crashable) { impl_->host(host).crashable = crashable; }
+bool World::IsCrashable(HostId host) const { return impl_->host(host).crashable; }
+bool World::IsFreezable(HostId host) const { return impl_->host(host).freezable; }
+bool World::IsClockSkewable(HostId host) const { return impl_->host(host).skewable; }
 
 void World::StopFaults() { impl_->faults.Stop(); }
 
 bool World::faults_stopped() const { return impl_->decider.stopped(); }
 
 namespace {
-SimConnection* OwnConnection(World::Impl& w, Connection& c) {
+SimConnection* OwnConnection(WorldParts& w, Connection& c) {
   auto* sc = dynamic_cast<SimConnection*>(&c);
   if (sc == nullptr || *sc->world_ref() != &w) return nullptr;
   return sc;
@@ -355,7 +389,8 @@ absl::Status World::ResumeReading(Connection& c) {
 absl::Status World::Freeze(HostId host, absl::Duration d) {
   if (!impl_->ValidHost(host)) return absl::InvalidArgumentError("sim: Freeze: unknown host");
   const Host& h = impl_->host(host);
-  if (!h.up) return absl::FailedPreconditionError(absl::StrCat("sim: host '", h.name, "' is down"));
+  if (!h.up())
+    return absl::FailedPreconditionError(absl::StrCat("sim: host '", h.name, "' is down"));
   if (h.frozen) {
     return absl::FailedPreconditionError(
         absl::StrCat("sim: host '", h.name, "' is already frozen"));
@@ -451,6 +486,8 @@ size_t World::LiveConnections() const { return impl_->net.links.size(); }
 void World::Note(HostId host, std::string_view text) {
   impl_->Record(host, TraceKind::kApp, std::string(text));
 }
+
+ProbeSink& World::probes() { return *probes_; }
 
 const Trace& World::trace() const { return impl_->trace; }
 Trace& World::trace() { return impl_->trace; }

@@ -10,6 +10,31 @@
 
 namespace netlayer::smac {
 
+absl::Status ValidateMessageOptions(const MessageOptions& o, size_t connection_max_output_bytes) {
+  if (o.max_message_size == 0 || o.max_message_size > kFormatMaxMessageSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "smac: max_message_size ", o.max_message_size, " is not in [1, 2^32-1]"));
+  }
+  if (o.max_first_message_size > o.max_message_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "smac: max_first_message_size ", o.max_first_message_size,
+        " is over max_message_size ", o.max_message_size));
+  }
+  if (o.max_queued_bytes < o.max_message_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "smac: max_queued_bytes ", o.max_queued_bytes, " cannot hold one message of max_message_size ",
+        o.max_message_size));
+  }
+  if (connection_max_output_bytes != 0 &&
+      connection_max_output_bytes < o.max_message_size + kHeaderSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "smac: the connection's output bound (max_output_bytes ", connection_max_output_bytes,
+        ") cannot hold one frame of max_message_size (", o.max_message_size, " + ", kHeaderSize,
+        " bytes): raise max_output_bytes or lower max_message_size"));
+  }
+  return absl::OkStatus();
+}
+
 // The core connection's handler: forwards to the MessageConnection while it exists.
 class MessageConnection::Adapter final : public ConnectionHandler {
  public:
@@ -59,6 +84,7 @@ MessageConnection::MessageConnection(std::shared_ptr<Connection> connection, Mes
       // Messages never merge; the bound is a hard one (OnMessage closes rather than pass it).
       deliveries_({.max_queued_bytes = options.max_queued_bytes, .merge_input_up_to = 0}) {
   NETLAYER_ASSERT(options_.max_queued_bytes > 0, "max_queued_bytes must be positive");
+  decoder_->set_budget(options_.budget);
 }
 
 MessageConnection::~MessageConnection() { connection_->Close(); }
@@ -133,7 +159,11 @@ void MessageConnection::OnInput(std::string_view data) {
     Log(LogLayer::kSmac)
         .warn("closing connection to {}: {}", connection_->peer_address().ToString(),
               status.ToString());
-    CloseWithProtocolError(std::string(status.message()));
+    // A frame the memory budget refused is this end's limit, not the peer's mistake.
+    CloseWithReason(CloseReason(status.code() == absl::StatusCode::kResourceExhausted
+                                    ? CloseReason::Kind::kError
+                                    : CloseReason::Kind::kProtocolError,
+                                std::string(status.message())));
   }
 }
 
@@ -162,16 +192,18 @@ void MessageConnection::OnMessage(std::string_view message, std::string* owned) 
 
 void MessageConnection::OnCoreClosed(const CloseReason& reason) {
   MutexLock lock(mu_);
+  CloseReason deliver = reason;
   if (!decoder_->at_frame_boundary() && decoder_->state() != FrameDecoder::State::kFailed) {
     // Say so: a peer that dies mid-frame is worth knowing about.
-    QueueCloseAndDeliver(
-        lock, CloseReason(reason.kind(),
+    deliver = CloseReason(reason.kind(),
                           absl::StrCat(reason.detail(), reason.detail().empty() ? "" : "; ",
                                        "a partial smac frame was discarded (",
-                                       decoder_->buffered_bytes(), " bytes received)")));
-  } else {
-    QueueCloseAndDeliver(lock, reason);
+                                       decoder_->buffered_bytes(), " bytes received)"));
   }
+  // Nothing more will be fed: the partial frame's memory (and its budget charge) goes now,
+  // before the handler hears of the close.
+  decoder_->Discard();
+  QueueCloseAndDeliver(lock, std::move(deliver));
 }
 
 void MessageConnection::QueueCloseAndDeliver(MutexLock& lock, CloseReason reason) {

@@ -11,6 +11,6 @@ cmake --install "$build" --prefix "$work/prefix" >/dev/null
 for header in core/host.h posix/runtime.h; do
   [ -f "$work/prefix/include/netlayer/$header" ] || { echo "not installed: netlayer/$header"; exit 1; }
 done
-cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+"$src/../support/configure-outside.sh" "$build" "$src" "$work/build" "$work/prefix"
 cmake --build "$work/build" >/dev/null
 "$work/build/consumer"

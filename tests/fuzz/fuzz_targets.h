@@ -16,9 +16,10 @@ int FuzzSmacDecoder(const uint8_t* data, size_t size);
 int FuzzEnvelope(const uint8_t* data, size_t size);
 // rpc handshake decoders and the version choice.
 int FuzzHandshake(const uint8_t* data, size_t size);
-// The whole stack on the simulator (a calm two-host sim::World, tests/support/sim_net.h): fuzz bytes arrive (chunked) at a server session or a client as
-// if from the peer, after an optional valid handshake. Neither may crash; a well-behaved client
-// on another connection must keep being served.
+// The whole stack on the simulator (a calm two-host sim::World, tests/support/sim_net.h): fuzz
+// bytes arrive (chunked) at a server session or a client as if from the peer, after an optional
+// valid handshake. Neither may crash; a well-behaved client on another connection must keep being
+// served.
 int FuzzSession(const uint8_t* data, size_t size);
 // The TLS adapter, client or server side: fuzz bytes arrive (chunked) as if from the peer, from
 // the first byte or after a genuine handshake. It may close, with one ConnectionClosed; it may

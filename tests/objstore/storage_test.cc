@@ -69,6 +69,19 @@ TEST(WireTest, RoundTripsAndRejectsMalformedPayloads) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->tid, 5u);
   EXPECT_THAT(back->oids, ElementsAre("a", "b"));
+  // A group commit's push: several transactions back to back; every cut but the boundary fails.
+  const std::string one = EncodeInvalidation(inv);
+  const std::string two = one + EncodeInvalidation({2, 6, {"c"}});
+  auto group = DecodeInvalidations(two);
+  ASSERT_TRUE(group.ok());
+  ASSERT_EQ(group->size(), 2u);
+  EXPECT_EQ((*group)[0].tid, 5u);
+  EXPECT_EQ((*group)[1].tid, 6u);
+  EXPECT_THAT((*group)[1].oids, ElementsAre("c"));
+  for (size_t cut = 0; cut < two.size(); ++cut) {
+    EXPECT_EQ(DecodeInvalidations(two.substr(0, cut)).ok(), cut == one.size()) << cut;
+  }
+  EXPECT_FALSE(DecodeInvalidation(two).ok());  // the single decoder takes exactly one
 }
 
 }  // namespace

@@ -127,9 +127,18 @@ const std::vector<Case>& Cases() {
         {1.5, Pong(42), "-", "2"},
         {2, "", "send=ping#42", "3"},
         {3, "", "send=ping#42", "4"},
-        {4, "", "send=ping#42", "5"},
-        {5, "",
-         "close=timeout: rpc heartbeat: nothing received from the server for 3.5s (limit 3s)",
+        // The silence limit runs out at 1.5 + 3, before the next ping: the check is armed then.
+        {4, "", "send=ping#42", "4.5"},
+        {4.5, "",
+         "close=timeout: rpc heartbeat: nothing received from the server for 3s (limit 3s)",
+         "never"}}},
+      {"HeartbeatClosesExactlyAtTheSilenceLimitBetweenPings",
+       Client(absl::Seconds(10), absl::Seconds(3)),
+       "-",
+       {{0, kServerHello, "send=client-hello ready=3", "3"},
+        {2, Reply(7), "message=reply#7", "3"},  // a message moves no timer...
+        {3, "", "-", "5"},                      // ...the check finds it and re-arms for 2 + 3
+        {5, "", "close=timeout: rpc heartbeat: nothing received from the server for 3s (limit 3s)",
          "never"}}},
       {"ServerSpeaksFirstAndChecksTheClientHello",
        Server(),

@@ -17,9 +17,9 @@
 namespace netlayer::rpc {
 namespace {
 
+using netlayer::testing::SimNet;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using netlayer::testing::SimNet;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
@@ -293,7 +293,8 @@ TEST(RpcTest, ConnectionLossFailsEveryPendingCallAtOnce) {
   ASSERT_EQ(answered, 5);
   EXPECT_EQ(f.client->pending_calls(), 5u);
   const absl::Time reset_at = f.world.Now();
-  ASSERT_TRUE(f.world.world().Reset(*f.raw_server).ok());
+  // The client's own end is reset (its peer would learn of an RST one latency later).
+  ASSERT_TRUE(f.world.world().Reset(*f.raw_client).ok());
   // At once: the world delivers the reset as an event at the same virtual time, and the calls
   // fail as the client sees it (not at their deadline, which is infinite here).
   (void)f.world.world().RunFor(absl::ZeroDuration());

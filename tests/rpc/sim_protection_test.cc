@@ -316,6 +316,64 @@ CloseReason Provoke(Bench& b, const std::string& bytes, std::string* received = 
   return b.closes.empty() ? CloseReason(CloseReason::Kind::kError, "no close") : b.closes[0];
 }
 
+// ---- The server-wide memory budget (ServerOptions::memory_budget_bytes, issue 29) ----
+
+TEST(ProtectionTest, TheMemoryBudgetRefusesAFramePastItWhileOtherSessionsAreServed) {
+  ServerOptions sopt;
+  sopt.memory_budget_bytes = size_t{9} << 20;
+  Bench b(sopt);
+  b.server->Register("huge", [](const Request&, Responder resp) {
+    (void)resp.Reply(std::string(size_t{2} << 20, 'h'));
+  });
+  auto good = b.GoodClient();
+  // A holds all but one byte of an 8 MiB frame: its buffer is charged, about 8 MiB.
+  auto a = b.Raw();
+  ASSERT_TRUE(a->conn->Write(Hello()).ok());
+  const auto header_a = smac::EncodeHeader(size_t{8} << 20);
+  ASSERT_TRUE(a->conn->Write(std::string_view(header_a.data(), header_a.size())).ok());
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(a->conn->Write(std::string((size_t{1} << 20) - (i == 7 ? 1 : 0), 'a')).ok());
+  }
+  ASSERT_TRUE(b.world().RunFor(absl::Seconds(1)).ok());
+  ServerStats st = b.server->stats();
+  EXPECT_EQ(st.memory_budget_bytes, sopt.memory_budget_bytes);
+  EXPECT_GE(st.frame_buffer_bytes, (size_t{8} << 20) - 1);
+  EXPECT_LE(st.frame_buffer_bytes, size_t{8} << 20);
+  EXPECT_FALSE(a->closed.has_value());
+  // Small calls go on; a reply that would pass the budget becomes an error reply.
+  EXPECT_EQ(*good->Call("echo", "fine", b.In(absl::Seconds(5))), "fine");
+  absl::StatusOr<std::string> huge = good->Call("huge", "", b.In(absl::Seconds(5)));
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(huge.status().message(), HasSubstr("the server's memory budget (9437184 bytes)"));
+  // B's frame cannot grow past what is left: its session is closed with a clear reason.
+  auto peer_b = b.Raw();
+  ASSERT_TRUE(peer_b->conn->Write(Hello()).ok());
+  const auto header_b = smac::EncodeHeader(size_t{4} << 20);
+  ASSERT_TRUE(peer_b->conn->Write(std::string_view(header_b.data(), header_b.size())).ok());
+  ASSERT_TRUE(peer_b->conn->Write(std::string(size_t{3} << 20, 'b')).ok());
+  ASSERT_TRUE(b.RunUntilClosed(*peer_b, absl::Seconds(5)));
+  ASSERT_EQ(b.closes.size(), 1u);
+  EXPECT_EQ(b.closes[0].kind(), CloseReason::Kind::kError);
+  EXPECT_THAT(b.closes[0].detail(), HasSubstr("smac: a frame of 4194304 bytes was refused"));
+  EXPECT_THAT(b.closes[0].detail(), HasSubstr("the memory budget for large frames (9437184 bytes)"));
+  st = b.server->stats();
+  EXPECT_LE(st.peak_frame_buffer_bytes, sopt.memory_budget_bytes);
+  EXPECT_GE(st.budget_refusals, 2u);
+  EXPECT_FALSE(a->closed.has_value()) << "A's session is untouched";
+  EXPECT_EQ(*good->Call("echo", "still fine", b.In(absl::Seconds(5))), "still fine");
+  // A goes away: its buffer is freed at once, and large calls fit again.
+  a->conn->Close();
+  ASSERT_TRUE(b.world().RunUntil([&] { return b.closes.size() == 2; }, b.In(absl::Seconds(5))));
+  EXPECT_EQ(b.server->stats().frame_buffer_bytes, 0u);
+  const std::string four(size_t{4} << 20, 'f');
+  absl::StatusOr<std::string> echoed = good->Call("echo", four, b.In(absl::Seconds(10)));
+  ASSERT_TRUE(echoed.ok()) << echoed.status();
+  EXPECT_EQ(echoed->size(), four.size());
+  EXPECT_TRUE(good->Call("huge", "", b.In(absl::Seconds(5))).ok());
+  EXPECT_EQ(b.server->stats().frame_buffer_bytes, 0u);
+}
+
 TEST(HostileInputTest, GarbageBeforeTheHelloFailsAtTheFrameHeader) {
   Bench b;
   const CloseReason r = Provoke(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -431,6 +489,58 @@ TEST(HostileInputTest, AnIdOnAOneWayMessageIsIgnored) {
   reply.id = 77;
   reply.payload = "after";
   EXPECT_THAT(peer->received, HasSubstr(Frame(reply)));
+}
+
+// docs/PROTOCOL.md §5, "Control messages in either direction" (issue 29): a ping with id 0 is
+// answered with a pong of id 0; a pong to the server is ignored; neither closes the session.
+TEST(HostileInputTest, APingWithIdZeroIsAnsweredAndAPongToTheServerIsIgnored) {
+  Bench b;
+  auto peer = b.Raw();
+  Envelope ping;
+  ping.kind = MessageKind::kPing;
+  ping.id = 0;
+  Envelope pong;
+  pong.kind = MessageKind::kPong;
+  pong.id = 5;
+  ASSERT_TRUE(peer->conn->Write(Hello() + Frame(ping) + Frame(pong) + CallFrame(1, "echo", "x")).ok());
+  ASSERT_TRUE(b.world().RunFor(absl::Milliseconds(100)).ok());
+  Envelope answer;
+  answer.kind = MessageKind::kPong;
+  answer.id = 0;
+  Envelope reply;
+  reply.kind = MessageKind::kReply;
+  reply.id = 1;
+  reply.payload = "x";
+  EXPECT_EQ(peer->received, smac::EncodeFrame(EncodeServerHello({"netlayer-rpc", 1, 1})) +
+                                Frame(answer) + Frame(reply));
+  EXPECT_TRUE(b.closes.empty());
+  EXPECT_FALSE(peer->closed.has_value());
+}
+
+// docs/PROTOCOL.md §5, "A refused call is not outstanding": a call refused for
+// max_inflight_calls was answered, so its id may be used again at once.
+TEST(HostileInputTest, ACallRefusedForMaxInflightCallsIsNotOutstanding) {
+  ServerOptions sopt;
+  sopt.max_inflight_calls = 1;
+  Bench b(sopt);
+  auto peer = b.Raw();
+  ASSERT_TRUE(peer->conn->Write(Hello() + CallFrame(1, "hold") + CallFrame(2, "echo", "a") +
+                                CallFrame(2, "echo", "b"))
+                  .ok());
+  ASSERT_TRUE(b.world().RunFor(absl::Milliseconds(100)).ok());
+  EXPECT_TRUE(b.closes.empty()) << "reusing a refused call's id is not a protocol error";
+  ASSERT_EQ(b.held.size(), 1u);
+  EXPECT_THAT(peer->received, HasSubstr("too many calls in flight on this connection"));
+  // Once call 1 is answered, id 2 is served.
+  ASSERT_TRUE(b.held[0].Reply("held").ok());
+  ASSERT_TRUE(peer->conn->Write(CallFrame(2, "echo", "c")).ok());
+  ASSERT_TRUE(b.world().RunFor(absl::Milliseconds(100)).ok());
+  Envelope reply;
+  reply.kind = MessageKind::kReply;
+  reply.id = 2;
+  reply.payload = "c";
+  EXPECT_THAT(peer->received, HasSubstr(Frame(reply)));
+  EXPECT_TRUE(b.closes.empty());
 }
 
 TEST(HostileInputTest, AThousandAbandonedConnectionsAreClosedAtTheHandshakeDeadline) {

@@ -179,7 +179,15 @@ TEST_P(SimRpcTest, CallsCompleteOnceWithTheRightReplyUnderFaults) {
                     .ok());
   }
   const auto crash_at = world.Now() + absl::Microseconds(UniformInt(gen, 2'000'000, 18'000'000));
-  ASSERT_TRUE(world.At(crash_at, [&] { ASSERT_TRUE(world.Crash(server_host).ok()); }).ok());
+  // A call from each client just before the crash: the faults bite on every seed (the random
+  // workload alone may leave no call in flight at a crash or a reset).
+  ASSERT_TRUE(world
+                  .At(crash_at,
+                      [&] {
+                        for (auto& c : clients) c->StartCall(world.generator());
+                        ASSERT_TRUE(world.Crash(server_host).ok());
+                      })
+                  .ok());
   ASSERT_TRUE(
       world.At(crash_at + absl::Seconds(2), [&] { ASSERT_TRUE(world.Restart(server_host).ok()); })
           .ok());
@@ -237,7 +245,8 @@ int RoundsAllowed(const ConnectOptions& o, absl::Duration elapsed) {
   return rounds;
 }
 
-enum class BadServer { kAcceptAndClose, kOtherVersion };
+// kSilent: accepts and says nothing (what a TLS server is to a plaintext client).
+enum class BadServer { kAcceptAndClose, kOtherVersion, kSilent };
 
 struct StormResult {
   int accepted = 0;
@@ -246,13 +255,15 @@ struct StormResult {
   bool ready_ever = false;
 };
 
-StormResult RunAgainstBadServer(BadServer kind, ConnectOptions connect, absl::Duration run_for) {
+StormResult RunAgainstBadServer(BadServer kind, ConnectOptions connect, absl::Duration run_for,
+                                bool retry_permanent = false) {
   sim::WorldOptions options;
   options.seed = 7;
   sim::World world(options);
   const sim::HostId server_host = *world.AddHost("server");
   const sim::HostId client_host = *world.AddHost("client");
   StormResult result;
+  std::vector<std::shared_ptr<Connection>> silent;
   std::shared_ptr<Server> server;
   if (kind == BadServer::kOtherVersion) {
     ServerOptions sopt;
@@ -266,12 +277,15 @@ StormResult RunAgainstBadServer(BadServer kind, ConnectOptions connect, absl::Du
             ++result.accepted;
             if (server) {
               server->Serve(std::move(c));
+            } else if (kind == BadServer::kSilent) {
+              silent.push_back(std::move(c));
             } else {
               c->Close();
             }
           });
   EXPECT_TRUE(listener.ok()) << listener.status();
   ClientOptions copt;
+  copt.retry_permanent_failures = retry_permanent;
   copt.on_ready = [&](uint16_t) { result.ready_ever = true; };
   auto client =
       *Client::CreateReconnecting(world.env(client_host), world.client_factory(client_host),
@@ -318,7 +332,8 @@ TEST(SimRpcReconnectTest, AcceptAndCloseEndsAfterMaxAttemptsNamingTheReason) {
 TEST(SimRpcReconnectTest, OtherVersionEndsAfterMaxAttemptsNamingTheReason) {
   ConnectOptions connect = StormSchedule();
   connect.max_attempts = 3;
-  const StormResult r = RunAgainstBadServer(BadServer::kOtherVersion, connect, absl::Seconds(30));
+  const StormResult r = RunAgainstBadServer(BadServer::kOtherVersion, connect, absl::Seconds(30),
+                                            /*retry_permanent=*/true);
   EXPECT_EQ(r.accepted, 3);
   EXPECT_EQ(r.call.status().code(), absl::StatusCode::kUnavailable) << r.call.status();
   EXPECT_THAT(std::string(r.call.status().message()), ::testing::HasSubstr("gave up connecting"));
@@ -327,9 +342,56 @@ TEST(SimRpcReconnectTest, OtherVersionEndsAfterMaxAttemptsNamingTheReason) {
 
 TEST(SimRpcReconnectTest, OtherVersionWithoutMaxAttemptsBacksOff) {
   const ConnectOptions connect = StormSchedule();
-  const StormResult r = RunAgainstBadServer(BadServer::kOtherVersion, connect, absl::Seconds(10));
+  const StormResult r = RunAgainstBadServer(BadServer::kOtherVersion, connect, absl::Seconds(10),
+                                            /*retry_permanent=*/true);
   EXPECT_LE(r.accepted, RoundsAllowed(connect, absl::Seconds(10))) << "a reconnect storm";
   EXPECT_GE(r.accepted, 2);
+}
+
+// Another protocol version is permanent by default: one attempt, the client ends, the reason is
+// named once.
+TEST(SimRpcReconnectTest, OtherVersionIsPermanentByDefault) {
+  const StormResult r =
+      RunAgainstBadServer(BadServer::kOtherVersion, StormSchedule(), absl::Seconds(10));
+  EXPECT_EQ(r.accepted, 1);
+  const std::string message(r.call.status().message());
+  EXPECT_EQ(r.call.status().code(), absl::StatusCode::kUnavailable) << r.call.status();
+  EXPECT_THAT(message, ::testing::HasSubstr("(a permanent failure: not retried; "
+                                            "ClientOptions::retry_permanent_failures)"));
+  EXPECT_THAT(message, ::testing::HasSubstr("no common version"));
+  EXPECT_EQ(message.find("no common version"), message.rfind("no common version")) << message;
+  EXPECT_EQ(r.last_error, r.call.status());
+}
+
+// A server that accepts and never says hello (a TLS server, to a plaintext client): the client
+// is not ready, and last_error() says it was reached but did not answer, maybe speaking TLS.
+TEST(SimRpcReconnectTest, ASilentServerIsNamedInLastError) {
+  const StormResult r = RunAgainstBadServer(BadServer::kSilent, StormSchedule(), absl::Seconds(5));
+  EXPECT_FALSE(r.ready_ever);
+  EXPECT_EQ(r.accepted, 1);
+  EXPECT_EQ(r.last_error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(r.last_error.message()),
+              ::testing::HasSubstr("the server did not answer the rpc handshake (no hello); it "
+                                   "may be speaking TLS or another protocol"));
+  EXPECT_THAT(std::string(r.last_error.message()), ::testing::HasSubstr("connected to server:"));
+}
+
+// Before the first connection completes, last_error() names the attempt, never OK.
+TEST(SimRpcReconnectTest, LastErrorWhileConnectingIsNotOk) {
+  sim::World world(sim::WorldOptions{});
+  const sim::HostId client_host = *world.AddHost("client");
+  (void)*world.AddHost("server");
+  auto client =
+      *Client::CreateReconnecting(world.env(client_host), world.client_factory(client_host),
+                                  {Address::HostName("server", kPort)}, StormSchedule());
+  EXPECT_FALSE(client->WaitReady(world.env(client_host).Now() + absl::Milliseconds(1)));
+  const absl::Status why = client->last_error();
+  EXPECT_FALSE(why.ok());
+  EXPECT_THAT(
+      std::string(why.message()),
+      ::testing::AnyOf(::testing::HasSubstr("no connection yet"), ::testing::HasSubstr("connect")))
+      << why;
+  client->Close();
 }
 
 // After a connection proved healthy (its handshake completed), a loss starts a fresh schedule:
@@ -403,6 +465,158 @@ TEST(SimRpcReconnectTest, ACallOnAConnectionClosedUnseenFailsUnavailable) {
   server->Close();
 }
 
+// ---------------------------------------------------------------------------------------------
+// A peer that goes silent (docs/OPERATIONS.md, "A server that dies silently"): the side that
+// notices closes exactly at T + its limit, T being the delivery of the last bytes from the peer
+// (read from the trace); at that moment the pending calls fail kUnavailable and a reconnecting
+// client makes its first new attempt.
+
+enum class Silence { kFrozen, kPartitioned };
+
+struct SilentServerRun {
+  absl::Time last_from_server = absl::InfinitePast();  // last delivery at the client
+  absl::Time disconnected = absl::InfinitePast();
+  std::optional<CloseReason> reason;
+  std::vector<absl::Time> call_failed;  // the pending calls' completions
+  std::vector<absl::StatusCode> call_codes;
+  std::vector<absl::Time> connect_starts;  // the client's attempts after the loss
+};
+
+SilentServerRun RunWithSilentServer(Silence how) {
+  sim::World world(sim::WorldOptions{});
+  const sim::HostId server_host = *world.AddHost("server");
+  const sim::HostId client_host = *world.AddHost("client");
+  auto server = Server::Create(world.env(server_host));
+  std::vector<Responder> held;
+  server->Register("hold", [&](const Request&, Responder r) { held.push_back(std::move(r)); });
+  server->Register("echo", [](const Request& r, Responder resp) { (void)resp.Reply(r.payload); });
+  auto listener = world.server_factory(server_host)
+                      .Listen(Address::HostName("server", kPort),
+                              [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
+  EXPECT_TRUE(listener.ok());
+  SilentServerRun run;
+  bool silent = false;
+  world.trace().SetSink([&](const sim::TraceEvent& e) {
+    const absl::Time at = world.start() + e.time;
+    if (e.host == "client" && e.kind == sim::TraceKind::kDeliver && e.peer == "server") {
+      run.last_from_server = at;
+    }
+    if (silent && e.host == "client" && e.kind == sim::TraceKind::kConnect &&
+        e.detail.find(" start ") != std::string::npos) {
+      run.connect_starts.push_back(at);
+    }
+  });
+  ClientOptions copt;
+  copt.heartbeat_interval = absl::Seconds(1);
+  copt.heartbeat_timeout = absl::Milliseconds(3500);
+  // A frozen host's kernel still accepts: the new connection then waits for a hello.
+  copt.handshake_timeout = absl::Seconds(1);
+  copt.on_disconnected = [&](const CloseReason& r) {
+    if (run.reason) return;
+    run.reason = r;
+    run.disconnected = world.Now();
+  };
+  ConnectOptions connect;
+  connect.min_delay = absl::Seconds(1);
+  connect.max_delay = absl::Seconds(1);
+  connect.attempt_timeout = absl::Milliseconds(500);
+  auto client =
+      *Client::CreateReconnecting(world.env(client_host), world.client_factory(client_host),
+                                  {Address::HostName("server", kPort)}, connect, copt);
+  EXPECT_TRUE(client->Call("echo", "x", world.Now() + absl::Seconds(5)).ok());
+  EXPECT_TRUE(world.RunFor(absl::Milliseconds(2300)).ok());  // a few heartbeats
+  for (int i = 0; i < 3; ++i) {
+    client->CallAsync("hold", "", absl::InfiniteFuture(), [&](CallResult r) {
+      run.call_failed.push_back(world.Now());
+      run.call_codes.push_back(r.status().code());
+    });
+  }
+  EXPECT_TRUE(world.RunFor(absl::Milliseconds(50)).ok());  // the calls reach the server
+  silent = true;
+  if (how == Silence::kFrozen) {
+    EXPECT_TRUE(world.Freeze(server_host).ok());  // until the end: sends nothing more
+  } else {
+    EXPECT_TRUE(world.Partition({server_host}, {client_host}).ok());
+  }
+  EXPECT_TRUE(world.RunFor(absl::Seconds(8)).ok());
+  client->Close();
+  server->Close();
+  return run;
+}
+
+TEST(SilentPeerTest, AClientNoticesASilentServerExactlyAtTheHeartbeatTimeout) {
+  for (Silence how : {Silence::kFrozen, Silence::kPartitioned}) {
+    SCOPED_TRACE(how == Silence::kFrozen ? "frozen server" : "partitioned server");
+    const SilentServerRun run = RunWithSilentServer(how);
+    ASSERT_TRUE(run.reason.has_value());
+    EXPECT_EQ(run.reason->kind(), CloseReason::Kind::kTimeout);
+    EXPECT_THAT(run.reason->detail(), ::testing::HasSubstr("rpc heartbeat: nothing received"));
+    // Exactly at the bound: not a ping interval later, not earlier.
+    EXPECT_EQ(run.disconnected - run.last_from_server, absl::Milliseconds(3500));
+    // Every pending call failed kUnavailable at that moment.
+    ASSERT_EQ(run.call_failed.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(run.call_failed[i], run.disconnected);
+      EXPECT_EQ(run.call_codes[i], absl::StatusCode::kUnavailable);
+    }
+    // The first new attempt at once, the next after the schedule's delay (1 s) at least.
+    ASSERT_GE(run.connect_starts.size(), 2u);
+    EXPECT_EQ(run.connect_starts[0], run.disconnected);
+    EXPECT_GE(run.connect_starts[1] - run.connect_starts[0], absl::Seconds(1));
+  }
+}
+
+// The server side: a session whose client goes silent (its host frozen) is closed exactly at
+// idle_timeout after the last bytes from it arrived; a live client beside it is kept.
+TEST(SilentPeerTest, TheServerDropsASilentClientExactlyAtTheIdleTimeout) {
+  sim::World world(sim::WorldOptions{});
+  const sim::HostId server_host = *world.AddHost("server");
+  const sim::HostId quiet_host = *world.AddHost("quiet");
+  const sim::HostId live_host = *world.AddHost("live");
+  ServerOptions sopt;
+  sopt.idle_timeout = absl::Milliseconds(4500);
+  std::vector<std::pair<absl::Time, CloseReason>> closes;
+  sopt.on_session_closed = [&](Session&, const CloseReason& r) {
+    closes.emplace_back(world.Now(), r);
+  };
+  auto server = Server::Create(world.env(server_host), sopt);
+  server->Register("echo", [](const Request& r, Responder resp) { (void)resp.Reply(r.payload); });
+  auto listener = world.server_factory(server_host)
+                      .Listen(Address::HostName("server", kPort),
+                              [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
+  ASSERT_TRUE(listener.ok());
+  absl::Time last_from_quiet = absl::InfinitePast();
+  world.trace().SetSink([&](const sim::TraceEvent& e) {
+    if (e.host == "server" && e.kind == sim::TraceKind::kDeliver && e.peer == "quiet") {
+      last_from_quiet = world.start() + e.time;
+    }
+  });
+  ClientOptions copt;
+  copt.heartbeat_interval = absl::Seconds(1);
+  copt.heartbeat_timeout = absl::Seconds(3);
+  auto quiet =
+      *Client::CreateReconnecting(world.env(quiet_host), world.client_factory(quiet_host),
+                                  {Address::HostName("server", kPort)}, ConnectOptions{}, copt);
+  auto live =
+      *Client::CreateReconnecting(world.env(live_host), world.client_factory(live_host),
+                                  {Address::HostName("server", kPort)}, ConnectOptions{}, copt);
+  ASSERT_TRUE(quiet->Call("echo", "x", world.Now() + absl::Seconds(5)).ok());
+  ASSERT_TRUE(live->Call("echo", "x", world.Now() + absl::Seconds(5)).ok());
+  ASSERT_TRUE(world.RunFor(absl::Milliseconds(1700)).ok());
+  ASSERT_TRUE(world.Freeze(quiet_host).ok());
+  ASSERT_TRUE(world.RunFor(absl::Seconds(10)).ok());
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_EQ(closes[0].second.kind(), CloseReason::Kind::kTimeout);
+  EXPECT_THAT(closes[0].second.detail(), ::testing::HasSubstr("nothing received from the client"));
+  EXPECT_EQ(closes[0].first - last_from_quiet, absl::Milliseconds(4500));
+  EXPECT_TRUE(live->ready());
+  EXPECT_EQ(server->Sessions().size(), 1u);
+  ASSERT_TRUE(world.Resume(quiet_host).ok());
+  quiet->Close();
+  live->Close();
+  server->Close();
+}
+
 INSTANTIATE_TEST_SUITE_P(Seeds, SimRpcTest, ::testing::Range<uint64_t>(1, 31));
 
 // PushToAll names the sessions a push failed for: here one still in its handshake (a peer that
@@ -440,6 +654,77 @@ TEST(SimRpcPushTest, PushToAllNamesTheSessionsItFailedFor) {
   EXPECT_EQ(pushes, 1);
   client->Close();
   (*silent)->Close();
+  server->Close();
+}
+
+}  // namespace
+}  // namespace netlayer::rpc
+
+namespace netlayer::rpc {
+namespace {
+
+// The per-method stats (calls by status, latency buckets in virtual time) and the protections'
+// refusals, on both ends (rpc/stats.h; what the metrics adapter exports).
+TEST(SimRpcStatsTest, CallsAreCountedByMethodStatusAndLatency) {
+  sim::World world(sim::WorldOptions{});
+  const sim::HostId server_host = *world.AddHost("server");
+  const sim::HostId client_host = *world.AddHost("client");
+  ServerOptions options;
+  options.max_inflight_calls = 1;
+  auto server = Server::Create(world.env(server_host), options);
+  Env& server_env = world.env(server_host);
+  server->Register("echo", [](const Request& r, Responder resp) { (void)resp.Reply(r.payload); });
+  server->Register("wait", [&server_env](const Request&, Responder resp) {
+    auto held = std::make_shared<Responder>(std::move(resp));
+    server_env.RunAt(server_env.Now() + absl::Milliseconds(30),
+                     [held] { (void)held->Reply("done"); });
+  });
+  auto listener = world.server_factory(server_host)
+                      .Listen(Address::HostName("server", kPort),
+                              [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
+  ASSERT_TRUE(listener.ok());
+  auto client =
+      *Client::CreateReconnecting(world.env(client_host), world.client_factory(client_host),
+                                  {Address::HostName("server", kPort)}, ConnectOptions{});
+  const absl::Time deadline = world.Now() + absl::Seconds(5);
+  ASSERT_TRUE(client->Call("echo", "a", deadline).ok());
+  ASSERT_TRUE(client->Call("echo", "b", deadline).ok());
+  CallFuture first = client->CallAsync("wait", "", deadline);
+  CallFuture second = client->CallAsync("wait", "", deadline);  // over max_inflight_calls
+  EXPECT_TRUE(first.Wait().ok());
+  EXPECT_EQ(second.Wait().status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client->Call("nope", "", deadline).status().code(), absl::StatusCode::kUnimplemented);
+
+  const ServerStats s = server->stats();
+  ASSERT_TRUE(s.methods.contains("echo") && s.methods.contains("wait")) << s.ToJson();
+  const MethodStats& echo = s.methods.at("echo");
+  EXPECT_EQ(echo.calls, 2u);
+  EXPECT_EQ(echo.by_status, (std::map<std::string, uint64_t>{{"OK", 2}}));
+  EXPECT_EQ(echo.latency_count, 2u);
+  EXPECT_EQ(echo.latency_counts[0], 2u);  // answered in the same virtual instant
+  const MethodStats& wait = s.methods.at("wait");
+  EXPECT_EQ(wait.calls, 1u);  // the second was refused before a handler ran
+  EXPECT_EQ(wait.by_status, (std::map<std::string, uint64_t>{{"OK", 1}}));
+  EXPECT_EQ(wait.latency_sum_ns, absl::ToInt64Nanoseconds(absl::Milliseconds(30)));
+  EXPECT_EQ(wait.latency_counts[8], 1u);  // (0.025 s, 0.05 s]
+  EXPECT_EQ(s.methods.at("(unknown)").by_status.at("UNIMPLEMENTED"), 1u);
+  EXPECT_EQ(s.refusals.at("max_inflight_calls"), 1u);
+  EXPECT_EQ(s.refusals.at("max_sessions"), 0u);
+  EXPECT_EQ(s.calls_by_status.at("RESOURCE_EXHAUSTED"), 1u);
+  EXPECT_EQ(s.calls_by_method.at("wait"), 1u);
+  EXPECT_THAT(s.ToJson(), ::testing::HasSubstr("\"refusals\":{"));
+
+  const ClientStats c = client->stats();
+  ASSERT_TRUE(c.methods.contains("wait")) << c.ToJson();
+  EXPECT_EQ(c.methods.at("wait").calls, 2u);
+  EXPECT_EQ(c.methods.at("wait").by_status,
+            (std::map<std::string, uint64_t>{{"OK", 1}, {"RESOURCE_EXHAUSTED", 1}}));
+  EXPECT_EQ(c.methods.at("wait").latency_count, 2u);
+  EXPECT_GE(c.methods.at("wait").latency_sum_ns, absl::ToInt64Nanoseconds(absl::Milliseconds(30)));
+  EXPECT_EQ(c.methods.at("nope").by_status.at("UNIMPLEMENTED"), 1u);
+  EXPECT_EQ(c.methods.at("echo").latency_count, 2u);
+  EXPECT_TRUE(c.handshake_failures.empty());
+  client->Close();
   server->Close();
 }
 

@@ -344,6 +344,76 @@ TEST(Clock, ForwardStepFiresTimersThatAreNowDue) {
   EXPECT_EQ(w.StepClock(a, absl::Seconds(-1)).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A timer keeps its host-clock time from the moment it is set: a clock skewed or stepped later
+// (the random clock process draws a skew or a step at any time) moves it. Before, a timer set
+// while the host's clock was still the world's stayed at its world time and fired late.
+TEST(Clock, TimersSetBeforeTheClockIsSkewedFollowIt) {
+  World w(WorldOptions{});
+  const HostId a = *w.AddHost("a");
+  const HostId b = *w.AddHost("b");
+  Env& env = w.env(a);
+  bool stepped_ran = false;
+  env.RunAt(env.Now() + absl::Seconds(10), [&] { stepped_ran = true; });
+  ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+  ASSERT_TRUE(w.StepClock(a, absl::Seconds(9)).ok());
+  ASSERT_TRUE(w.RunFor(absl::Milliseconds(1)).ok());
+  EXPECT_TRUE(stepped_ran) << "the step took the host clock to the timer's time";
+
+  Env& env_b = w.env(b);
+  const absl::Time due = env_b.Now() + absl::Seconds(10);
+  absl::Time fired_host, fired_world;
+  env_b.RunAt(due, [&] {
+    fired_host = env_b.Now();
+    fired_world = w.Now();
+  });
+  const absl::Time skewed_at = w.Now();
+  ASSERT_TRUE(w.SetClock(b, absl::Seconds(4), 0).ok());
+  ASSERT_TRUE(w.RunFor(absl::Seconds(20)).ok());
+  EXPECT_EQ(fired_host, due) << "fired when b's clock read its time, not 4 s after";
+  EXPECT_EQ(fired_world, skewed_at + absl::Seconds(6));
+}
+
+// On a drifting clock a timer fires at the first world nanosecond at which its host's clock
+// reads its time or later: never before it, and at most kHostTimerSlack after it (a clock that
+// runs fast moves up to 2 ns in one world nanosecond).
+TEST(Clock, DriftingTimersFireAtTheFirstWorldTickTheirClockReachesTheirTime) {
+  for (const int64_t ppb : {1'000'000, 999'999, 123'457, 1, -1, -654'321, -1'000'000}) {
+    SCOPED_TRACE(ppb);
+    World w(WorldOptions{});
+    const HostId a = *w.AddHost("a");
+    const absl::Time anchor = w.Now();
+    ASSERT_TRUE(w.SetClock(a, absl::ZeroDuration(), static_cast<double>(ppb) / 1000).ok());
+    // The host clock the world keeps: anchor + e + e * ppb / 1e9 (integer nanoseconds; e stays
+    // under 2 s here, so the product fits in 64 bits).
+    auto local = [&](absl::Time world) {
+      const int64_t e = absl::ToInt64Nanoseconds(world - anchor);
+      return anchor + absl::Nanoseconds(e + e * ppb / 1'000'000'000);
+    };
+    Env& env = w.env(a);
+    struct Fired {
+      absl::Time due, host, world;
+    };
+    std::vector<Fired> fired;
+    for (int64_t i = 1; i <= 400; ++i) {
+      const absl::Time due = env.Now() + absl::Nanoseconds(i * 1'000'003 + i % 7);
+      env.RunAt(due, [&, due] { fired.push_back({due, env.Now(), w.Now()}); });
+    }
+    ASSERT_TRUE(w.RunFor(absl::Seconds(1)).ok());
+    ASSERT_EQ(fired.size(), 400u);
+    int skipped = 0;
+    for (const Fired& f : fired) {
+      EXPECT_EQ(f.host, local(f.world));
+      EXPECT_GE(f.host, f.due) << "never before its time";
+      EXPECT_LE(f.host - f.due, kHostTimerSlack);
+      EXPECT_LT(local(f.world - absl::Nanoseconds(1)), f.due) << "the first tick that reaches it";
+      if (f.host > f.due) ++skipped;
+    }
+    if (ppb < 0) {
+      EXPECT_EQ(skipped, 0) << "a slow clock reads every nanosecond";
+    }
+  }
+}
+
 TEST(Clock, ProfileSkewsOnlyHostsThatAllowIt) {
   WorldOptions o;
   o.seed = 7;

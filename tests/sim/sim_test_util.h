@@ -60,6 +60,30 @@ inline Pair ConnectPair(World& w, HostId client, std::shared_ptr<Listener>& list
   return {*c, s};
 }
 
+// Two hosts "a" (client) and "b" (server) with one connected pair whose ends record what they
+// are told: the fixture of the host-death and reset tests.
+struct RecordedPair {
+  explicit RecordedPair(WorldOptions o = {}) : w(o), a(*w.AddHost("a")), b(*w.AddHost("b")) {
+    auto [c, s] = ConnectPair(w, a, listener, b);
+    client = c;
+    server = s;
+    client->SetHandler(rc);
+    server->SetHandler(rs);
+  }
+  // How many trace events (of those kept) contain `text`.
+  int TraceHas(const std::string& text) const {
+    int n = 0;
+    for (const TraceEvent& e : w.trace().Recent()) n += e.detail.find(text) != std::string::npos;
+    return n;
+  }
+  World w;
+  HostId a, b;
+  std::shared_ptr<Listener> listener;
+  std::shared_ptr<Connection> client, server;
+  std::shared_ptr<Recorder> rc = std::make_shared<Recorder>();
+  std::shared_ptr<Recorder> rs = std::make_shared<Recorder>();
+};
+
 // Every trace event still in memory of `kind` whose detail contains `needle`.
 inline std::vector<TraceEvent> Find(const World& w, TraceKind kind, std::string_view needle) {
   std::vector<TraceEvent> out;

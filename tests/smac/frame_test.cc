@@ -172,14 +172,14 @@ TEST(FrameTest, TruncatedFrameIsHeldNotDelivered) {
   }
 }
 
-TEST(FrameTest, AHeaderAloneNeverReservesMoreThanOneMiB) {
+TEST(FrameTest, AHeaderAloneNeverReservesMoreThanTheInitialRoom) {
   FrameDecoder d;  // 64 MiB limit
   const std::string payload((size_t{5} << 20) + 3, 'z');
   const std::string frame = EncodeFrame(payload);
   ASSERT_TRUE(d.Feed(std::string_view(frame).substr(0, 4), [](auto, auto) {}).ok());
   EXPECT_EQ(d.state(), FrameDecoder::State::kPayload);
-  EXPECT_LE(d.reserved_bytes(), kReserveUpFront);
-  // As bytes arrive the buffer grows with them (at most about twice what was received).
+  EXPECT_LE(d.reserved_bytes(), kInitialRoom);
+  // As bytes arrive the buffer grows with them, within the documented bound.
   size_t fed = 4;
   std::string got;
   while (fed < frame.size()) {
@@ -190,7 +190,7 @@ TEST(FrameTest, AHeaderAloneNeverReservesMoreThanOneMiB) {
          }).ok());
     fed += n;
     if (fed < frame.size()) {
-      EXPECT_LE(d.reserved_bytes(), std::max(kReserveUpFront, 2 * (fed - 4)));
+      EXPECT_LE(d.reserved_bytes(), MaxPartialFrameBuffer(payload.size(), fed - 4));
     }
   }
   EXPECT_EQ(got, payload);
@@ -333,20 +333,102 @@ TEST(FrameTest, PayloadBufferIsReusedWhileFramesKeepComingAndFreedBetweenThem) {
   const std::string a = Pattern(200000, 1), b = Pattern(200000, 2);
   const std::string frames = EncodeFrame(a) + EncodeFrame(b);
   std::vector<std::string> got;
-  auto sink = [&](std::string_view m, std::string*) { got.emplace_back(m); };
+  std::vector<const char*> buffers;
+  auto sink = [&](std::string_view m, std::string* owned) {
+    got.emplace_back(m);
+    if (owned != nullptr) buffers.push_back(owned->data());
+  };
   // The first frame split; the Feed that completes it goes on into the second.
   ASSERT_TRUE(d.Feed(std::string_view(frames).substr(0, 1000), sink).ok());
-  const absl::Span<char> first = d.PayloadSpan();
-  ASSERT_FALSE(first.empty());
+  ASSERT_FALSE(d.PayloadSpan().empty());
   ASSERT_TRUE(d.Feed(std::string_view(frames).substr(1000, a.size() + 4 + 1000), sink).ok());
   ASSERT_EQ(got.size(), 1u);
+  ASSERT_EQ(buffers.size(), 1u);
   const absl::Span<char> second = d.PayloadSpan();
   ASSERT_FALSE(second.empty());
-  // 996 bytes of the first payload came before its span; 1996 of the second before this one.
-  EXPECT_EQ(second.data() - 1996, first.data() - 996) << "the same buffer, reused";
+  // 1996 bytes of the second payload came before this span.
+  EXPECT_EQ(second.data() - 1996, buffers[0]) << "the first frame's buffer, reused";
   ASSERT_TRUE(d.Feed(std::string_view(frames).substr(a.size() + 2004), sink).ok());
   EXPECT_THAT(got, ElementsAre(a, b));
   EXPECT_LE(d.reserved_bytes(), sizeof(std::string)) << "freed when the Feed ended between frames";
+}
+
+// ---- Memory budget (issue 29) ----
+
+TEST(FrameBudgetTest, LargeBuffersAreChargedAsTheyGrowAndReleasedWhenTheFrameCompletes) {
+  auto budget = std::make_shared<MemoryBudget>(size_t{64} << 20);
+  FrameDecoder d;
+  d.set_budget(budget);
+  const std::string payload = Pattern((size_t{3} << 20) + 11, 3);
+  const std::string frame = EncodeFrame(payload);
+  // Small frames and the first 64 KiB of room are not charged.
+  ASSERT_TRUE(d.Feed(std::string_view(frame).substr(0, 4 + 1000), [](auto, auto) {}).ok());
+  EXPECT_EQ(budget->charged(), 0u);
+  size_t fed = 4 + 1000;
+  std::string got;
+  while (fed < frame.size()) {
+    const size_t n = std::min<size_t>(frame.size() - fed, 100000);
+    ASSERT_TRUE(d.Feed(std::string_view(frame).substr(fed, n),
+                       [&](std::string_view m, std::string*) { got = std::string(m); })
+                    .ok());
+    fed += n;
+    if (fed < frame.size()) {
+      EXPECT_EQ(budget->charged(), d.charged_bytes());
+      EXPECT_EQ(d.charged_bytes(), d.reserved_bytes() > kUnbudgetedBytes ? d.reserved_bytes() : 0);
+      EXPECT_LE(d.reserved_bytes(), MaxPartialFrameBuffer(payload.size(), fed - 4));
+    }
+  }
+  EXPECT_EQ(got, payload);
+  EXPECT_EQ(budget->charged(), 0u) << "released when the frame completed";
+  EXPECT_GE(budget->peak_charged(), payload.size());
+  EXPECT_LE(budget->peak_charged(), budget->limit());
+}
+
+TEST(FrameBudgetTest, AFrameTheBudgetCannotTakeFailsWithResourceExhausted) {
+  auto budget = std::make_shared<MemoryBudget>(size_t{1} << 20);
+  FrameDecoder holder;  // holds most of the budget
+  holder.set_budget(budget);
+  const std::string big = EncodeFrame(std::string(size_t{900} << 10, 'h'));
+  ASSERT_TRUE(holder.Feed(std::string_view(big).substr(0, big.size() - 1), [](auto, auto) {}).ok());
+  const size_t held = budget->charged();
+  EXPECT_GT(held, size_t{800} << 10);
+  FrameDecoder d;
+  d.set_budget(budget);
+  // A small frame is never refused.
+  int small = 0;
+  const std::string s = EncodeFrame(std::string(1000, 's'));
+  ASSERT_TRUE(d.Feed(std::string_view(s).substr(0, 10), [](auto, auto) {}).ok());
+  ASSERT_TRUE(d.Feed(std::string_view(s).substr(10), [&](auto, auto) { ++small; }).ok());
+  EXPECT_EQ(small, 1);
+  // A large one is refused once it would grow past what is left.
+  const std::string frame = EncodeFrame(std::string(size_t{500} << 10, 'x'));
+  absl::Status status = d.Feed(std::string_view(frame).substr(0, 300000), [](auto, auto) {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::HasSubstr("smac: a frame of 512000 bytes was refused"));
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::HasSubstr("the memory budget for large frames (1048576 bytes) is spent"));
+  EXPECT_EQ(d.state(), FrameDecoder::State::kFailed);
+  EXPECT_EQ(d.charged_bytes(), 0u);
+  EXPECT_EQ(budget->charged(), held) << "the refused frame holds nothing";
+  EXPECT_EQ(budget->refusals(), 1u);
+  // Discard frees the holder's buffer at once (a closed connection).
+  holder.Discard();
+  EXPECT_EQ(budget->charged(), 0u);
+  EXPECT_LE(holder.reserved_bytes(), sizeof(std::string));
+  EXPECT_EQ(holder.state(), FrameDecoder::State::kFailed);
+}
+
+TEST(FrameBudgetTest, DestroyingADecoderReleasesItsCharge) {
+  auto budget = std::make_shared<MemoryBudget>(size_t{8} << 20);
+  {
+    FrameDecoder d;
+    d.set_budget(budget);
+    const std::string frame = EncodeFrame(std::string(size_t{2} << 20, 'd'));
+    ASSERT_TRUE(d.Feed(std::string_view(frame).substr(0, size_t{1} << 20), [](auto, auto) {}).ok());
+    EXPECT_GT(budget->charged(), 0u);
+  }
+  EXPECT_EQ(budget->charged(), 0u);
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 // failure's CloseReason (and its log line on both sides), garbage and truncation, close_notify,
 // timeouts, back-pressure through the adapter, rpc over TLS by wrapping factories, and
 // determinism (same seed, same trace hash).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <sstream>
 
+#include "absl/strings/str_join.h"
 #include "netlayer/core/log.h"
 #include "netlayer/rpc/client.h"
 #include "netlayer/rpc/server.h"
@@ -253,6 +255,17 @@ TEST_F(TlsRejectionTest, NoCommonApplicationProtocol) {
                  {"alpn", TlsError::kAlpnMismatch, TlsError::kAlpnMismatch});
 }
 
+// docs/TLS.md §4: a client that offers no ALPN at all gets the alert too (OpenSSL calls the
+// server's ALPN selection only when the extension is present).
+TEST_F(TlsRejectionTest, NoApplicationProtocolOffered) {
+  TlsOptions client = ClientOptions(*pki_, random(), &pki_->client);
+  client.alpn.clear();
+  ExpectRejected(ServerOptions(*pki_, random()), client,
+                 {"no alpn", TlsError::kAlpnMismatch, TlsError::kAlpnMismatch});
+  EXPECT_NE(NewLogs().find("the client offered no application protocol (ALPN)"),
+            std::string::npos);
+}
+
 TEST_F(TlsSimTest, Tls12ByOptionWithMutualAuth) {
   TlsOptions server = ServerOptions(*pki_, random());
   server.min_version = TlsVersion::kTls12;
@@ -336,8 +349,12 @@ TEST_F(TlsSimTest, ResetPassesThroughAsAReset) {
   auto rec = std::make_shared<Recorder>();
   (*connection)->SetHandler(rec);
   ASSERT_EQ(world_->LiveConnections(), 1u);
-  // Reset the one stream (its ends are the wrapped connections) through the sim's fault.
-  world_->Crash(server_).IgnoreError();
+  // Reset the one stream (its ends are the wrapped connections) as the network does: the server
+  // machine loses power and comes back, and its new kernel answers the client's next record
+  // with an RST (DESIGN.md §12: a crash would send a FIN, which TLS reports as a truncation).
+  ASSERT_TRUE(world_->PowerOff(server_).ok());
+  ASSERT_TRUE(world_->Restart(server_).ok());
+  ASSERT_TRUE((*connection)->Write("anyone there?").ok());
   ASSERT_TRUE(
       world_->RunUntil([&] { return rec->CloseCount() == 1; }, world_->Now() + absl::Seconds(10)));
   EXPECT_EQ(rec->FirstClose().kind(), CloseReason::Kind::kReset) << rec->FirstClose();
@@ -490,6 +507,66 @@ TEST_F(TlsSimTest, RpcOverTlsByWrappingTheFactories) {
   listener->Close();
 }
 
+// Limits that agree (issue 29): a message the frame limit allows goes over TLS with every
+// default: rpc's 64 MiB frames, TLS's output bound, the wrapped connection's bound.
+TEST_F(TlsSimTest, AFortyMegabyteRpcMessageGoesOverTlsWithDefaultOptions) {
+  TlsServerFactory servers(world_->server_factory(server_), world_->env(server_),
+                           MakeContext(Role::kServer, ServerOptions(*pki_, random())));
+  auto rpc_server = rpc::Server::Create(world_->env(server_));
+  rpc_server->Register("echo", [](const rpc::Request& request, rpc::Responder responder) {
+    EXPECT_TRUE(responder.Reply(request.payload).ok());
+  });
+  auto listener = *servers.Listen(kServerAddress, [&](std::shared_ptr<Connection> c) {
+    rpc_server->Serve(std::move(c));
+  });
+  TlsClientFactory clients(
+      world_->client_factory(client_), world_->env(client_),
+      MakeContext(Role::kClient, ClientOptions(*pki_, random(), &pki_->client)));
+  auto rpc_client =
+      *rpc::Client::CreateReconnecting(world_->env(client_), clients, {kServerAddress}, {});
+  std::string big(40'000'000, 'x');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('a' + (i / 4096) % 26);
+  auto reply = rpc_client->Call("echo", big, world_->Now() + absl::Seconds(60));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_TRUE(*reply == big);
+  rpc_client->Close();
+  rpc_server->Close();
+  listener->Close();
+}
+
+TEST_F(TlsSimTest, ValidateRefusesLimitsThatCannotCarryALargestFrame) {
+  EXPECT_TRUE(ValidateTlsLimits(TlsOptions{}).ok());
+  TlsOptions o = ServerOptions(*pki_, nullptr);
+  o.limits.max_output_bytes = size_t{32} << 20;  // the old default: a 64 MiB frame never fits
+  absl::Status s = ValidateTlsLimits(o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cannot hold the largest write"), std::string::npos) << s;
+  EXPECT_EQ(TlsContext::Create(Role::kServer, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.largest_write_bytes = (size_t{16} << 20) + 4;  // an application with 16 MiB frames: fine
+  EXPECT_TRUE(ValidateTlsLimits(o).ok());
+  o = ServerOptions(*pki_, nullptr);
+  o.transport_max_output_bytes = size_t{64} << 20;  // the encrypted bound does not fit below
+  s = ValidateTlsLimits(o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("wrapped connection's output bound"), std::string::npos) << s;
+  // Exactly at the bound is enough.
+  o.transport_max_output_bytes = CiphertextBound(o.limits.max_output_bytes);
+  EXPECT_TRUE(ValidateTlsLimits(o).ok());
+  // rpc's side of the same rule: a frame limit the connection's bound cannot carry.
+  rpc::ServerOptions server_options;
+  EXPECT_TRUE(rpc::ValidateServerOptions(server_options).ok());
+  server_options.connection_max_output_bytes = TlsOptions{}.limits.max_output_bytes;
+  EXPECT_TRUE(rpc::ValidateServerOptions(server_options).ok());
+  server_options.connection_max_output_bytes = size_t{64} << 20;  // 4 bytes short
+  s = rpc::ValidateServerOptions(server_options);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cannot hold one frame"), std::string::npos) << s;
+  rpc::ClientOptions client_options;
+  client_options.message_options.max_queued_bytes = size_t{1} << 20;
+  EXPECT_EQ(rpc::ValidateClientOptions(client_options).code(), absl::StatusCode::kInvalidArgument);
+}
+
 // tls::TlsHost: application code written against Host gets TLS by being given one.
 TEST_F(TlsSimTest, RpcOverATlsHost) {
   sim::SimHost server_sim(*world_, server_);
@@ -574,6 +651,110 @@ TEST(TlsDeterminism, SameSeedSameTraceHash) {
     EXPECT_EQ(RunExchange(seed), RunExchange(seed)) << "seed " << seed;
   }
   EXPECT_NE(RunExchange(1), RunExchange(2));
+}
+
+// A rejected certificate is permanent: a reconnecting rpc client makes one attempt, ends, and
+// names the reason once; with retry_permanent_failures it keeps trying on its schedule.
+TEST_F(TlsSimTest, RpcClientStopsAtARejectedCertificateUnlessToldToRetry) {
+  TlsServerFactory servers(world_->server_factory(server_), world_->env(server_),
+                           MakeContext(Role::kServer, ServerOptions(*pki_, random())));
+  auto rpc_server = rpc::Server::Create(world_->env(server_));
+  int accepted = 0;
+  auto listener = *servers.Listen(kServerAddress, [&](std::shared_ptr<Connection> c) {
+    ++accepted;
+    rpc_server->Serve(std::move(c));
+  });
+  for (const bool retry : {false, true}) {
+    // No client certificate: the server requires one.
+    TlsClientFactory clients(world_->client_factory(client_), world_->env(client_),
+                             MakeContext(Role::kClient, ClientOptions(*pki_, random(), nullptr)));
+    ConnectOptions connect;
+    connect.min_delay = absl::Milliseconds(100);
+    connect.max_delay = absl::Milliseconds(500);
+    rpc::ClientOptions options;
+    options.retry_permanent_failures = retry;
+    auto rpc_client = *rpc::Client::CreateReconnecting(world_->env(client_), clients,
+                                                       {kServerAddress}, connect, options);
+    EXPECT_FALSE(rpc_client->WaitReady(world_->Now() + absl::Seconds(5)));
+    const absl::Status why = rpc_client->last_error();
+    const std::string text(why.message());
+    EXPECT_EQ(why.code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(text, ::testing::HasSubstr("tls no-peer-certificate")) << text;
+    if (!retry) {
+      EXPECT_THAT(text, ::testing::HasSubstr("rpc client gave up connecting: server:8100: protocol "
+                                             "error: tls no-peer-certificate"));
+      EXPECT_THAT(text, ::testing::HasSubstr("(a permanent failure: not retried; "
+                                             "ClientOptions::retry_permanent_failures)"));
+      EXPECT_EQ(text.find("no-peer-certificate"), text.rfind("no-peer-certificate")) << text;
+      EXPECT_EQ(rpc_client->stats().connect_failures, 0u);
+      auto call = rpc_client->Call("x", "", world_->Now() + absl::Seconds(1));
+      EXPECT_EQ(call.status(), why);
+    } else {
+      EXPECT_GE(rpc_client->stats().connect_failures, 3u);
+    }
+    rpc_client->Close();
+  }
+  EXPECT_GE(accepted, 0);
+  rpc_server->Close();
+  listener->Close();
+}
+
+// The verified client identity reaches rpc handlers (Request, Session) and the session hooks;
+// a handler authorizes per identity. A plaintext session has none.
+TEST_F(TlsSimTest, RpcHandlersSeeTheClientsVerifiedIdentity) {
+  TlsServerFactory servers(world_->server_factory(server_), world_->env(server_),
+                           MakeContext(Role::kServer, ServerOptions(*pki_, random())));
+  std::vector<std::string> ready_names;
+  rpc::ServerOptions options;
+  options.on_session_ready = [&](rpc::Session& s) {
+    ready_names.push_back(s.peer_identity() ? s.peer_identity()->common_name : "none");
+  };
+  auto rpc_server = rpc::Server::Create(world_->env(server_), options);
+  // Per-identity authorization in a handler (docs/TLS.md).
+  rpc_server->Register("secret", [](const rpc::Request& request, rpc::Responder responder) {
+    const std::optional<PeerIdentity>& who = request.peer_identity();
+    if (!who || !who->verified || who->common_name != "client-1") {
+      (void)responder.Fail(absl::PermissionDeniedError(
+          absl::StrCat("not for ", who ? who->subject : "an anonymous client")));
+      return;
+    }
+    (void)responder.Reply(absl::StrCat(who->subject, " ", absl::StrJoin(who->dns_names, ",")));
+  });
+  auto listener = *servers.Listen(kServerAddress, [&](std::shared_ptr<Connection> c) {
+    rpc_server->Serve(std::move(c));
+  });
+  for (const TestCertificate* cert : {&pki_->client, &pki_->wrong_name}) {
+    TlsClientFactory clients(world_->client_factory(client_), world_->env(client_),
+                             MakeContext(Role::kClient, ClientOptions(*pki_, random(), cert)));
+    auto rpc_client =
+        *rpc::Client::CreateReconnecting(world_->env(client_), clients, {kServerAddress}, {});
+    auto reply = rpc_client->Call("secret", "", world_->Now() + absl::Seconds(10));
+    if (cert == &pki_->client) {
+      ASSERT_TRUE(reply.ok()) << reply.status();
+      EXPECT_EQ(*reply, "CN=client-1,O=netlayer test client-1.example");
+    } else {
+      EXPECT_EQ(reply.status().code(), absl::StatusCode::kPermissionDenied) << reply.status();
+      EXPECT_EQ(reply.status().message(), "not for CN=elsewhere,O=netlayer test");
+    }
+    rpc_client->Close();
+  }
+  EXPECT_EQ(ready_names, (std::vector<std::string>{"client-1", "elsewhere"}));
+  // Plaintext: no identity.
+  auto plain_listener =
+      *world_->server_factory(server_).Listen(Address::HostName("server", kPort + 1),
+                                              [&](std::shared_ptr<Connection> c) {
+                                                EXPECT_FALSE(c->peer_identity().has_value());
+                                                rpc_server->Serve(std::move(c));
+                                              });
+  auto plain = *rpc::Client::CreateReconnecting(world_->env(client_), world_->client_factory(client_),
+                                                {Address::HostName("server", kPort + 1)}, {});
+  auto refused = plain->Call("secret", "", world_->Now() + absl::Seconds(10));
+  EXPECT_EQ(refused.status().message(), "not for an anonymous client") << refused.status();
+  EXPECT_EQ(ready_names.back(), "none");
+  plain->Close();
+  rpc_server->Close();
+  listener->Close();
+  plain_listener->Close();
 }
 
 }  // namespace

@@ -59,10 +59,22 @@ check "a crashing run is reported and the sweep goes on" 1 "$sim" sweep smac-str
 contains "a crashing run is reported and the sweep goes on" "FAIL smac-stress seed 5: the run crashed (signal 6)"
 contains "a crashing run is reported and the sweep goes on" "0 passed, 5 failed"
 
+# Seven built-in scenarios (lock is the seventh).
 check "sweep passes" 0 "$sim" sweep all --seeds 1..4 --jobs 2
-contains "sweep passes" "24 passed, 0 failed"
+contains "sweep passes" "28 passed, 0 failed"
 check "check-determinism in fresh processes" 0 "$sim" check-determinism all --seeds 7..8
-contains "check-determinism in fresh processes" "12 passed, 0 failed"
+contains "check-determinism in fresh processes" "14 passed, 0 failed"
+
+# Histories (docs/HISTORY.md): run --history writes the clients' history, check-history checks it.
+check "run --history" 0 "$sim" run objstore --seed 1 --history "$work/h.jsonl"
+contains "run --history" "history: $work/h.jsonl"
+check "check-history of a passing run" 0 "$sim" check-history objstore "$work/h.jsonl"
+contains "check-history of a passing run" "transactions: ok"
+check "a history plant fails the run" 1 "$sim" run objstore --seed 1 --plant cache-unverified-on-reconnect --history "$work/p.jsonl"
+check "check-history finds its stale read" 1 "$sim" check-history objstore "$work/p.jsonl"
+contains "check-history finds its stale read" "(a stale read)"
+check "check-history: unknown model" 2 "$sim" check-history no-such-model "$work/h.jsonl"
+check "check-history: no such file" 2 "$sim" check-history objstore "$work/none.jsonl"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"

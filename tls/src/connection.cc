@@ -15,6 +15,7 @@
 #include "errors.h"
 #include "netlayer/core/assert.h"
 #include "netlayer/core/log.h"
+#include "netlayer/core/probe.h"
 #include "openssl_util.h"
 
 namespace netlayer::tls {
@@ -93,8 +94,7 @@ TlsConnection::TlsConnection(std::shared_ptr<TlsContext> context, Env& env,
       server_name_(std::move(server_name)),
       state_(context_->options().limits),
       on_handshake_(std::move(on_handshake)) {
-  ssl_ = SSL_new(context_->ssl_ctx());
-  NETLAYER_ASSERT(ssl_ != nullptr, "SSL_new succeeds (out of memory otherwise)");
+  ssl_ = context_->NewSsl();  // on the context's credentials of now (a reload changes later ones)
   network_in_ = BIO_new(BIO_s_mem());
   network_out_ = BIO_new(BIO_s_mem());
   NETLAYER_ASSERT(network_in_ != nullptr && network_out_ != nullptr, "memory BIOs");
@@ -198,9 +198,13 @@ absl::Status TlsConnection::WriteV(absl::Span<const std::string_view> pieces) {
         if (pieces[i].empty()) continue;
         size_t written = 0;
         ERR_clear_error();
-        ok = SSL_write_ex(ssl_, pieces[i].data(), pieces[i].size(), &written) == 1 &&
-             written == pieces[i].size();
+        // BUGGIFY: a direct send cut short after its first piece's first half; OnDirectSent
+        // queues the rest, ahead of later writes.
+        const bool cut = NETLAYER_BUGGIFY("tls.buggify.direct-send-short");
+        const size_t n = cut ? (pieces[i].size() + 1) / 2 : pieces[i].size();
+        ok = SSL_write_ex(ssl_, pieces[i].data(), n, &written) == 1 && written == n;
         if (ok) sent += written;
+        if (cut) break;
       }
       FlushCiphertext();
     }
@@ -326,6 +330,7 @@ void TlsConnection::OnHandshakeTimeout() {
   std::unique_lock<std::mutex> lock(mu_);
   handshake_timer_.reset();  // it fired
   if (!stopped_ && !handshake_complete_) {
+    NETLAYER_REACHABLE("tls.handshake.deadline");
     Fail(TlsError::kHandshakeTimeout,
          absl::StrCat("the handshake did not complete within ",
                       absl::FormatDuration(context_->options().handshake_timeout)));
@@ -370,6 +375,7 @@ void TlsConnection::Drive(std::unique_lock<std::mutex>& lock) {
           Log(LogLayer::kTls)
               .info("tls {} handshake interrupted (peer {}): {}", RoleName(role()),
                     transport_->peer_address().ToString(), r.ToString());
+          context_->CountHandshakeFailure(std::nullopt);
           Finish(CloseReason(r.kind(), absl::StrCat("tls handshake interrupted: ", r.ToString())));
         } else if (r.kind() == CloseReason::Kind::kPeerClosed) {
           Fail(TlsError::kTruncated, "the stream ended without close_notify");
@@ -397,6 +403,7 @@ bool TlsConnection::StepHandshake() {
     const int e = SSL_get_error(ssl_, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return false;
     internal::Failure f = internal::ClassifyFailure(ssl_, /*handshaking=*/true);
+    NETLAYER_REACHABLE("tls.handshake.failed");
     Fail(f.error, std::move(f.detail));
     return false;
   }
@@ -413,6 +420,7 @@ bool TlsConnection::StepHandshake() {
     }
   }
   CaptureIdentity();
+  context_->CountHandshake();
   CancelHandshakeTimer();
   if (on_handshake_) {
     after_.handshake_callback = std::exchange(on_handshake_, nullptr);
@@ -509,8 +517,13 @@ void TlsConnection::SendCloseNotify() {
 void TlsConnection::Fail(TlsError error, std::string detail) {
   if (stopped_) return;
   error_ = error;
+  // An ALPN mismatch is found just after OpenSSL's handshake completed: still a failed one.
+  if (!handshake_complete_ || error == TlsError::kAlpnMismatch) {
+    context_->CountHandshakeFailure(error);
+  }
   CloseReason reason(CloseReason::Kind::kProtocolError,
                      absl::StrCat("tls ", TlsErrorName(error), ": ", detail));
+  reason.set_permanent(IsAuthenticationFailure(error));
   Log(LogLayer::kTls)
       .warn("tls {} {} (peer {}): {}", RoleName(role()),
             handshake_complete_ ? "connection failed" : "handshake failed",

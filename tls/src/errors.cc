@@ -25,6 +25,21 @@ const char* TlsErrorName(TlsError error) {
   return "?";
 }
 
+bool IsAuthenticationFailure(TlsError error) {
+  switch (error) {
+    case TlsError::kUnknownCa:
+    case TlsError::kBadName:
+    case TlsError::kExpired:
+    case TlsError::kNoPeerCertificate:
+    case TlsError::kBadCertificate:
+    case TlsError::kProtocolVersion:
+    case TlsError::kAlpnMismatch:
+      return true;
+    default:
+      return false;
+  }
+}
+
 namespace internal {
 namespace {
 
@@ -88,7 +103,12 @@ std::string DrainOpenSslErrors() {
 }
 
 Failure ClassifyFailure(SSL* ssl, bool handshaking) {
-  const unsigned long first = ERR_peek_error();
+  const char* first_data = nullptr;
+  int first_flags = 0;
+  const unsigned long first = ERR_peek_error_data(&first_data, &first_flags);
+  // Our own callbacks' words (RequireAlpn), copied before the queue is drained.
+  const std::string first_text =
+      (first_flags & ERR_TXT_STRING) != 0 && first_data != nullptr ? first_data : "";
   const int reason = ERR_GET_REASON(first);
   const long verify = SSL_get_verify_result(ssl);
   const std::string errors = DrainOpenSslErrors();
@@ -115,7 +135,8 @@ Failure ClassifyFailure(SSL* ssl, bool handshaking) {
       case SSL_R_VERSION_TOO_HIGH:
         return {TlsError::kProtocolVersion, absl::StrCat("no TLS version in common (", errors, ")")};
       case SSL_R_NO_APPLICATION_PROTOCOL:
-        return {TlsError::kAlpnMismatch, "no application protocol (ALPN) in common"};
+        return {TlsError::kAlpnMismatch,
+                first_text.empty() ? "no application protocol (ALPN) in common" : first_text};
       default:
         break;
     }

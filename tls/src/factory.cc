@@ -37,8 +37,12 @@ class WrappingConnectHandler final : public ConnectHandler {
 // A listener whose connections reach the application only once their handshake completed.
 class TlsListener final : public Listener, public std::enable_shared_from_this<TlsListener> {
  public:
-  TlsListener(Env& env, std::shared_ptr<TlsContext> context, AcceptCallback on_accept)
-      : env_(env), context_(std::move(context)), on_accept_(std::move(on_accept)) {}
+  TlsListener(Env& env, std::shared_ptr<TlsContext> context, AcceptCallback on_accept,
+              TlsServerFactory::HandshakeFailedCallback on_handshake_failed)
+      : env_(env),
+        context_(std::move(context)),
+        on_accept_(std::move(on_accept)),
+        on_handshake_failed_(std::move(on_handshake_failed)) {}
   ~TlsListener() override { Close(); }
 
   void Attach(std::shared_ptr<Listener> inner) {
@@ -57,18 +61,19 @@ class TlsListener final : public Listener, public std::enable_shared_from_this<T
     }
     if (id == 0) {
       Log(LogLayer::kTls)
-          .warn("tls listener: {} handshakes already in progress (or closed); closing the "
-                "connection from {}",
-                context_->options().max_pending_handshakes, transport->peer_address().ToString());
+          .warn(
+              "tls listener: {} handshakes already in progress (or closed); closing the "
+              "connection from {}",
+              context_->options().max_pending_handshakes, transport->peer_address().ToString());
       transport->Close();
       return;
     }
     std::weak_ptr<TlsListener> weak = weak_from_this();
-    auto connection =
-        TlsConnection::Create(context_, env_, std::move(transport), "",
-                              [weak, id](const absl::Status& status) {
-                                if (auto listener = weak.lock()) listener->OnHandshake(id, status);
-                              });
+    auto connection = TlsConnection::Create(context_, env_, std::move(transport), "",
+                                            [weak, id](const absl::Status& status) {
+                                              if (auto listener = weak.lock())
+                                                listener->OnHandshake(id, status);
+                                            });
     {
       std::lock_guard<std::mutex> lock(mu_);
       handshaking_[id] = connection;
@@ -132,14 +137,17 @@ class TlsListener final : public Listener, public std::enable_shared_from_this<T
     std::vector<std::shared_ptr<Notification>> waiters;
     bool deliver = false;
     bool refuse = false;
+    bool failed = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = handshaking_.find(id);
       if (it == handshaking_.end()) return;  // the listener closed meanwhile
       connection = std::move(it->second);
       handshaking_.erase(it);
-      if (!status.ok()) return;  // the connection logged its failure and closed itself
-      if (closed_) {
+      if (!status.ok()) {
+        // The connection logged its failure and closed itself.
+        failed = true;
+      } else if (closed_) {
         refuse = true;
       } else if (on_accept_) {
         deliver = true;
@@ -152,6 +160,10 @@ class TlsListener final : public Listener, public std::enable_shared_from_this<T
         ready_.push_back(connection);
         waiters.swap(waiters_);
       }
+    }
+    if (failed) {
+      if (on_handshake_failed_) on_handshake_failed_(connection->peer_address(), status);
+      return;
     }
     if (refuse) connection->Close();
     if (deliver) on_accept_(std::move(connection));
@@ -166,14 +178,15 @@ class TlsListener final : public Listener, public std::enable_shared_from_this<T
 
   Env& env_;
   const std::shared_ptr<TlsContext> context_;
-  const AcceptCallback on_accept_;  // empty: the iterator form
+  const AcceptCallback on_accept_;                                       // empty: the iterator form
+  const TlsServerFactory::HandshakeFailedCallback on_handshake_failed_;  // empty: none
   mutable std::mutex mu_;
-  std::shared_ptr<Listener> inner_;                                         // GUARDED_BY(mu_)
-  bool closed_ = false;                                                     // GUARDED_BY(mu_)
-  uint64_t next_id_ = 1;                                                    // GUARDED_BY(mu_)
-  std::map<uint64_t, std::shared_ptr<TlsConnection>> handshaking_;          // GUARDED_BY(mu_)
-  std::deque<std::shared_ptr<TlsConnection>> ready_;                        // GUARDED_BY(mu_)
-  std::vector<std::shared_ptr<Notification>> waiters_;                      // GUARDED_BY(mu_)
+  std::shared_ptr<Listener> inner_;                                 // GUARDED_BY(mu_)
+  bool closed_ = false;                                             // GUARDED_BY(mu_)
+  uint64_t next_id_ = 1;                                            // GUARDED_BY(mu_)
+  std::map<uint64_t, std::shared_ptr<TlsConnection>> handshaking_;  // GUARDED_BY(mu_)
+  std::deque<std::shared_ptr<TlsConnection>> ready_;                // GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<Notification>> waiters_;              // GUARDED_BY(mu_)
 };
 
 }  // namespace
@@ -198,9 +211,9 @@ absl::StatusOr<std::string> TlsClientFactory::ServerNameFor(
           "tls: a unix-domain address names no host to verify; set TlsOptions.server_name");
     }
     if (!name.empty() && a.host() != name) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tls: the addresses name several hosts (", name, ", ", a.host(),
-          "); set TlsOptions.server_name to the name their certificates carry"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tls: the addresses name several hosts (", name, ", ", a.host(),
+                       "); set TlsOptions.server_name to the name their certificates carry"));
     }
     name = a.host();
   }
@@ -212,9 +225,9 @@ absl::StatusOr<std::shared_ptr<ConnectAttempt>> TlsClientFactory::Connect(
     std::shared_ptr<ConnectHandler> handler) {
   absl::StatusOr<std::string> name = ServerNameFor(addresses);
   if (!name.ok()) return name.status();
-  return inner_.Connect(
-      std::move(addresses), options,
-      std::make_shared<WrappingConnectHandler>(context_, env_, *std::move(name), std::move(handler)));
+  return inner_.Connect(std::move(addresses), options,
+                        std::make_shared<WrappingConnectHandler>(context_, env_, *std::move(name),
+                                                                 std::move(handler)));
 }
 
 absl::StatusOr<std::shared_ptr<Connection>> TlsClientFactory::ConnectBlocking(
@@ -261,7 +274,8 @@ absl::StatusOr<std::shared_ptr<Listener>> TlsServerFactory::Listen(const Address
 
 absl::StatusOr<std::shared_ptr<Listener>> TlsServerFactory::Listen(const Address& address,
                                                                    AcceptCallback on_accept) {
-  auto listener = std::make_shared<TlsListener>(env_, context_, std::move(on_accept));
+  auto listener =
+      std::make_shared<TlsListener>(env_, context_, std::move(on_accept), on_handshake_failed_);
   std::weak_ptr<TlsListener> weak = listener;
   absl::StatusOr<std::shared_ptr<Listener>> inner =
       inner_.Listen(address, [weak](std::shared_ptr<Connection> transport) {

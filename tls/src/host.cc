@@ -48,13 +48,26 @@ absl::StatusOr<std::unique_ptr<TlsHost>> TlsHost::Create(
 
 TlsHost::TlsHost(Host& inner, std::shared_ptr<TlsContext> client_context,
                  std::shared_ptr<TlsContext> server_context)
-    : inner_(inner), refusing_(std::make_unique<Refusing>()) {
+    : inner_(inner),
+      client_context_(client_context),
+      server_context_(server_context),
+      refusing_(std::make_unique<Refusing>()) {
   if (client_context != nullptr) {
     clients_.emplace(inner.client_factory(), inner.env(), std::move(client_context));
   }
   if (server_context != nullptr) {
     servers_.emplace(inner.server_factory(), inner.env(), std::move(server_context));
   }
+}
+
+absl::Status TlsHost::Reload() {
+  absl::Status first;
+  for (const std::shared_ptr<TlsContext>& context : {server_context_, client_context_}) {
+    if (context == nullptr) continue;
+    absl::Status s = context->Reload();
+    if (first.ok()) first = std::move(s);
+  }
+  return first;
 }
 
 TlsHost::~TlsHost() = default;

@@ -92,6 +92,54 @@ absl::StatusOr<Factories> PosixFactories() {
 double scale_calls_per_second = 10;
 int scale_io_threads = 2;
 std::vector<int> scale_connections = {100, 1000, 10000};
+// The attack group's well-behaved load (--attack-connections, --attack-rate).
+int attack_connections = 16;
+double attack_calls_per_second = 50;
+
+// The attack group's mix: the full one (hundreds of hostile connections, 48 MiB partial
+// frames), or a smaller one for --quick (the same kinds, a few seconds in all).
+AttackMix AttackMixFor(bool quick) {
+  AttackMix mix;
+  if (quick) {
+    mix.silent = 100;
+    mix.partial_frames = 8;
+    mix.partial_bytes = size_t{8} << 20;
+    mix.slow_readers = 16;
+  }
+  return mix;
+}
+
+// Each backend's p99 under attack over its calm p99, and asio's growth over posix's (issue 29:
+// no worse), as notes under the table.
+void AttackSummary(Report& report) {
+  auto p99 = [&report](const std::string& id) -> double {
+    for (const FigureResult& f : report.figures) {
+      if (f.spec.id == id && f.latency && f.error.empty()) return f.latency->p99_us;
+    }
+    return 0;
+  };
+  double growth[2] = {0, 0};
+  int i = 0;
+  for (const std::string backend : {"posix", "asio"}) {
+    const double calm = p99("attack/" + backend + "/calm");
+    const double attack = p99("attack/" + backend + "/attack");
+    if (calm > 0 && attack > 0) {
+      growth[i] = attack / calm;
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "attack: %s p99 %.0f us calm -> %.0f us under attack: %.2fx",
+                    backend.c_str(), calm, attack, growth[i]);
+      report.notes.push_back(buf);
+    }
+    ++i;
+  }
+  if (growth[0] > 0 && growth[1] > 0) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "attack: asio's p99 growth over posix's %.2f (target <= 1.00: %s)",
+                  growth[1] / growth[0], growth[1] <= growth[0] ? "met" : "MISSED");
+    report.notes.push_back(buf);
+  }
+}
 #endif
 
 std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
@@ -229,6 +277,47 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
                          [] { return MakeObjstoreRunner(ObjstoreFigure::kCommit, 8); }});
     groups.push_back(std::move(g));
   }
+  // Durable commits (issue 23): the server's log in a temporary directory ($TMPDIR, default
+  // /tmp), acknowledged after fdatasync; next to one write + fdatasync per commit of the same
+  // record (the limit without batching) and SQLite (WAL, synchronous=FULL). Targets: 8 clients
+  // >= 4x 1 client (group commit), >= 1.0x SQLite's 8 threads, with a lower p99.
+  {
+    Group g;
+    g.title = "objstore: durable commits (--data), 64 B objects, posix, 127.0.0.1 (commits/s)";
+    g.figures.push_back(
+        {"durable/fdatasync", "write + fdatasync per record, 1 thread", "commits/s", {}, [] {
+           return MakeFdatasyncRunner();
+         }});
+#ifdef NETLAYER_BENCH_HAVE_SQLITE
+    g.figures.push_back(
+        {"durable/sqlite/1-thread", "SQLite WAL synchronous=FULL, 1 thread", "commits/s", {}, [] {
+           return MakeSqliteCommitRunner(1);
+         }});
+    g.figures.push_back(
+        {"durable/sqlite/8-threads", "SQLite WAL synchronous=FULL, 8 threads", "commits/s", {}, [] {
+           return MakeSqliteCommitRunner(8);
+         }});
+#endif
+    g.figures.push_back({"durable/objstore/1-client",
+                         "objstore --data, 1 client",
+                         "commits/s",
+                         {{"durable/fdatasync", {}, "fdatasync", /*show_p99=*/true}},
+                         [] { return MakeObjstoreRunner(ObjstoreFigure::kDurableCommit, 1); }});
+    std::vector<Comparison> eight = {
+        {"durable/objstore/1-client", 4.0, "1 client", /*show_p99=*/true},
+        {"durable/fdatasync", {}, "fdatasync", /*show_p99=*/true}};
+#ifdef NETLAYER_BENCH_HAVE_SQLITE
+    eight.push_back({"durable/sqlite/8-threads", 1.0, "SQLite 8 threads", /*show_p99=*/true,
+                     /*lower_p99=*/true});
+#endif
+    g.figures.push_back({"durable/objstore/8-clients", "objstore --data, 8 clients at once",
+                         "commits/s", std::move(eight),
+                         [] { return MakeObjstoreRunner(ObjstoreFigure::kDurableCommit, 8); }});
+    groups.push_back(std::move(g));
+  }
+#ifndef NETLAYER_BENCH_HAVE_SQLITE
+  report.notes.push_back("SQLite figures not built (libsqlite3-dev missing)");
+#endif
 #else
   report.notes.push_back("objstore figures not built (netlayer::objstore missing from this tree)");
 #endif
@@ -285,6 +374,47 @@ std::vector<Group> BuildGroups([[maybe_unused]] Report& report,
   report.notes.push_back(
       "scale: the server's threads and RSS are read from /proc/PID/status of its own process; "
       "cpu us/u counts the clients' process only");
+  // The mixed attack (issue 29): the same echo server (a child process, default protections)
+  // with well-behaved connections calling at a steady rate, calm and beside hundreds of hostile
+  // connections (attack.h), for posix and asio in turns; the figure that matters is each
+  // backend's p99 under attack over its calm p99 (AttackSummary, under the table).
+  {
+    Group g;
+    g.title = "attack: rpc echo, " + std::to_string(attack_connections) +
+              " well-behaved connections x " + FormatRate(attack_calls_per_second) +
+              " calls/s, calm and beside a mixed attack (server: a child process)";
+    AttackMix mix = AttackMixFor(options.quick);
+    for (const std::string backend : {"posix", "asio"}) {
+      const std::string calm = "attack/" + backend + "/calm";
+      const std::string label =
+          backend == "asio" ? "asio server, " + std::to_string(scale_io_threads) + " io threads"
+                            : "posix server";
+      g.figures.push_back({calm, label + ", calm", "calls/s", {}, [backend] {
+                             return MakeScaleRunner(backend, attack_connections,
+                                                    attack_calls_per_second, scale_io_threads);
+                           }});
+      g.figures.push_back({"attack/" + backend + "/attack",
+                           label + ", under attack",
+                           "calls/s",
+                           {{calm, {}, "calm", /*show_p99=*/true}},
+                           [backend, mix] {
+                             return MakeScaleRunner(backend, attack_connections,
+                                                    attack_calls_per_second, scale_io_threads, mix);
+                           }});
+    }
+    groups.push_back(std::move(g));
+    const AttackMix& m = mix;
+    report.notes.push_back(
+        "attack mix (for as long as each attack figure measures): " + std::to_string(m.silent) +
+        " silent connections, " + std::to_string(m.partial_frames) + " partial frames of " +
+        std::to_string(m.partial_bytes >> 20) + " MiB (of " +
+        std::to_string(m.partial_announced >> 20) + " MiB announced), " +
+        std::to_string(m.slow_readers) + " slow readers (65 KiB calls, never reading), " +
+        std::to_string(m.garbage_per_second) + " handshake-garbage connections/s, " +
+        std::to_string(m.bursts_per_second) + " bursts/s of " + std::to_string(m.burst_size) +
+        " connect+reset; partial frames and slow readers paced together at " +
+        FormatRate(m.bulk_bytes_per_second / 1e6) + " MB/s");
+  }
 #endif
 #ifdef NETLAYER_BENCH_HAVE_SCENARIOS
   {
@@ -392,6 +522,9 @@ int main(int argc, char** argv) {
   app.add_option("--scale-server", scale_server,
                  "internal: serve rpc echo on BACKEND (posix|asio) for the scale group")
       ->group("");  // hidden
+  bool scale_quiet = false;
+  app.add_flag("--scale-quiet", scale_quiet, "internal: the scale server logs errors only")
+      ->group("");  // hidden
   int scale_max_sessions = 1024;
   app.add_option("--scale-max-sessions", scale_max_sessions,
                  "internal: the scale server's rpc::ServerOptions::max_sessions")
@@ -403,6 +536,12 @@ int main(int argc, char** argv) {
   app.add_option("--scale-connections", scale_connections,
                  "scale group: the connection counts, one group each (default 100 1000 10000)")
       ->check(CLI::Range(1, 100000));
+  app.add_option("--attack-connections", attack_connections,
+                 "attack group: well-behaved connections (default 16)")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--attack-rate", attack_calls_per_second,
+                 "attack group: calls per second each well-behaved connection makes (default 50)")
+      ->check(CLI::Range(0.01, 100000.0));
   app.add_option("--scale-io-threads", scale_io_threads,
                  "scale group: the asio server's io threads (default 2)")
       ->check(CLI::Range(1, 64));
@@ -421,8 +560,12 @@ int main(int argc, char** argv) {
   }
 #endif
 #ifdef NETLAYER_BENCH_HAVE_SCALE
-  if (!scale_server.empty())
+  if (!scale_server.empty()) {
+#ifdef NETLAYER_BENCH_HAVE_CORE
+    if (scale_quiet) netlayer::SetLogLevel(spdlog::level::err);
+#endif
     return RunScaleServer(scale_server, scale_io_threads, scale_max_sessions);
+  }
 #endif
 
   if (options.quick) {
@@ -460,6 +603,9 @@ int main(int argc, char** argv) {
   RunGroups(groups, options, report);
   report.load_at_end = LoadAverage();
   Summarise(report);
+#ifdef NETLAYER_BENCH_HAVE_SCALE
+  AttackSummary(report);
+#endif
   PrintTable(report, options, stdout);
   std::fflush(stdout);
   if (!json_path.empty() && !WriteJson(report, options, command_line, json_path)) return 1;

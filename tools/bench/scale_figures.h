@@ -3,8 +3,10 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "attack.h"
 #include "harness.h"
 
 namespace netlayer::bench {
@@ -13,8 +15,13 @@ namespace netlayer::bench {
 // `server_io_threads` io threads for asio) in a child process, with `connections` client
 // connections (asio, in this process) each making `calls_per_second` calls a second. Times every
 // call; reports the server's threads and resident memory as gauges.
+//
+// With `attack` (the attack group, issue 29): during each Measure an Attacker (attack.h) runs
+// that mix against the same server beside the well-behaved connections, and the server keeps its
+// default max_sessions; the hostile connections opened and ended by the server are gauges.
 std::unique_ptr<Runner> MakeScaleRunner(const std::string& server_backend, int connections,
-                                        double calls_per_second, int server_io_threads);
+                                        double calls_per_second, int server_io_threads,
+                                        std::optional<AttackMix> attack = std::nullopt);
 
 // Raises RLIMIT_NOFILE as far as allowed (the hard limit too, with the privilege); returns the
 // soft limit now.

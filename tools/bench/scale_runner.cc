@@ -26,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "attack.h"
 #include "netlayer/asio/asio.h"
 #include "netlayer/posix/env.h"
 #include "netlayer/posix/posix.h"
@@ -81,16 +82,20 @@ struct ServerProcess {
   int from_child = -1;  // its stdout: the port, one line
 
   // `max_sessions`: the server's rpc::ServerOptions::max_sessions (the figure's connections).
-  absl::StatusOr<uint16_t> Spawn(const std::string& backend, int io_threads, int max_sessions) {
+  // `quiet`: the server logs errors only (under attack, every hostile connection is a warning).
+  absl::StatusOr<uint16_t> Spawn(const std::string& backend, int io_threads, int max_sessions,
+                                 bool quiet = false) {
     int in_pipe[2], out_pipe[2];
     if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
       return absl::InternalError("pipe failed");
     }
     const std::string threads = std::to_string(io_threads);  // 1 for posix (not used)
     const std::string sessions = std::to_string(max_sessions);
-    const char* argv[] = {"netlayer-bench",     "--scale-server", backend.c_str(),
-                          "--scale-io-threads", threads.c_str(),  "--scale-max-sessions",
-                          sessions.c_str(),     nullptr};
+    const char* argv[] = {"netlayer-bench", "--scale-server",
+                          backend.c_str(),  "--scale-io-threads",
+                          threads.c_str(),  "--scale-max-sessions",
+                          sessions.c_str(), quiet ? "--scale-quiet" : nullptr,
+                          nullptr};
     pid = ::fork();
     if (pid < 0) return absl::InternalError("fork failed");
     if (pid == 0) {  // the child: only async-signal-safe calls until exec
@@ -144,15 +149,21 @@ struct ServerProcess {
 
 class ScaleRunner : public Runner {
  public:
-  ScaleRunner(std::string server_backend, int connections, double calls_per_second, int io_threads)
+  ScaleRunner(std::string server_backend, int connections, double calls_per_second, int io_threads,
+              std::optional<AttackMix> attack)
       : backend_(std::move(server_backend)),
         connections_(connections),
         period_(absl::Seconds(1.0 / calls_per_second)),
-        io_threads_(io_threads) {}
+        io_threads_(io_threads),
+        attack_(attack) {}
 
   absl::Status Start() override {
-    absl::StatusOr<uint16_t> port = server_.Spawn(backend_, io_threads_, connections_);
+    // Under attack, the server keeps its default max_sessions (1024): the hostile connections
+    // count against it like anyone's.
+    absl::StatusOr<uint16_t> port =
+        server_.Spawn(backend_, io_threads_, attack_ ? 1024 : connections_, attack_.has_value());
     if (!port.ok()) return port.status();
+    port_ = *port;
     runtime_ = std::make_unique<asio::Runtime>(kClientIoThreads);
     asio::AsioOptions options;
     options.limits.max_output_bytes = size_t{1} << 20;
@@ -194,6 +205,11 @@ class ScaleRunner : public Runner {
     answered_.store(0);
     running_.store(true);
     active_.store(connections_);
+    std::unique_ptr<Attacker> attacker;
+    if (attack_) {
+      attacker = std::make_unique<Attacker>(port_, *attack_);
+      attacker->Start();
+    }
     const double server_cpu0 = ProcCpuSeconds(server_.pid);
     const absl::Time start = absl::Now();
     // The first calls are spread evenly over one period.
@@ -213,6 +229,12 @@ class ScaleRunner : public Runner {
     }
     gauges_ = {{"server threads", ProcStatus(server_.pid, "Threads"), ""},
                {"server RSS", ProcStatus(server_.pid, "VmRSS") / 1024.0, "MiB"}};
+    if (attacker != nullptr) {
+      attacker->Stop();  // closes the hostile connections (resets)
+      gauges_.push_back({"hostile connections", static_cast<double>(attacker->opened()), ""});
+      gauges_.push_back(
+          {"hostile ended by server", static_cast<double>(attacker->ended_by_server()), ""});
+    }
     // The server's CPU per answered call (the cpu us/u column counts the clients' process): with
     // the clients, what the machine spends per call, so a figure short of its offered load can
     // be told apart from one whose machine is simply full.
@@ -266,6 +288,8 @@ class ScaleRunner : public Runner {
   const int connections_;
   const absl::Duration period_;
   const int io_threads_;
+  const std::optional<AttackMix> attack_;
+  uint16_t port_ = 0;
   ServerProcess server_;
   std::unique_ptr<asio::Runtime> runtime_;
   std::unique_ptr<asio::AsioClientFactory> factory_;
@@ -294,9 +318,10 @@ size_t RaiseDescriptorLimit() {
 }
 
 std::unique_ptr<Runner> MakeScaleRunner(const std::string& server_backend, int connections,
-                                        double calls_per_second, int server_io_threads) {
+                                        double calls_per_second, int server_io_threads,
+                                        std::optional<AttackMix> attack) {
   return std::make_unique<ScaleRunner>(server_backend, connections, calls_per_second,
-                                       server_io_threads);
+                                       server_io_threads, attack);
 }
 
 int RunScaleServer(const std::string& backend, int io_threads, int max_sessions) {

@@ -38,6 +38,10 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(Host& host, std::vector<A
       if (c->options_.on_disconnected) c->options_.on_disconnected(reason);
     }
   };
+  rpc_options.on_gave_up = [weak, user = client->options_.rpc.on_gave_up](const absl::Status& why) {
+    if (auto c = weak.lock()) c->WakeSyncWaiters();
+    if (user) user(why);
+  };
   rpc_options.on_push = [weak](std::string_view method, std::string_view payload) {
     if (auto c = weak.lock()) c->OnPush(method, payload);
   };
@@ -125,7 +129,9 @@ void Client::OnSyncReply(uint64_t connection, const rpc::CallResult& result) {
       epoch_ = *epoch;
       last_tid_ = *tid;
     } else {
-      for (const std::string& oid : oids) DropLocked(oid);
+      if (!options_.planted_sync_keeps_missed) {
+        for (const std::string& oid : oids) DropLocked(oid);
+      }
       last_tid_ = std::max(last_tid_, *tid);
     }
     synced_ = true;
@@ -140,31 +146,35 @@ void Client::OnSyncReply(uint64_t connection, const rpc::CallResult& result) {
 
 void Client::OnPush(std::string_view method, std::string_view payload) {
   if (method != "invalidate") return;
-  absl::StatusOr<Invalidation> inv = DecodeInvalidation(payload);
-  if (!inv.ok()) {
-    Log(LogLayer::kRpc).error("objstore client: {}", inv.status().ToString());
+  absl::StatusOr<std::vector<Invalidation>> invs = DecodeInvalidations(payload);
+  if (!invs.ok()) {
+    Log(LogLayer::kRpc).error("objstore client: {}", invs.status().ToString());
     return;
   }
   {
     MutexLock lock(mu_);
-    ++counts_.invalidations;
-    if (inv->epoch != epoch_) {
-      // Another server life: nothing cached is known to be current.
-      DropAllLocked();
-      epoch_ = inv->epoch;
-      last_tid_ = 0;
-    } else {
-      for (const std::string& oid : inv->oids) {
-        DropLocked(oid);
-        if (loads_in_flight_.contains(oid)) {
-          uint64_t& newest = invalidated_in_flight_[oid];
-          newest = std::max(newest, inv->tid);
+    for (const Invalidation& inv : *invs) {
+      ++counts_.invalidations;
+      if (inv.epoch != epoch_) {
+        // Another server life: nothing cached is known to be current.
+        DropAllLocked();
+        epoch_ = inv.epoch;
+        last_tid_ = 0;
+      } else {
+        for (const std::string& oid : inv.oids) {
+          DropLocked(oid);
+          if (loads_in_flight_.contains(oid)) {
+            uint64_t& newest = invalidated_in_flight_[oid];
+            newest = std::max(newest, inv.tid);
+          }
         }
+        last_tid_ = std::max(last_tid_, inv.tid);
       }
-      last_tid_ = std::max(last_tid_, inv->tid);
     }
   }
-  if (options_.on_invalidation) options_.on_invalidation(*inv);
+  if (options_.on_invalidation) {
+    for (const Invalidation& inv : *invs) options_.on_invalidation(inv);
+  }
 }
 
 // ---- Cache ----
@@ -302,7 +312,7 @@ void Client::CommitAsync(std::vector<Store> stores, absl::Time deadline, CommitC
               tid = *t;
               // Invalidations of earlier tids came before this reply (the server sends them
               // under its lock), so the stores are the current versions.
-              if (*epoch == c->epoch_) {
+              if (*epoch == c->epoch_ || c->options_.planted_cache_commit_of_old_epoch) {
                 for (const Store& s : stores) c->PutLocked(s.oid, Object{s.data, *t});
                 c->last_tid_ = std::max(c->last_tid_, *t);
               }
@@ -351,11 +361,27 @@ bool Client::WaitSynced(absl::Time deadline) {
   {
     MutexLock lock(mu_);
     if (synced_) return true;
+    if (ended_) return false;
     n = host_.env().NewNotification();
     sync_waiters_.push_back(n);
   }
   n->WaitUntil(deadline);
   return synced();
+}
+
+absl::Status Client::last_error() const {
+  if (!rpc_) return absl::FailedPreconditionError("objstore client: not started");
+  return rpc_->last_error();
+}
+
+void Client::WakeSyncWaiters() {
+  std::vector<std::shared_ptr<Notification>> waiters;
+  {
+    MutexLock lock(mu_);
+    ended_ = true;
+    waiters.swap(sync_waiters_);
+  }
+  for (auto& w : waiters) w->Notify();
 }
 
 bool Client::synced() const {

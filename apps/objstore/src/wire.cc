@@ -123,8 +123,8 @@ std::string EncodeInvalidation(const Invalidation& inv) {
   return w.Take();
 }
 
-absl::StatusOr<Invalidation> DecodeInvalidation(std::string_view payload) {
-  Reader r(payload);
+namespace {
+absl::StatusOr<Invalidation> ReadInvalidation(Reader& r) {
   Invalidation inv;
   absl::StatusOr<uint64_t> epoch = r.U64();
   if (!epoch.ok()) return epoch.status();
@@ -139,8 +139,27 @@ absl::StatusOr<Invalidation> DecodeInvalidation(std::string_view payload) {
     if (!oid.ok()) return oid.status();
     inv.oids.push_back(std::move(*oid));
   }
+  return inv;
+}
+}  // namespace
+
+absl::StatusOr<Invalidation> DecodeInvalidation(std::string_view payload) {
+  Reader r(payload);
+  absl::StatusOr<Invalidation> inv = ReadInvalidation(r);
+  if (!inv.ok()) return inv.status();
   if (absl::Status s = r.End(); !s.ok()) return s;
   return inv;
+}
+
+absl::StatusOr<std::vector<Invalidation>> DecodeInvalidations(std::string_view payload) {
+  Reader r(payload);
+  std::vector<Invalidation> out;
+  do {
+    absl::StatusOr<Invalidation> inv = ReadInvalidation(r);
+    if (!inv.ok()) return inv.status();
+    out.push_back(std::move(*inv));
+  } while (!r.done());
+  return out;
 }
 
 std::string ConflictMessage(const std::vector<std::string>& oids) {

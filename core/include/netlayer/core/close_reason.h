@@ -24,6 +24,15 @@ class CloseReason {
 
   Kind kind() const { return kind_; }
   const std::string& detail() const { return detail_; }
+  // Retrying the same peer with the same settings would fail the same way: an authentication
+  // failure (a certificate rejected, an unknown CA, no TLS or rpc protocol or version in
+  // common). Set by the layer that found it (tls, rpc's handshake); a reconnecting rpc::Client
+  // stops at it unless ClientOptions::retry_permanent_failures. Not part of ToString().
+  bool permanent() const { return permanent_; }
+  CloseReason& set_permanent(bool permanent = true) {
+    permanent_ = permanent;
+    return *this;
+  }
   // "peer closed", "reset: connection reset by peer", ...
   std::string ToString() const;
   // kUnavailable carrying ToString(): what pending operations fail with.
@@ -37,6 +46,7 @@ class CloseReason {
  private:
   Kind kind_;
   std::string detail_;
+  bool permanent_ = false;
 };
 
 const char* KindName(CloseReason::Kind kind);

@@ -14,12 +14,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "netlayer/core/address.h"
 #include "netlayer/core/close_reason.h"
+#include "netlayer/core/peer_identity.h"
 
 namespace netlayer {
 
@@ -90,6 +92,10 @@ class Connection {
 
   virtual Address local_address() const = 0;
   virtual Address peer_address() const = 0;
+
+  // Who the peer proved to be: a TLS connection's verified certificate once its handshake
+  // completed (tls::TlsConnection). nullopt for a plain connection, or a peer without one.
+  virtual std::optional<PeerIdentity> peer_identity() const { return std::nullopt; }
 };
 
 }  // namespace netlayer

@@ -62,8 +62,10 @@ namespace netlayer {
 
 struct ConnectionLimits {
   // Bytes written but not yet sent (a direct writer's bytes count from the moment it claims).
-  // A Write that would exceed it fails ResourceExhausted.
-  size_t max_output_bytes = size_t{64} << 20;
+  // A Write that would exceed it fails ResourceExhausted. The default holds one largest smac
+  // frame (64 MiB + its 4-byte header) and, below a TLS adapter, that frame's ciphertext (TLS's
+  // own default bound, 68 MiB, encrypted): docs/OPERATIONS.md, "Limits that agree".
+  size_t max_output_bytes = size_t{72} << 20;
   // Bytes received but not yet delivered (no handler set, or a slow handler). Above it the
   // backend stops reading (PlanRead() pauses): back-pressure to the peer, never unbounded memory.
   size_t max_pending_input_bytes = size_t{16} << 20;

@@ -1,4 +1,4 @@
-// Env: the clock, timers and blocking waits, injected (after LevelDB's Env) so nothing in core/,
+// Env: the clock, timers, blocking waits and files, injected (after LevelDB's Env) so nothing in core/,
 // smac/ or rpc/ reads a real clock or blocks a thread by itself. The simulator's Env runs
 // virtual time; the posix Env reads the real clock and blocks on condition variables.
 #pragma once
@@ -8,6 +8,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
+#include "netlayer/core/file_system.h"
 
 namespace netlayer {
 
@@ -35,6 +36,10 @@ class Env {
   // True if the timer was pending and will not run. A timer that is running or ran: false.
   virtual bool CancelTimer(TimerId id) = 0;
   virtual std::unique_ptr<Notification> NewNotification() = 0;
+  // The machine's files (file_system.h): posix and asio: the real file system; sim: the host's
+  // simulated disk. Default: NoFileSystem() (every call fails Unimplemented), so an Env without
+  // files needs no change.
+  virtual FileSystem& fs() { return NoFileSystem(); }
 };
 
 }  // namespace netlayer

@@ -14,6 +14,7 @@
 #include "netlayer/core/generator.h"
 #include "netlayer/core/mutex.h"
 #include "netlayer/core/timer_queue.h"
+#include "netlayer/threaded/file_system.h"
 #include "netlayer/threaded/threaded.h"
 
 namespace netlayer::posix {
@@ -72,6 +73,8 @@ class PosixEnv final : public Env {
   TimerId RunAt(absl::Time when, absl::AnyInvocable<void() &&> fn) override;
   bool CancelTimer(TimerId id) override;
   std::unique_ptr<Notification> NewNotification() override;
+  // The real file system (threaded/file_system.h: PosixFileSystem::Default()).
+  FileSystem& fs() override { return threaded::PosixFileSystem::Default(); }
 
   // The process-wide Env (never destroyed).
   static PosixEnv& Default();

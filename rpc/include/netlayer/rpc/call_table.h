@@ -63,6 +63,8 @@ class CallTable {
     CallCallback done;
     std::optional<TimerId> timer;
     CallResult result;
+    std::string method;  // for the stats
+    absl::Time started;  // StartCall's `now`
   };
   using Completions = std::vector<Completion>;
 
@@ -133,6 +135,7 @@ class CallTable {
     CallCallback done;
     std::optional<TimerId> timer;
     uint64_t generation = 0;  // the connection it was sent on; 0 while unsent
+    absl::Time started;
   };
 
   absl::Status Admit(std::string_view method) const;

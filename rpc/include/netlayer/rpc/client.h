@@ -71,9 +71,21 @@ struct ClientOptions : PeerOptions {
   absl::Duration handshake_timeout = absl::Seconds(30);
   // Heartbeat, on by default (off when zero): while connected, a ping every heartbeat_interval;
   // if nothing at all arrives for heartbeat_timeout, the connection is closed with CloseReason
-  // kTimeout (a silent dead peer, e.g. a half-open TCP connection) and its calls fail
-  // kUnavailable. The pings also keep the connection inside a server's idle_timeout
-  // (ServerOptions: 60 s by default), so a live idle client is never dropped.
+  // kTimeout (a silent dead peer: a server whose machine lost power, a path partitioned for
+  // good, a half-open TCP connection). The pings also keep the connection inside a server's
+  // idle_timeout (ServerOptions: 60 s by default), so a live idle client is never dropped.
+  //
+  // The bound (docs/OPERATIONS.md, "A server that dies silently"): the close happens when the
+  // client's clock reaches T + heartbeat_timeout, T being when the last whole message from the
+  // server was received: no later (the check is a timer armed for exactly that moment, not a
+  // poll at the pings) and no earlier. At that moment, in this order: every call sent on the
+  // connection fails kUnavailable (their callbacks run), on_disconnected runs with the kTimeout
+  // reason, and a reconnecting client starts its connect schedule (first attempt at once; calls
+  // made from then on wait for the new connection, each until its deadline). Only a process
+  // that is not running (a stopped host) notices later: when it runs again. In world time, a
+  // clock that drifts by d runs the timeout as heartbeat_timeout / (1 + d).
+  // A heartbeat_timeout shorter than heartbeat_interval closes a live idle connection: keep it
+  // a few intervals long (the default is three).
   absl::Duration heartbeat_interval = absl::Seconds(10);
   absl::Duration heartbeat_timeout = absl::Seconds(30);
   // A one-way message from the server (a push), in arrival order with replies.
@@ -81,15 +93,27 @@ struct ClientOptions : PeerOptions {
   // The handshake completed (version chosen) / a connection was lost.
   std::function<void(uint16_t version)> on_ready;
   std::function<void(const CloseReason& reason)> on_disconnected;
+  // A reconnecting client ended by itself: its connect schedule gave up (max_attempts,
+  // give_up_after) or a permanent failure ended it (retry_permanent_failures). `why` is what
+  // last_error() says from now on. Not called for Close().
+  std::function<void(const absl::Status& why)> on_gave_up;
   // Reconnecting clients whose ConnectOptions::jitter > 0 draw the jitter from this generator
   // (the world's under the simulator, an OS-seeded Xoshiro256 on posix); it must outlive the
   // client. Required then (CreateReconnecting fails InvalidArgument without it), unused otherwise.
   Generator* jitter_source = nullptr;
+  // A connection of a reconnecting client that closes before its rpc handshake completed for a
+  // permanent reason (CloseReason::permanent(): the server rejected our certificate, its
+  // certificate failed verification, no TLS or rpc protocol or version in common) ends the
+  // client at once: it closes, every waiting call fails kUnavailable naming that reason once,
+  // and last_error() says it. True: such a close is retried like any other (e.g. while new
+  // certificates are being rolled out).
+  bool retry_permanent_failures = false;
 };
 
 // InvalidArgument naming the problem: no codec, min_version > max_version, a protocol name not
 // 1..255 bytes, max_pending_calls of 0, a negative heartbeat_interval or a heartbeat_timeout that
-// is not positive while the heartbeat is on.
+// is not positive while the heartbeat is on, framing limits that do not agree
+// (smac::ValidateMessageOptions against connection_max_output_bytes).
 absl::Status ValidateClientOptions(const ClientOptions& options);
 
 // The result of CallAsync. Copyable handle to shared state.
@@ -159,7 +183,11 @@ class Client : public std::enable_shared_from_this<Client> {
   uint16_t version() const;
   // Calls waiting for a reply or a connection.
   size_t pending_calls() const;
-  // Why the last connection ended or the last connect failed (OK if none did).
+  // Why the client is not ready, or why the last connection ended or connect failed: OK while
+  // ready with no loss so far. While not ready it is never OK: the last connect failure or loss,
+  // or, before any, what the current attempt is waiting for ("connecting to ...: no connection
+  // yet", or "connected to ..., but the server has not answered the rpc handshake ... may be
+  // speaking TLS"), so a WaitReady that returned false is explained by it.
   absl::Status last_error() const;
   // Closes the connection and stops reconnecting; waiting calls fail kCancelled (their callbacks
   // run inside Close). Idempotent. No on_disconnected for it, and no callback starts after Close
@@ -241,6 +269,10 @@ class Client : public std::enable_shared_from_this<Client> {
   uint64_t connect_failures_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t disconnects_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pushes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Since when the current attempt waits (connect or handshake), for last_error().
+  absl::Time phase_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::string attempt_address_ ABSL_GUARDED_BY(mu_);  // the address being tried or connected
+  bool hello_received_ ABSL_GUARDED_BY(mu_) = false;  // on the current connection
   internal::StatsCounters counters_;  // its own lock
   // Test hook: planted bugs (nullptr: none, always in production).
   std::shared_ptr<const testing::Plants> plants_ ABSL_GUARDED_BY(mu_);

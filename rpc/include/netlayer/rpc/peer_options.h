@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "netlayer/core/connection_state.h"
 #include "netlayer/rpc/envelope.h"
 #include "netlayer/rpc/handshake.h"
 #include "netlayer/smac/message_connection.h"
@@ -27,6 +28,11 @@ struct PeerOptions {
   // bytes"). 0 turns it off (the first frame then has max_message_size). Otherwise it must be
   // at least the hello this protocol name needs (10 + protocol.size()).
   size_t max_hello_size = kMaxHelloSize;
+  // Limits that agree: the output bound of the connections this end runs on (the backend
+  // factory's ConnectionLimits::max_output_bytes; over TLS, TlsOptions::limits.max_output_bytes).
+  // Validate{Server,Client}Options refuse a message_options.max_message_size whose frame could
+  // never be written to it (smac::ValidateMessageOptions). 0: not checked.
+  size_t connection_max_output_bytes = ConnectionLimits{}.max_output_bytes;
 };
 
 }  // namespace netlayer::rpc

@@ -45,7 +45,9 @@ class PeerSession {
     // Client only, off when zero: a ping every ping_interval once ready.
     absl::Duration ping_interval = absl::ZeroDuration();
     // Off when zero: once ready, a close (kTimeout) when nothing at all arrived for this long.
-    // The client checks it at each ping; the server (its idle timeout) at last_received + it.
+    // Checked exactly then: the timer is armed for the earlier of the next ping and
+    // last_received + silence_limit, so the close comes at last_received + silence_limit (in
+    // the owner's clock) if nothing arrives before it, with no ping-interval granularity.
     absl::Duration silence_limit = absl::ZeroDuration();
   };
 
@@ -66,8 +68,11 @@ class PeerSession {
   // One whole message from the peer.
   Step OnMessage(absl::Time now, std::string_view message);
   // The owner's timer fired (at or after NextTimer()). `ping_id` is the id a ping sent now gets
-  // (a client's heartbeat ids share the call counter).
+  // (a client's heartbeat ids share the call counter); it is used only when PingDue(now), and
+  // must then be non-zero.
   Step OnTimer(absl::Time now, uint64_t ping_id);
+  // Whether OnTimer(now, ...) would send a ping (so the owner draws an id only then).
+  bool PingDue(absl::Time now) const;
   // The connection closed (for any reason): nothing more happens.
   void OnClosed() { phase_ = Phase::kClosed; }
 
@@ -82,6 +87,9 @@ class PeerSession {
  private:
   Step Handshake(absl::Time now, std::string_view message);
   Step Close(CloseReason reason);
+  // next_check_ = min(next_ping_, last_received_ + silence_limit).
+  void ScheduleCheck();
+  bool SilenceExceeded(absl::Time now) const;
   std::string Control(MessageKind kind, uint64_t id) const;
   const char* peer_name() const { return options_.role == Role::kClient ? "server" : "client"; }
 
@@ -90,6 +98,7 @@ class PeerSession {
   uint16_t version_ = 0;
   absl::Time handshake_deadline_ = absl::InfiniteFuture();
   absl::Time next_check_ = absl::InfiniteFuture();  // kReady: the next ping / silence check
+  absl::Time next_ping_ = absl::InfiniteFuture();   // kReady, client: the next ping
   absl::Time last_received_ = absl::InfinitePast();
 };
 

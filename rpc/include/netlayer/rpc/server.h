@@ -94,6 +94,9 @@ struct Request {
   std::string_view payload;  // valid only during the handler call: copy what you keep
   uint64_t id;
   bool one_way;
+  // The client's verified identity (its TLS certificate: subject, SANs), nullopt without one
+  // (plaintext, or a TLS server that does not require client certificates). Session's.
+  const std::optional<PeerIdentity>& peer_identity() const;
 };
 
 using MethodHandler = std::function<void(const Request& request, Responder responder)>;
@@ -101,7 +104,8 @@ using MethodHandler = std::function<void(const Request& request, Responder respo
 struct ServerOptions;
 // InvalidArgument naming the problem: no codec, min_version > max_version, a protocol name not
 // 1..255 bytes, a handshake_timeout that is not positive, a negative idle_timeout, a non-zero
-// max_hello_size smaller than the client's hello.
+// max_hello_size smaller than the client's hello, framing limits that do not agree
+// (smac::ValidateMessageOptions against connection_max_output_bytes).
 absl::Status ValidateServerOptions(const ServerOptions& options);
 
 // The protocol, framing, codec and the client's hello bound (max_hello_size, a protection) come
@@ -125,6 +129,15 @@ struct ServerOptions : PeerOptions {
   // once with an error reply RESOURCE_EXHAUSTED (no handler runs). 0: no limit. The default
   // matches ClientOptions::max_pending_calls, so a default client is never refused.
   size_t max_inflight_calls = 4096;
+  // Server-wide memory budget for what peers can make this server hold: the buffers of partial
+  // frames over 64 KiB (smac::kUnbudgetedBytes), charged as they grow with the bytes that
+  // arrive (smac::MemoryBudget), together with the output queued on every session. A frame that
+  // would pass it closes its session (kError, "smac: a frame of N bytes was refused ... the
+  // memory budget for large frames (B bytes) is spent ..."), a reply over 64 KiB that would pass
+  // it becomes an error reply RESOURCE_EXHAUSTED ("... the server's memory budget ... is spent");
+  // other sessions and small calls are served on. So N sessions together hold at most this
+  // plus 64 KiB of partial frame each (docs/OPERATIONS.md §3). 0: no budget.
+  size_t memory_budget_bytes = size_t{512} << 20;
   // (The output a session may queue for a client that does not read is bounded by the
   // connection's ConnectionLimits::max_output_bytes, set in the backend factory's options; a
   // reply over it becomes a small RESOURCE_EXHAUSTED error reply, or the session closes.)
@@ -148,6 +161,9 @@ class Session : public std::enable_shared_from_this<Session> {
   uint16_t version() const;
   void Close();
   Address peer_address() const;
+  // The client's verified identity (Connection::peer_identity(), taken when the session was
+  // served: a TLS server factory hands over connections after their handshake). Fixed.
+  const std::optional<PeerIdentity>& peer_identity() const { return peer_identity_; }
 
  private:
   friend class Server;
@@ -169,6 +185,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnMessage(std::string_view message);
   void OnClosed(const CloseReason& reason);
   void OnPeerTimer();
+  // Counts why the session closes (stats: handshake_failures / session_closes, a protection's
+  // refusal), once. REQUIRES mu_ held.
+  void CountCloseLocked(bool handshaking, const CloseReason& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Arms the peer session's timer for its NextTimer(). REQUIRES mu_ held.
   void ArmPeerTimerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends the one answer to call `id`: a reply with `payload` if `status` is OK, else an error
@@ -178,8 +198,11 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::Status Answer(uint64_t id, const absl::Status& status, std::string_view payload);
   // Answer without waking a shutdown. `abandoning`: AbandonInflight's own answer (else an
   // answer to an abandoned call is dropped).
+  // `counted`, `latency`: for an abandoned call, its method and time in flight (else taken
+  // from inflight_).
   absl::Status SendAnswer(uint64_t id, const absl::Status& status, std::string_view payload,
-                          bool abandoning = false);
+                          bool abandoning = false, std::string counted = {},
+                          absl::Duration latency = absl::Seconds(-1));
 
   std::weak_ptr<Server> server_;
   const std::shared_ptr<const ServerOptions> options_;  // shared with the server
@@ -189,14 +212,20 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::string peer_host_;  // for max_sessions_per_host
   const std::shared_ptr<smac::MessageConnection> conn_;
   const std::shared_ptr<const testing::Plants> plants_;  // test hook; nullptr: none
+  const std::optional<PeerIdentity> peer_identity_;
 
   mutable Mutex mu_;
-  PeerSession peer_ ABSL_GUARDED_BY(mu_);      // handshake, ping/pong, idle timeout
-  PeerTimer peer_timer_ ABSL_GUARDED_BY(mu_);  // for peer_
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;   // closed locally, or its close was reported
-  // Ids of the calls handed to a handler and not answered yet (max_inflight_calls; a duplicate
-  // id is a protocol error).
-  std::set<uint64_t> inflight_ ABSL_GUARDED_BY(mu_);
+  PeerSession peer_ ABSL_GUARDED_BY(mu_);            // handshake, ping/pong, idle timeout
+  PeerTimer peer_timer_ ABSL_GUARDED_BY(mu_);        // for peer_
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;         // closed locally, or its close was reported
+  bool close_counted_ ABSL_GUARDED_BY(mu_) = false;  // in the stats (once per session)
+  // The calls handed to a handler and not answered yet, by id (max_inflight_calls; a duplicate
+  // id is a protocol error): the method they count under and when they were handed over.
+  struct Inflight {
+    std::string method;
+    absl::Time since;
+  };
+  std::map<uint64_t, Inflight> inflight_ ABSL_GUARDED_BY(mu_);
   // Calls AbandonInflight answered; a handler's late answer to one of them is dropped.
   std::set<uint64_t> abandoned_ ABSL_GUARDED_BY(mu_);
 };
@@ -262,6 +291,8 @@ class Server : public std::enable_shared_from_this<Server> {
   friend void testing::SetPlants(Server& server, const testing::Plants& plants);
   explicit Server(Env& env, ServerOptions options);
   std::shared_ptr<const MethodHandler> Find(std::string_view method) const;
+  // Output queued on every session now (for the memory budget).
+  size_t QueuedOutputTotal() const;
   void Forget(uint64_t session_id);
   // While shutting down: once no session has a call in flight, finish the shutdown.
   void CheckDrained();
@@ -289,5 +320,9 @@ class Server : public std::enable_shared_from_this<Server> {
   // Test hook: planted bugs for the sessions served from now on (nullptr: none).
   std::shared_ptr<const testing::Plants> plants_ ABSL_GUARDED_BY(mu_);
 };
+
+inline const std::optional<PeerIdentity>& Request::peer_identity() const {
+  return session.peer_identity();
+}
 
 }  // namespace netlayer::rpc

@@ -31,12 +31,12 @@ namespace netlayer::sim {
 struct TapeEntry {
   // "fault", "connect-fail", "flap", "clock".
   std::string process;
-  // "fault": "none", "clog", "partition", "reset", "crash", "stall-conn", "stall-host",
-  // "freeze", "clock-step". "flap": "at-once", "after-bytes", "after-round-trips".
+  // "fault": "none", "clog", "partition", "reset", "crash", "power-off", "stall-conn",
+  // "stall-host", "freeze", "clock-step". "flap": "at-once", "after-bytes", "after-round-trips".
   std::string kind;
   uint64_t ordinal = 0;     // "fault": the wake-up's; "connect-fail", "flap": per host
   absl::Duration at;        // "fault": world time since the start
-  absl::Duration duration;  // clog, partition, stall, freeze, step; crash: the time down
+  absl::Duration duration;  // clog, partition, stall, freeze, step; crash, power-off: time down
   std::string host;         // the host it happens on (connect-fail, flap, clock: the key)
   // clog: from -> to. A stream (reset, stall-conn): its two hosts (client end first).
   std::string from, to;

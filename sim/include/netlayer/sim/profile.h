@@ -19,6 +19,14 @@
 
 namespace netlayer::sim {
 
+// Which host-bound fault kinds can happen in a world (some host is crashable, freezable, has a
+// skewable clock): FaultProfile::Describe leaves the others out.
+struct FaultScope {
+  bool crash = true;
+  bool freeze = true;
+  bool clock = true;
+};
+
 struct FaultProfile {
   // ---- Network shape ----
   // A write (one send into the network) takes at most this many bytes from a connection's
@@ -56,9 +64,15 @@ struct FaultProfile {
   absl::Duration partition_mean = absl::Seconds(2);
   double one_way_probability = 0.5;  // a partition blocks only one direction
   double reset_rate = 0.0;           // a random live connection is reset
-  double crash_rate =
-      0.0;  // a random crashable host crashes, restarts after Exponential(down_mean)
+  // A random crashable host's process crashes (its kernel closes its streams: a FIN each, an
+  // RST where input was unread, crossing the network like data), and it restarts after
+  // Exponential(down_mean).
+  double crash_rate = 0.0;
   absl::Duration down_mean = absl::Seconds(2);
+  // A random crashable host loses power: nothing leaves it (no FIN, no RST); its peers learn of
+  // it only by their own timeouts, or by the RST its restarted kernel answers their bytes with.
+  // It comes back after Exponential(down_mean), as a new incarnation.
+  double power_off_rate = 0.0;
   // Probability that a connection accepted at a listener is dropped by a flapping server: closed
   // at once (before the application sees it), or reset once the server end has received a few
   // bytes, or after a few round trips (an application handshake). World::SetFlapping scripts it.
@@ -95,7 +109,10 @@ struct FaultProfile {
   // One short line for people: which fault kinds are on and how hard, e.g.
   // "profile: connect_fail=0.12 clog=off partition=0.2/s reset=off crash=off flap=0.3
   // stall=off freeze=0.1/s clock=on(±200ms,±150ppm) chunks=1460/256 latency=0.3ms+exp(1ms)".
-  std::string Describe() const;
+  // With a scope: only the kinds that can happen in it (no crash rate when no host is
+  // crashable).
+  std::string Describe() const { return Describe(FaultScope{}); }
+  std::string Describe(const FaultScope& scope) const;
 
  private:
   std::string NewKindsString() const;

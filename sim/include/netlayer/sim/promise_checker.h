@@ -6,7 +6,8 @@
 // contract suite (DESIGN.md §11). It is fed by the backend at the points where the promises live:
 //   - OnWrite: a Write on end `side` returned (accepted bytes are the reference stream);
 //   - OnReceived: bytes from the wire were handed to end `side`'s connection state;
-//   - OnBroken: the stream broke (reset, crash): bytes not yet received are lost, legitimately;
+//   - OnBroken: the stream broke (reset): bytes not yet received are lost, legitimately;
+//   - OnWriterDied: end `side`'s process died: bytes still in its output queue are lost;
 //   - OnLocalClose: Close() or Abort() on end `side` (no handler call may follow);
 //   - Wrap: SetHandler on end `side` installs a checking handler around the application's, which
 //     sees every InputData and ConnectionClosed before passing it on; Begin/EndSetHandler bracket
@@ -65,6 +66,12 @@ class PromiseChecker : public std::enable_shared_from_this<PromiseChecker> {
   void OnReceived(int side, size_t n);
   // The stream broke: what each end has not yet received is lost.
   void OnBroken();
+  // The writer of end `side` died (its process crashed, its host lost power): of the bytes its
+  // Writes accepted, only the first `reaches` (those its kernel put on the wire and still
+  // delivers) can arrive; the rest died with its output queue, legitimately. A graceful end of
+  // stream after them is then complete. May be called again with a smaller count (the kernel
+  // later aborted the direction).
+  void OnWriterDied(int side, uint64_t reaches);
   // Close() or Abort() was called on end `side`.
   void OnLocalClose(int side);
   // SetHandler on end `side`: the handler to install instead of `handler` (a checking handler

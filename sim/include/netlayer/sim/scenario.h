@@ -51,6 +51,24 @@ struct ScenarioOptions {
   // them from a tape instead of the seed (fault_tape.h). Both outlive the run.
   FaultTape* record_tape = nullptr;
   const FaultTape* replay_tape = nullptr;
+  // NETLAYER_BUGGIFY sites may fire (core/probe.h; WorldOptions::buggify). On by default, as in
+  // FoundationDB's simulation: a sweep's runs take the rare paths the sites open.
+  bool buggify = true;
+  // A scenario that records its clients' history (docs/HISTORY.md) passes it here, as JSON
+  // lines, at the end of the run (ScenarioContext::WriteHistory). Empty: not wanted.
+  std::function<void(std::string_view history_jsonl)> history_sink;
+  // A choice string (choices.h; WorldOptions::choices) instead of the seed's draws: `seed` must
+  // be ChoiceSeed(*choices). `record_choices` receives what the run drew. Both outlive the run.
+  // `choices_file` names the file the choices come from, for the replay command.
+  const std::string* choices = nullptr;
+  ChoiceRecord* record_choices = nullptr;
+  std::string choices_file;
+};
+
+// A bug a scenario can plant (ScenarioOptions::planted_bug), declared by Scenario::Plants.
+struct Plant {
+  std::string name;
+  std::string description;  // one line
 };
 
 class ScenarioContext;
@@ -77,6 +95,16 @@ class Scenario {
   // workload and close the application (clients, servers) so nothing calls back into the
   // scenario while it is destroyed. Checks made here are ignored.
   virtual void TearDown(ScenarioContext& /*ctx*/) {}
+
+  // The bugs this scenario can plant. The scenario tool refuses any other --plant (exit 2),
+  // and `sweep all --plant P` runs only the scenarios that declare P.
+  virtual std::vector<Plant> Plants() const { return {}; }
+  // Probes (core/probe.h) that a sweep of this scenario must reach: one no run reached fails
+  // the sweep, with or without --require-probes.
+  virtual std::vector<std::string> RequiredProbes() const { return {}; }
+  // Options this run drew from its seed (sim/draw.h: connection limits, rpc options), as one
+  // line for the report, beside the fault profile. Called after Setup. Empty: none drawn.
+  virtual std::string DrawnOptions() const { return {}; }
 };
 
 class ScenarioContext {
@@ -102,6 +130,12 @@ class ScenarioContext {
   // `describe` says what is missing, for the failure report.
   void Eventually(std::string invariant, std::function<bool()> holds,
                   std::function<std::string()> describe = {});
+  // The run's client history is wanted (ScenarioOptions::history_sink is set).
+  bool wants_history() const { return static_cast<bool>(options_.history_sink); }
+  // Hands the history (JSON lines) to ScenarioOptions::history_sink, if set.
+  void WriteHistory(std::string_view history_jsonl) const {
+    if (options_.history_sink) options_.history_sink(history_jsonl);
+  }
   // Calls `observer` with every trace event as it is recorded (safety checks on the trace).
   void ObserveTrace(std::function<void(const TraceEvent&)> observer);
 
@@ -136,6 +170,8 @@ struct ScenarioResult {
   std::string program = "netlayer-sim";  // from ScenarioOptions::program
   uint64_t seed = 0;
   std::string planted_bug;
+  bool buggify = true;  // from ScenarioOptions::buggify
+  std::string choices_file;  // from ScenarioOptions::choices_file
   bool passed = false;
   // On failure: which invariant, why, when (virtual time since the start).
   std::string invariant;
@@ -149,8 +185,13 @@ struct ScenarioResult {
   std::string profile;                  // FaultProfile::ToString(): every field
   std::string profile_summary;          // FaultProfile::Describe(): which faults were on, how hard
   std::vector<TraceEvent> last_events;  // on failure
+  std::string drawn_options;            // Scenario::DrawnOptions()
+  // The probes the run reached (core/probe.h), sorted by name, and the BUGGIFY sites it enabled.
+  std::vector<ProbeHit> probes;
+  std::vector<std::string> buggify_sites;
 
-  // "<program> run rpc-faults --seed 17" (with --plant when a bug was planted).
+  // "<program> run rpc-faults --seed 17" (with --plant when a bug was planted, --no-buggify when
+  // BUGGIFY was off); "<program> run rpc-faults --choices FILE" for a run from a choice file.
   std::string ReplayCommand() const;
   // One line: "PASS rpc-faults seed=17 hash=... events=... simulated=20.5s".
   std::string Summary() const;

@@ -40,6 +40,9 @@
 #include "netlayer/core/env.h"
 #include "netlayer/core/factory.h"
 #include "netlayer/core/generator.h"
+#include "netlayer/core/probe.h"
+#include "netlayer/sim/choices.h"
+#include "netlayer/sim/disk.h"
 #include "netlayer/sim/fault_tape.h"
 #include "netlayer/sim/profile.h"
 #include "netlayer/sim/trace.h"
@@ -65,6 +68,15 @@ struct Flap {
   uint64_t count = 0;
 };
 
+// How far past a time a host's clock may read at the first world tick at which it reaches it.
+// World time moves in whole nanoseconds; a host clock that drifts fast (drift > 0, at most
+// 1000 ppm) moves up to 2 ns in one of them, so it may step over a deadline's exact nanosecond.
+// A host's timer fires at that first tick: on the host's own clock never before its time and at
+// most kHostTimerSlack after it (HostClock asserts both). Every deadline invariant of the
+// built-in scenarios allows this much, plus the host's freezes and clock steps over the wait
+// (FrozenTime, ClockStepped); docs/SIMULATOR.md, "Host clocks".
+inline constexpr absl::Duration kHostTimerSlack = absl::Nanoseconds(1);
+
 struct WorldOptions {
   uint64_t seed = 1;
   // The network shape and random faults. Default: a calm network, no random faults.
@@ -86,6 +98,15 @@ struct WorldOptions {
   // Both outlive the world.
   FaultTape* record_tape = nullptr;
   const FaultTape* replay_tape = nullptr;
+  // NETLAYER_BUGGIFY sites may fire in this world (core/probe.h). Off by default for a bare
+  // World; RunScenario turns it on (ScenarioOptions::buggify).
+  bool buggify = false;
+  // A choice string (choices.h): the world's and the faults' streams take their draws from it
+  // (and continue from the seed past its end); `seed` must be ChoiceSeed(*choices). Null: both
+  // streams come from the seed. `record_choices` (if set) receives every value each stream drew.
+  // Both outlive the world.
+  const std::string* choices = nullptr;
+  ChoiceRecord* record_choices = nullptr;
 };
 
 class World {
@@ -168,26 +189,51 @@ class World {
   // Stalls deliveries (and SYNs) from `from` to `to` until Now() + d. InvalidArgument for an
   // unknown host, from == to, or d < 0.
   absl::Status Clog(HostId from, HostId to, absl::Duration d);
-  // Resets the connection `c` belongs to: unread data in the network is lost, both ends close
-  // now (IsOpen() false) and get ConnectionClosed(kReset) from the world (unless closed
-  // locally). InvalidArgument if `c` is not a connection of this world; FailedPrecondition if
-  // its stream has already ended.
+  // The end `c` resets its stream (as an abort does): `c` closes now (IsOpen() false) and gets
+  // ConnectionClosed(kReset) from the world (unless closed locally); its unread input and its
+  // bytes in flight are lost; its RST travels to the peer like any segment (one latency; a clog
+  // delays it, a partition in its way loses it: the peer then learns of the reset only from the
+  // RST that answers its next bytes). InvalidArgument if `c` is not a connection of this world;
+  // FailedPrecondition if its stream has already ended for it.
   absl::Status Reset(Connection& c);
-  // The host crashes: its timers are cancelled, its listeners vanish, its pending connects end
-  // (ConnectBlocking fails Unavailable; async ones report nothing: the process is dead), its
-  // connections break (its own ends close silently with kHostDown; the peers see kReset).
-  // FailedPrecondition if already down.
+  // The host's process crashes on a live machine: its timers are cancelled, its listeners
+  // vanish, its pending connects end (ConnectBlocking fails Unavailable; async ones report
+  // nothing: the process is dead), its own ends close silently (no handler is called again) and
+  // its kernel closes each of its streams as Linux does: a FIN behind the bytes already in
+  // flight (a partition delays it: the kernel retransmits it, so it arrives after the heal), or
+  // an RST where input was unread (a partition in its way loses it: an RST is never
+  // retransmitted). The kernel keeps answering for the closed sockets: bytes that arrive for
+  // them later get an RST (which crosses the network too). Its output queues die with it. While
+  // it is down, connects to it are refused. FailedPrecondition if already down.
   absl::Status Crash(HostId host);
-  // The host comes back up and its restart hook runs (in the world, at Now()).
-  // FailedPrecondition if it is up.
+  // The host loses power: nothing at all leaves it (no FIN, no RST); its timers and work
+  // vanish, its listeners and pending connects end as in Crash. Its peers' connections stay
+  // open and silent: their bytes go into the network and are never read (the path fills to the
+  // send buffer, then their output queues grow until Write fails), until their own heartbeats
+  // or deadlines end them, or its restarted kernel answers their bytes with an RST. SYNs to it
+  // are lost. FailedPrecondition if already down.
+  absl::Status PowerOff(HostId host);
+  // The host (crashed or powered off) comes back up as a new incarnation and its restart hook
+  // runs (in the world, at Now()). Its new kernel knows none of its old streams: bytes that
+  // arrive for one of them are answered with an RST. FailedPrecondition if it is up.
   absl::Status Restart(HostId host);
   // Called (in the world) each time `host` restarts, so the scenario starts its application
   // again. Replaces an earlier hook.
   void SetRestartHook(HostId host, std::function<void()> hook);
-  // Whether the random crash process may crash this host (default false).
+  // The host's disk (disk.h): what its Env::fs() returns. A crash keeps its page cache; a power
+  // off (PowerOff) loses what was not synced (the last unsynced write maybe torn).
+  SimDisk& disk(HostId host);
+  // PowerOff under the disk's older name (kept for one round).
+  absl::Status LosePower(HostId host);
+  // Whether the random crash and power-failure processes may take this host down (default
+  // false).
   void SetCrashable(HostId host, bool crashable);
+  // What SetCrashable, SetFreezable and SetClockSkewable set (REQUIRE a host of this world).
+  bool IsCrashable(HostId host) const;
+  bool IsFreezable(HostId host) const;
+  bool IsClockSkewable(HostId host) const;
   // The liveness phase: random faults stop for good, every partition and clog heals and every
-  // down host restarts. Scripted faults still work afterwards.
+  // down host (crashed or powered off) restarts. Scripted faults still work afterwards.
   void StopFaults();
   bool faults_stopped() const;
 
@@ -250,9 +296,16 @@ class World {
   const Trace& trace() const;
   Trace& trace();
 
-  struct Impl;
+  // ---- Probes (core/probe.h) ----
+  // This world's probe counts and BUGGIFY decisions. The world installs it as the thread's
+  // probe sink while it runs events (RunScenario for the whole run); an UNREACHABLE probe
+  // reached stops the world (status Internal "unreachable probe 'NAME' reached").
+  ProbeSink& probes();
 
  private:
+  struct Impl;  // world.cc: the simulator's parts composed (sim/src, private to the library)
+
+  std::unique_ptr<ProbeSink> probes_;  // outlives impl_
   std::unique_ptr<Impl> impl_;
 };
 

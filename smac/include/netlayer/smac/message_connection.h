@@ -11,7 +11,9 @@
 // Promises 1, 2 and 4 are kept by core's DeliveryQueue, the same code that keeps them for bytes in
 // ConnectionState (here with messages that never merge and a hard bound on queued bytes).
 // A frame whose header announces more than max_message_size closes the connection: the handler
-// gets a CloseReason of kind kProtocolError naming the size and the limit. Each message is written
+// gets a CloseReason of kind kProtocolError naming the size and the limit. A partial frame's
+// buffer grows as its bytes arrive (frame.h), may be charged to a shared MemoryBudget
+// (MessageOptions::budget), and is freed as soon as the core connection reports its close. Each message is written
 // with ONE Connection::WriteV({header, payload pieces...}), so messages sent from several threads
 // never interleave, and the adapter never concatenates or copies the payload itself. On a
 // backend that reads into a handler's buffer (ConnectionHandler::InputBuffer: posix), the payload
@@ -62,7 +64,21 @@ struct MessageOptions {
   // Bytes of whole messages received but not yet delivered because no handler is set. Past it the
   // connection is closed (kError) rather than growing without bound.
   size_t max_queued_bytes = size_t{128} << 20;
+  // When set, the buffers of partial frames over kUnbudgetedBytes (64 KiB) are charged to this
+  // budget, shared with other connections (rpc::Server sets it from memory_budget_bytes); a
+  // frame it cannot take closes the connection (kError, "smac: a frame of N bytes was refused
+  // ... the memory budget ... is spent"). nullptr: no budget.
+  std::shared_ptr<MemoryBudget> budget;
 };
+
+// Limits that agree: InvalidArgument naming a combination that cannot work: max_message_size 0
+// or over the format's 2^32-1; max_first_message_size over max_message_size; max_queued_bytes
+// below max_message_size (one whole message could never be queued); and, when
+// `connection_max_output_bytes` is non-zero (the connection's output bound,
+// ConnectionLimits::max_output_bytes, or TlsOptions::limits over TLS), a largest frame
+// (max_message_size + 4) it could never carry. OK for the defaults (64 MiB frames, 72 MiB).
+absl::Status ValidateMessageOptions(const MessageOptions& options,
+                                    size_t connection_max_output_bytes = 0);
 
 class MessageConnection : public std::enable_shared_from_this<MessageConnection> {
  public:

@@ -67,18 +67,13 @@ enum class TlsError {
   kProtocolError,      // garbage, a bad record, any other failure
 };
 const char* TlsErrorName(TlsError error);  // "unknown-ca", "bad-name", ...
+// An authentication failure, which retrying with the same settings would repeat: unknown-ca,
+// bad-name, expired, no-peer-certificate, bad-certificate, protocol-version, alpn-mismatch. Its
+// close reason is CloseReason::permanent() (a reconnecting rpc::Client stops at it).
+bool IsAuthenticationFailure(TlsError error);
 
-// The peer's certificate, as verified during the handshake.
-struct PeerIdentity {
-  std::string subject;                    // RFC 2253, e.g. "CN=client-1,O=netlayer"
-  std::string common_name;                // the subject's CN ("" if none)
-  std::string issuer;                     // RFC 2253
-  std::vector<std::string> dns_names;     // subjectAltName DNS entries, in certificate order
-  std::vector<std::string> ip_addresses;  // subjectAltName IP entries, as text
-  // True if the certificate was verified against the CA bundle (always, unless the client set
-  // verify_peer = false).
-  bool verified = false;
-};
+// The peer's certificate, as verified during the handshake (core/peer_identity.h).
+using PeerIdentity = ::netlayer::PeerIdentity;
 
 class TlsConnection final : public Connection, public std::enable_shared_from_this<TlsConnection> {
  public:
@@ -115,7 +110,7 @@ class TlsConnection final : public Connection, public std::enable_shared_from_th
   Role role() const { return context_->role(); }
   bool handshake_complete() const;
   // The peer's certificate once the handshake completed (nullopt before, or if it sent none).
-  std::optional<PeerIdentity> peer_identity() const;
+  std::optional<PeerIdentity> peer_identity() const override;
   // The ALPN protocol agreed ("" if none), the version ("TLSv1.3") and cipher suite.
   std::string alpn_protocol() const;
   std::string protocol_version() const;

@@ -22,6 +22,7 @@
 // handshake_timeout.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -54,8 +55,19 @@ class TlsClientFactory final : public ClientConnectionFactory {
 
 class TlsServerFactory final : public ServerConnectionFactory {
  public:
+  // A handshake that failed at a listener of this factory: the peer and the failure
+  // (kUnavailable, its message carrying the close reason: "tls <error>: ..." or, for a stream
+  // that ended mid-handshake, "tls handshake interrupted: ..."). For metrics, audits and checks;
+  // the connection is already closed. Runs on the thread that drove the handshake, no lock held.
+  using HandshakeFailedCallback =
+      std::function<void(const Address& peer, const absl::Status& failure)>;
+
   // `inner` and `env` must outlive the factory and its listeners. `context` has Role::kServer.
   TlsServerFactory(ServerConnectionFactory& inner, Env& env, std::shared_ptr<TlsContext> context);
+  // Reports each failed handshake of the listeners made from now on (empty: none).
+  void set_on_handshake_failed(HandshakeFailedCallback callback) {
+    on_handshake_failed_ = std::move(callback);
+  }
 
   absl::StatusOr<std::shared_ptr<Listener>> Listen(const Address& address) override;
   absl::StatusOr<std::shared_ptr<Listener>> Listen(const Address& address,
@@ -65,6 +77,7 @@ class TlsServerFactory final : public ServerConnectionFactory {
   ServerConnectionFactory& inner_;
   Env& env_;
   const std::shared_ptr<TlsContext> context_;
+  HandshakeFailedCallback on_handshake_failed_;
 };
 
 }  // namespace netlayer::tls

@@ -38,12 +38,22 @@ class TlsHost final : public Host {
   // The wrapped host's name with "+tls": "posix+tls".
   std::string name() const override { return inner_.name() + "+tls"; }
 
+  // Reload (docs/TLS.md §10): TlsContext::Reload() on the server context, then the client
+  // context (those given); connections made from now on use the files' new credentials,
+  // connections already made are kept. The first failure (each context that fails keeps its old
+  // credentials; the other one still reloads); OK otherwise. Thread-safe.
+  absl::Status Reload();
+  const std::shared_ptr<TlsContext>& client_context() const { return client_context_; }
+  const std::shared_ptr<TlsContext>& server_context() const { return server_context_; }
+
  private:
   class Refusing;
   TlsHost(Host& inner, std::shared_ptr<TlsContext> client_context,
           std::shared_ptr<TlsContext> server_context);
 
   Host& inner_;
+  const std::shared_ptr<TlsContext> client_context_;  // null: none
+  const std::shared_ptr<TlsContext> server_context_;  // null: none
   std::optional<TlsClientFactory> clients_;
   std::optional<TlsServerFactory> servers_;
   std::unique_ptr<Refusing> refusing_;  // stands in for a side without a context

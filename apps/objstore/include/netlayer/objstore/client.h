@@ -59,6 +59,13 @@ struct ClientOptions {
   std::function<void(const CloseReason& reason)> on_disconnected;
   // Rule 3 above. false only to prove that the objstore scenario catches ZEO issue 155.
   bool check_loads_against_invalidations = true;
+  // TEST HOOKS, never set outside planted-bug runs (docs/SCENARIOS.md, "Planted bugs"):
+  // caches a commit's stores even when its reply comes from an earlier epoch than the one the
+  // client synced with since (a reply a crashed server's kernel delivered late); applies a sync
+  // reply of the same epoch without dropping the oids it names (the invalidations missed while
+  // disconnected).
+  bool planted_cache_commit_of_old_epoch = false;
+  bool planted_sync_keeps_missed = false;
 };
 
 struct Loaded {
@@ -101,8 +108,13 @@ class Client : public std::enable_shared_from_this<Client> {
   // The server's stats as JSON.
   absl::StatusOr<std::string> ServerStats(absl::Time deadline);
 
+  // Blocks until synced (true), or the deadline or the rpc client's end (it gave up, or a
+  // permanent failure such as a rejected certificate: rpc::ClientOptions::
+  // retry_permanent_failures) (false; last_error() says why).
   bool WaitSynced(absl::Time deadline);
   bool synced() const;
+  // Why the rpc client is not ready (rpc::Client::last_error()).
+  absl::Status last_error() const;
   uint64_t epoch() const;
   uint64_t last_tid() const;
   // The cached version of `oid` (does not count as a use).
@@ -119,6 +131,8 @@ class Client : public std::enable_shared_from_this<Client> {
   Client(Host& host, ClientOptions options);
   void OnReady();
   void OnDisconnected();
+  // The rpc client ended (it gave up, or a permanent failure): WaitSynced returns.
+  void WakeSyncWaiters();
   void OnPush(std::string_view method, std::string_view payload);
   void OnSyncReply(uint64_t connection, const rpc::CallResult& result);
   void OnLoadReply(const std::string& oid, uint64_t cache_gen, const rpc::CallResult& result,
@@ -150,6 +164,7 @@ class Client : public std::enable_shared_from_this<Client> {
   std::map<std::string, uint64_t> loads_in_flight_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> invalidated_in_flight_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Notification>> sync_waiters_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;  // WakeSyncWaiters: the rpc client gave up
   ClientCacheStats counts_ ABSL_GUARDED_BY(mu_);
 };
 

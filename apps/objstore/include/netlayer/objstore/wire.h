@@ -43,6 +43,7 @@ class Reader {
   absl::StatusOr<uint32_t> Count(size_t min_item_bytes, size_t max);
   // InvalidArgument if bytes remain.
   absl::Status End() const;
+  bool done() const { return in_.empty(); }
 
  private:
   std::string_view in_;
@@ -65,6 +66,10 @@ std::string EncodeStores(uint64_t epoch, const std::vector<Store>& stores);
 absl::Status DecodeStores(std::string_view payload, uint64_t& epoch, std::vector<Store>& stores);
 std::string EncodeInvalidation(const Invalidation& inv);
 absl::StatusOr<Invalidation> DecodeInvalidation(std::string_view payload);
+// The "invalidate" push carries one or more transactions' invalidations back to back, in tid
+// order (the server sends a group commit's in one push per session): the encodings of
+// EncodeInvalidation concatenated. InvalidArgument for an empty or malformed payload.
+absl::StatusOr<std::vector<Invalidation>> DecodeInvalidations(std::string_view payload);
 
 // A conflict's error message: "conflict: oid1,oid2" (oids cannot contain ',').
 std::string ConflictMessage(const std::vector<std::string>& oids);

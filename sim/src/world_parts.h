@@ -1,4 +1,4 @@
-// World::Impl: the simulator's parts composed (sim_types.h lists them), and the few helpers
+// WorldParts: the simulator's parts composed (sim_types.h lists them), and the few helpers
 // they all use (hosts by id, trace records).
 //
 // Thread rules: the world's single thread.
@@ -25,20 +25,28 @@
 
 namespace netlayer::sim {
 
-struct World::Impl {
-  explicit Impl(WorldOptions o)
+struct WorldParts;
+// The host's disk, made on first use (disk.cc).
+SimDisk& HostDisk(WorldParts& w, HostId host);
+
+struct WorldParts {
+  explicit WorldParts(WorldOptions o)
       : options(std::move(o)),
-        generator(options.seed),
-        fault_generator(options.seed ^ kFaultSalt),
+        generator(options.seed, options.choices, 0,
+                  options.record_choices ? &options.record_choices->streams[0] : nullptr),
+        fault_generator(options.seed ^ kFaultSalt, options.choices, 1,
+                        options.record_choices ? &options.record_choices->streams[1] : nullptr),
         trace(options.trace_capacity),
-        ref(std::make_shared<World::Impl*>(this)),
+        ref(std::make_shared<WorldParts*>(this)),
         loop(*this),
         net(*this),
         connector(*this),
         listeners(*this),
         decider(fault_generator, options.profile),
         faults(*this) {}
-  ~Impl();
+  ~WorldParts();
+  WorldParts(const WorldParts&) = delete;
+  WorldParts& operator=(const WorldParts&) = delete;
 
   // ---- Hosts ----
   bool ValidHost(HostId h) const { return h.value < hosts.size(); }
@@ -91,10 +99,11 @@ struct World::Impl {
   static constexpr uint64_t kFaultSalt = 0x6661756c7473ULL;
 
   WorldOptions options;
-  Xoshiro256 generator;
+  // Seeded, or fed by WorldOptions::choices (netlayer/sim/choices.h).
+  ChoiceGenerator generator;
   // Every random fault decision draws from this stream, never from `generator`: the network and
   // the workload draw the same values whether faults come from the seed or from a tape.
-  Xoshiro256 fault_generator;
+  ChoiceGenerator fault_generator;
   // Per host name: connect attempts and accepts so far (the keys of tape entries).
   std::map<std::string, uint64_t> connect_attempts, accepts;
   Trace trace;
