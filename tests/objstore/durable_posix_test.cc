@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
@@ -39,11 +40,26 @@ namespace {
 constexpr int kClients = 4;
 constexpr int kObjectsPerCommit = 3;
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/netlayer-objstore-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) std::abort();
-  return tmpl;
-}
+// A fresh directory under /tmp, removed with what it holds when the test ends (an ASSERT that
+// returns early included).
+class ScopedTempDir {
+ public:
+  ScopedTempDir() {
+    char tmpl[] = "/tmp/netlayer-objstore-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) std::abort();
+    path_ = tmpl;
+  }
+  ~ScopedTempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // netlayer-objstore serve --data DIR on an ephemeral port, as a child process.
 class ServerProcess {
@@ -140,12 +156,10 @@ void RunWriter(Host& host, const Address& address, Writer& w) {
 void Verify(Host& host, const Address& address, std::vector<Writer>& writers, int round) {
   std::shared_ptr<Client> c = Connect(host, address);
   ASSERT_NE(c, nullptr);
-  auto client = &c;
   for (Writer& w : writers) {
     uint64_t seq = 0;
     for (int k = 0; k < kObjectsPerCommit; ++k) {
-      absl::StatusOr<Loaded> loaded =
-          (*client)->Load(Oid(w.id, k), absl::Now() + absl::Seconds(10));
+      absl::StatusOr<Loaded> loaded = c->Load(Oid(w.id, k), absl::Now() + absl::Seconds(10));
       uint64_t got = 0;
       uint64_t serial = 0;
       if (loaded.ok()) {
@@ -168,13 +182,30 @@ void Verify(Host& host, const Address& address, std::vector<Writer>& writers, in
     w.acked = seq;
     w.attempted = seq;
   }
-  (*client)->Close();
+  c->Close();
 }
 
-TEST(DurablePosixTest, KillNineDuringCommitsLosesNoAcknowledgedCommit) {
-  const std::string dir = TempDir();
-  const std::string data = dir + "/data";
-  posix::Runtime runtime;
+// Each test's directory and runtime, and an in-process durable server whose file system calls
+// go through FaultFileSys (the SIGKILL test runs the real binary and uses only the directory).
+class DurablePosixTest : public ::testing::Test {
+ protected:
+  DurablePosixTest() {
+    options_.data_dir = dir_.path() + "/data";
+    options_.fs = &fs_;
+  }
+  absl::StatusOr<std::unique_ptr<ObjectServer>> StartServer() {
+    return ObjectServer::Start(runtime_, Address::Parse("127.0.0.1:0").value(), options_);
+  }
+
+  ScopedTempDir dir_;
+  posix::Runtime runtime_;
+  threaded::FaultFileSys sys_;
+  threaded::PosixFileSystem fs_{sys_};
+  ServerOptions options_;
+};
+
+TEST_F(DurablePosixTest, KillNineDuringCommitsLosesNoAcknowledgedCommit) {
+  const std::string data = dir_.path() + "/data";
   std::vector<Writer> writers(kClients);
   for (int i = 0; i < kClients; ++i) writers[i].id = i;
   std::mt19937 rng(12345);  // the kill points (test-side only; any spread will do)
@@ -187,11 +218,11 @@ TEST(DurablePosixTest, KillNineDuringCommitsLosesNoAcknowledgedCommit) {
     absl::StatusOr<Address> address = Address::Parse(server.address());
     ASSERT_TRUE(address.ok());
     if (round > 0) {
-      Verify(runtime, *address, writers, round);
+      Verify(runtime_, *address, writers, round);
       if (::testing::Test::HasFatalFailure()) return;
     }
     {
-      auto c = Client::Create(runtime, {*address});
+      auto c = Client::Create(runtime_, {*address});
       ASSERT_TRUE(c.ok());
       ASSERT_TRUE((*c)->WaitSynced(absl::Now() + absl::Seconds(10)));
       if (round == 0) epoch = (*c)->epoch();
@@ -200,7 +231,7 @@ TEST(DurablePosixTest, KillNineDuringCommitsLosesNoAcknowledgedCommit) {
     }
     std::vector<std::thread> threads;
     for (Writer& w : writers) {
-      threads.emplace_back([&runtime, a = *address, &w] { RunWriter(runtime, a, w); });
+      threads.emplace_back([this, a = *address, &w] { RunWriter(runtime_, a, w); });
     }
     // Kill at a random point: most rounds while commits stream, a few at once.
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 150));
@@ -210,39 +241,30 @@ TEST(DurablePosixTest, KillNineDuringCommitsLosesNoAcknowledgedCommit) {
   ServerProcess last(data);
   absl::StatusOr<Address> address = Address::Parse(last.address());
   ASSERT_TRUE(address.ok());
-  Verify(runtime, *address, writers, rounds);
+  Verify(runtime_, *address, writers, rounds);
   for (const Writer& w : writers) total_acked += w.acked;  // sequence numbers count from 1
   EXPECT_GT(total_acked, 0u);
   std::printf("%d kills, %llu commits acknowledged\n", rounds,
               static_cast<unsigned long long>(total_acked));
-  std::system(("rm -rf " + dir).c_str());
 }
 
-TEST(DurablePosixTest, EioOnFsyncFailsCommitsClearlyAndAcknowledgesNothingUnsynced) {
-  const std::string dir = TempDir();
-  posix::Runtime runtime;
-  threaded::FaultFileSys sys;
-  threaded::PosixFileSystem fs(sys);
-  ServerOptions options;
-  options.data_dir = dir + "/data";
-  options.fs = &fs;
+TEST_F(DurablePosixTest, EioOnFsyncFailsCommitsClearlyAndAcknowledgesNothingUnsynced) {
   std::vector<uint64_t> acked;
   {
-    auto server = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+    auto server = StartServer();
     ASSERT_TRUE(server.ok()) << server.status();
-    std::shared_ptr<Client> c = Connect(runtime, (*server)->address());
+    std::shared_ptr<Client> c = Connect(runtime_, (*server)->address());
     ASSERT_NE(c, nullptr);
-    auto client = &c;
     uint64_t serial = 0;
     for (int i = 0; i < 5; ++i) {
-      auto tid = (*client)->Commit({Store{"x", serial, absl::StrCat("v", i)}},
-                                   absl::Now() + absl::Seconds(10));
+      auto tid =
+          c->Commit({Store{"x", serial, absl::StrCat("v", i)}}, absl::Now() + absl::Seconds(10));
       ASSERT_TRUE(tid.ok()) << tid.status();
       serial = *tid;
     }
     // The device fails: the commit waiting for the sync fails, clearly.
-    sys.Inject(threaded::FaultFileSys::Op::kFdatasync, {EIO});
-    auto failed = (*client)->Commit({Store{"x", serial, "lost?"}}, absl::Now() + absl::Seconds(10));
+    sys_.Inject(threaded::FaultFileSys::Op::kFdatasync, {EIO});
+    auto failed = c->Commit({Store{"x", serial, "lost?"}}, absl::Now() + absl::Seconds(10));
     ASSERT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
     EXPECT_NE(failed.status().message().find("transaction log failed"), std::string::npos)
         << failed.status();
@@ -252,69 +274,57 @@ TEST(DurablePosixTest, EioOnFsyncFailsCommitsClearlyAndAcknowledgesNothingUnsync
               std::string::npos)
         << failed.status();
     // The next fdatasync would succeed, but the log is not trusted again: commits keep failing.
-    auto later = (*client)->Commit({Store{"y", 0, "later"}}, absl::Now() + absl::Seconds(10));
+    auto later = c->Commit({Store{"y", 0, "later"}}, absl::Now() + absl::Seconds(10));
     ASSERT_EQ(later.status().code(), absl::StatusCode::kUnavailable) << later.status();
     EXPECT_FALSE((*server)->log_status().ok());
     // Nothing unsynced became visible.
-    auto loaded = (*client)->Load("x", absl::Now() + absl::Seconds(10));
+    auto loaded = c->Load("x", absl::Now() + absl::Seconds(10));
     ASSERT_TRUE(loaded.ok());
     EXPECT_EQ(loaded->data, "v4");
     EXPECT_EQ((*server)->last_tid(), 5u);
     EXPECT_EQ((*server)->Objects().count("y"), 0u);
-    (*client)->Close();
+    c->Close();
   }
   // Restarted on a healthy disk: every acknowledged commit is there; commits work again.
-  options.fs = nullptr;
-  auto server = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+  options_.fs = nullptr;
+  auto server = StartServer();
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_GE((*server)->last_tid(), 5u);
-  std::shared_ptr<Client> c = Connect(runtime, (*server)->address());
+  std::shared_ptr<Client> c = Connect(runtime_, (*server)->address());
   ASSERT_NE(c, nullptr);
-  auto client = &c;
-  auto loaded = (*client)->Load("x", absl::Now() + absl::Seconds(10));
+  auto loaded = c->Load("x", absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(loaded.ok());
   EXPECT_TRUE(loaded->data == "v4" || loaded->data == "lost?") << loaded->data;
-  EXPECT_TRUE((*client)
-                  ->Commit({Store{"x", loaded->serial, "after"}}, absl::Now() + absl::Seconds(10))
-                  .ok());
-  (*client)->Close();
+  EXPECT_TRUE(
+      c->Commit({Store{"x", loaded->serial, "after"}}, absl::Now() + absl::Seconds(10)).ok());
+  c->Close();
   server->reset();
-  std::system(("rm -rf " + dir).c_str());
 }
 
-TEST(DurablePosixTest, EnospcOnAppendFailsTheCommitAndRecoveryCutsThePartialRecord) {
-  const std::string dir = TempDir();
-  posix::Runtime runtime;
-  threaded::FaultFileSys sys;
-  threaded::PosixFileSystem fs(sys);
-  ServerOptions options;
-  options.data_dir = dir + "/data";
-  options.fs = &fs;
+TEST_F(DurablePosixTest, EnospcOnAppendFailsTheCommitAndRecoveryCutsThePartialRecord) {
   {
-    auto server = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+    auto server = StartServer();
     ASSERT_TRUE(server.ok()) << server.status();
-    std::shared_ptr<Client> c = Connect(runtime, (*server)->address());
+    std::shared_ptr<Client> c = Connect(runtime_, (*server)->address());
     ASSERT_NE(c, nullptr);
-    auto client = &c;
-    ASSERT_TRUE((*client)->Commit({Store{"x", 0, "kept"}}, absl::Now() + absl::Seconds(10)).ok());
+    ASSERT_TRUE(c->Commit({Store{"x", 0, "kept"}}, absl::Now() + absl::Seconds(10)).ok());
     // 10 bytes of the next record reach the file, then the disk is full.
-    sys.Inject(threaded::FaultFileSys::Op::kWrite, {0, 10, 1});
-    sys.Inject(threaded::FaultFileSys::Op::kWrite, {ENOSPC, 0, 1});
+    sys_.Inject(threaded::FaultFileSys::Op::kWrite, {0, 10, 1});
+    sys_.Inject(threaded::FaultFileSys::Op::kWrite, {ENOSPC, 0, 1});
     auto failed =
-        (*client)->Commit({Store{"x", 1, std::string(100, 'z')}}, absl::Now() + absl::Seconds(10));
+        c->Commit({Store{"x", 1, std::string(100, 'z')}}, absl::Now() + absl::Seconds(10));
     ASSERT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
     EXPECT_NE(failed.status().message().find("No space left"), std::string::npos)
         << failed.status();
-    (*client)->Close();
+    c->Close();
   }
-  options.fs = nullptr;
-  auto server = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+  options_.fs = nullptr;
+  auto server = StartServer();
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_EQ((*server)->recovery().torn_bytes, 10u);
   EXPECT_EQ((*server)->last_tid(), 1u);
   EXPECT_EQ((*server)->Objects().at("x").data, "kept");
   server->reset();
-  std::system(("rm -rf " + dir).c_str());
 }
 
 // Commits `store` until one is not refused kUnavailable (the log is being recovered), or 10 s.
@@ -329,19 +339,12 @@ absl::StatusOr<uint64_t> CommitOnceRecovered(Client& client, const Store& store)
   }
 }
 
-TEST(DurablePosixTest, AfterEioTheLogIsRewrittenInPlaceWithTheAcknowledgedRecordsOnly) {
-  const std::string dir = TempDir();
-  posix::Runtime runtime;
-  threaded::FaultFileSys sys;
-  threaded::PosixFileSystem fs(sys);
-  ServerOptions options;
-  options.data_dir = dir + "/data";
-  options.fs = &fs;
-  options.recover_log_after = absl::Milliseconds(20);
+TEST_F(DurablePosixTest, AfterEioTheLogIsRewrittenInPlaceWithTheAcknowledgedRecordsOnly) {
+  options_.recover_log_after = absl::Milliseconds(20);
   {
-    auto server = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+    auto server = StartServer();
     ASSERT_TRUE(server.ok()) << server.status();
-    std::shared_ptr<Client> client = Connect(runtime, (*server)->address());
+    std::shared_ptr<Client> client = Connect(runtime_, (*server)->address());
     ASSERT_NE(client, nullptr);
     uint64_t serial = 0;
     for (int i = 0; i < 3; ++i) {
@@ -350,7 +353,7 @@ TEST(DurablePosixTest, AfterEioTheLogIsRewrittenInPlaceWithTheAcknowledgedRecord
       ASSERT_TRUE(tid.ok()) << tid.status();
       serial = *tid;
     }
-    sys.Inject(threaded::FaultFileSys::Op::kFdatasync, {EIO});
+    sys_.Inject(threaded::FaultFileSys::Op::kFdatasync, {EIO});
     auto failed = client->Commit({Store{"x", serial, "lost?"}}, absl::Now() + absl::Seconds(10));
     ASSERT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
     EXPECT_NE(failed.status().message().find("Input/output error"), std::string::npos)
@@ -368,7 +371,7 @@ TEST(DurablePosixTest, AfterEioTheLogIsRewrittenInPlaceWithTheAcknowledgedRecord
   }
   // On disk: the acknowledged records, and nothing of the failed commit.
   threaded::PosixFileSystem real;
-  auto bytes = ReadFileToString(real, options.data_dir + "/objstore.log");
+  auto bytes = ReadFileToString(real, options_.data_dir + "/objstore.log");
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   auto scanned = ScanLog(*bytes);
   ASSERT_TRUE(scanned.ok()) << scanned.status();
@@ -376,41 +379,33 @@ TEST(DurablePosixTest, AfterEioTheLogIsRewrittenInPlaceWithTheAcknowledgedRecord
   ASSERT_EQ(scanned->records.size(), 4u);
   EXPECT_EQ(scanned->records[2].stores.at(0).data, "v2");
   EXPECT_EQ(scanned->records[3].stores.at(0).oid, "y");
-  EXPECT_FALSE(real.FileExists(options.data_dir + "/objstore.log.recover"));
-  options.fs = nullptr;
-  auto server = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+  EXPECT_FALSE(real.FileExists(options_.data_dir + "/objstore.log.recover"));
+  options_.fs = nullptr;
+  auto server = StartServer();
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_EQ((*server)->last_tid(), 4u);
   EXPECT_EQ((*server)->Objects().at("y").data, "after");
   server->reset();
-  std::system(("rm -rf " + dir).c_str());
 }
 
-TEST(DurablePosixTest, WhileTheDiskStaysFullCommitsStayRefusedThenResume) {
-  const std::string dir = TempDir();
-  posix::Runtime runtime;
-  threaded::FaultFileSys sys;
-  threaded::PosixFileSystem fs(sys);
-  ServerOptions options;
-  options.data_dir = dir + "/data";
-  options.fs = &fs;
-  options.recover_log_after = absl::Milliseconds(5);
-  auto server = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+TEST_F(DurablePosixTest, WhileTheDiskStaysFullCommitsStayRefusedThenResume) {
+  options_.recover_log_after = absl::Milliseconds(5);
+  auto server = StartServer();
   ASSERT_TRUE(server.ok()) << server.status();
-  std::shared_ptr<Client> client = Connect(runtime, (*server)->address());
+  std::shared_ptr<Client> client = Connect(runtime_, (*server)->address());
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(client->Commit({Store{"x", 0, "kept"}}, absl::Now() + absl::Seconds(10)).ok());
-  sys.FailAlways(threaded::FaultFileSys::Op::kWrite, ENOSPC);
+  sys_.FailAlways(threaded::FaultFileSys::Op::kWrite, ENOSPC);
   auto failed = client->Commit({Store{"x", 1, "full"}}, absl::Now() + absl::Seconds(10));
   ASSERT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
   EXPECT_NE(failed.status().message().find("No space left"), std::string::npos) << failed.status();
   // Recovery attempts fail (their rewrite cannot be written): commits stay refused, clearly.
-  const int writes = sys.calls(threaded::FaultFileSys::Op::kWrite);
+  const int writes = sys_.calls(threaded::FaultFileSys::Op::kWrite);
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (sys.calls(threaded::FaultFileSys::Op::kWrite) < writes + 3 && absl::Now() < deadline) {
+  while (sys_.calls(threaded::FaultFileSys::Op::kWrite) < writes + 3 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));  // polls for three more attempts
   }
-  ASSERT_GE(sys.calls(threaded::FaultFileSys::Op::kWrite), writes + 3);
+  ASSERT_GE(sys_.calls(threaded::FaultFileSys::Op::kWrite), writes + 3);
   auto refused = client->Commit({Store{"x", 1, "still full"}}, absl::Now() + absl::Seconds(10));
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
   EXPECT_NE(refused.status().message().find("transaction log failed"), std::string::npos)
@@ -418,19 +413,18 @@ TEST(DurablePosixTest, WhileTheDiskStaysFullCommitsStayRefusedThenResume) {
   EXPECT_EQ((*server)->stats().log_recoveries, 0u);
   EXPECT_EQ((*server)->Objects().at("x").data, "kept");
   // Space again: the next attempt recovers, commits resume after the acknowledged one.
-  sys.FailAlways(threaded::FaultFileSys::Op::kWrite, 0);
+  sys_.FailAlways(threaded::FaultFileSys::Op::kWrite, 0);
   auto after = CommitOnceRecovered(*client, Store{"x", 1, "room"});
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(*after, 2u);
   client->Close();
   server->reset();
-  options.fs = nullptr;
-  auto again = ObjectServer::Start(runtime, Address::Parse("127.0.0.1:0").value(), options);
+  options_.fs = nullptr;
+  auto again = StartServer();
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ((*again)->last_tid(), 2u);
   EXPECT_EQ((*again)->Objects().at("x").data, "room");
   again->reset();
-  std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace
