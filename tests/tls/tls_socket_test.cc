@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "netlayer/asio/asio.h"
@@ -54,43 +55,36 @@ class TlsSocketTest : public ::testing::TestWithParam<Backend> {
     return *TlsContext::Create(Role::kClient, o);
   }
 
+  // A one-attempt connect offering `alpn` to a server that speaks only netlayer-rpc: it fails
+  // with the alert "no application protocol", and the server never hands the connection over.
+  void ExpectNoApplicationProtocolAlert(std::vector<std::string> alpn) {
+    TlsServerFactory servers(host_->server_factory(), host_->env(), ServerContext());
+    auto listener = *servers.Listen(*Address::Parse("127.0.0.1:0"));
+    TlsClientFactory clients(host_->client_factory(), host_->env(), ClientContext(std::move(alpn)));
+    ConnectOptions connect;
+    connect.max_attempts = 1;
+    absl::StatusOr<std::shared_ptr<Connection>> c =
+        clients.ConnectBlocking({listener->address()}, connect);
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.status().message().find(
+                  "tls alpn-mismatch: the peer sent the alert 'no application protocol'"),
+              std::string::npos)
+        << c.status();
+    EXPECT_EQ(listener->Accept(absl::Now() + absl::Milliseconds(200)), nullptr);
+    listener->Close();
+  }
+
   std::unique_ptr<Host> host_;
   std::unique_ptr<TestPki> ca_;
   TestCertificate server_cert_;
 };
 
 TEST_P(TlsSocketTest, AClientOfferingNoAlpnGetsTheNoApplicationProtocolAlert) {
-  TlsServerFactory servers(host_->server_factory(), host_->env(), ServerContext());
-  auto listener = *servers.Listen(*Address::Parse("127.0.0.1:0"));
-  TlsClientFactory clients(host_->client_factory(), host_->env(), ClientContext({}));
-  ConnectOptions connect;
-  connect.max_attempts = 1;
-  absl::StatusOr<std::shared_ptr<Connection>> c =
-      clients.ConnectBlocking({listener->address()}, connect);
-  ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find(
-                "tls alpn-mismatch: the peer sent the alert 'no application protocol'"),
-            std::string::npos)
-      << c.status();
-  // Never handed to the application.
-  EXPECT_EQ(listener->Accept(absl::Now() + absl::Milliseconds(200)), nullptr);
-  listener->Close();
+  ExpectNoApplicationProtocolAlert({});
 }
 
 TEST_P(TlsSocketTest, AClientOfferingOnlyOtherProtocolsGetsTheSameAlert) {
-  TlsServerFactory servers(host_->server_factory(), host_->env(), ServerContext());
-  auto listener = *servers.Listen(*Address::Parse("127.0.0.1:0"));
-  TlsClientFactory clients(host_->client_factory(), host_->env(), ClientContext({"h2"}));
-  ConnectOptions connect;
-  connect.max_attempts = 1;
-  absl::StatusOr<std::shared_ptr<Connection>> c =
-      clients.ConnectBlocking({listener->address()}, connect);
-  ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find(
-                "tls alpn-mismatch: the peer sent the alert 'no application protocol'"),
-            std::string::npos)
-      << c.status();
-  listener->Close();
+  ExpectNoApplicationProtocolAlert({"h2"});
 }
 
 TEST_P(TlsSocketTest, AFortyMegabyteRpcMessageGoesOverTlsWithDefaultOptions) {
@@ -99,8 +93,9 @@ TEST_P(TlsSocketTest, AFortyMegabyteRpcMessageGoesOverTlsWithDefaultOptions) {
   server->Register("echo", [](const rpc::Request& request, rpc::Responder responder) {
     EXPECT_TRUE(responder.Reply(request.payload).ok());
   });
-  auto listener = *servers.Listen(*Address::Parse("127.0.0.1:0"),
-                                  [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
+  auto listener =
+      *servers.Listen(*Address::Parse("127.0.0.1:0"),
+                      [&](std::shared_ptr<Connection> c) { server->Serve(std::move(c)); });
   TlsClientFactory clients(host_->client_factory(), host_->env(), ClientContext({"netlayer-rpc"}));
   auto client = *rpc::Client::CreateReconnecting(host_->env(), clients, {listener->address()}, {});
   std::string big(40'000'000, 'x');
